@@ -1,0 +1,105 @@
+//! hygroflow's incremental analyses, and nothing else.
+//!
+//! This crate turns typed sensor tallies into the four per-epoch results of the original
+//! Spark job, maintained incrementally with differential dataflow. It does no I/O and knows
+//! nothing of Kafka, files or flags: `src/pipeline.rs` in the root crate feeds it.
+//!
+//! ```text
+//!  tallies: ((device, guid), (sum_micro, count))  ──┬─> avg_humidity     ──┐
+//!                                                  ├─> total_messages   ──┤
+//!                                                  ├─> sensors_by_device ─┼─> Stat ─> worker 0
+//!                                                  └─> total_sensors    ──┤
+//!  counters: (Counter, i64) ───────────────────────────> counters         ──┘
+//! ```
+//!
+//! The input is pre-aggregated: a worker adds up the readings of one sensor within one epoch
+//! and sends a single update whose *difference* is `(sum of humidities, number of readings)`.
+//! Differential sums differences, so the dataflows see exactly what they would have seen with
+//! one update per message, at a cost proportional to sensors rather than messages.
+#![deny(missing_docs)]
+
+pub mod avg_humidity;
+pub mod counters;
+pub mod results;
+pub mod sensors_by_device;
+pub mod total_messages;
+pub mod total_sensors;
+
+use differential_dataflow::{AsCollection, VecCollection};
+use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::Exchange;
+
+pub use results::Results;
+
+/// An epoch: the index of a batch of `--epoch` length since the Unix epoch.
+pub type Epoch = u64;
+
+/// Humidity is carried in millionths of a percent, so sums and averages are exact integers.
+pub const MICROS_PER_PERCENT: i64 = 1_000_000;
+
+/// One sensor as the analyses key it: `(device, guid)`.
+pub type SensorKey = (String, String);
+
+/// The difference carried by a sensor update: `(sum of humidity in micro-percent, readings)`.
+pub type Tally = (i64, i64);
+
+/// The tallies collection every analysis reads.
+pub type Tallies<'scope> = VecCollection<'scope, Epoch, SensorKey, Tally>;
+
+/// Side counts that are not analyses of the readings but travel with them to the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Counter {
+    /// Messages that failed validation.
+    Rejected,
+    /// Valid messages whose event time fell before the open epoch (event time only).
+    Late,
+}
+
+/// The counters collection: one update per counter and epoch, the difference is the count.
+pub type Counters<'scope> = VecCollection<'scope, Epoch, Counter, i64>;
+
+/// One fact of the cumulative result. A report is the set of facts at an epoch.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Stat {
+    /// Sum and count of humidity readings of one device: (i).
+    DeviceHumidity {
+        /// The imaging device.
+        device: String,
+        /// Sum of humidities in micro-percent.
+        sum_micro: i64,
+        /// Number of readings.
+        count: i64,
+    },
+    /// Valid messages processed: (ii).
+    TotalMessages(i64),
+    /// Distinct sensors seen at one device: (iii).
+    DeviceSensors {
+        /// The imaging device.
+        device: String,
+        /// Number of distinct `guid`s.
+        sensors: i64,
+    },
+    /// Distinct sensors over all devices: (iv).
+    TotalSensors(i64),
+    /// A side counter (rejected or late messages).
+    Count(Counter, i64),
+}
+
+/// Builds all analyses over `tallies` and `counters` and concatenates their results.
+pub fn analyses<'scope>(
+    tallies: Tallies<'scope>,
+    counters: Counters<'scope>,
+) -> VecCollection<'scope, Epoch, Stat, isize> {
+    avg_humidity::avg_humidity(tallies.clone())
+        .concat(total_messages::total_messages(tallies.clone()))
+        .concat(sensors_by_device::sensors_by_device(tallies.clone()))
+        .concat(total_sensors::total_sensors(tallies))
+        .concat(counters::counters(counters))
+}
+
+/// Routes every result update to worker 0, where reports are assembled.
+pub fn gather_to_first(
+    stats: VecCollection<'_, Epoch, Stat, isize>,
+) -> VecCollection<'_, Epoch, Stat, isize> {
+    stats.inner.exchange(|_| 0).as_collection()
+}

@@ -1,0 +1,195 @@
+//! Command-line flags (clap), turned into a validated [`Config`].
+//!
+//! Flags follow the conventions users know: timely's `-w/--workers`, `-n/--processes`,
+//! `-p/--process`, `-h/--hostfile` (so help is `--help` only), and kcat's `-b`, `-t`, `-X`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{addresses, parse_epoch, Cluster, Config, ConfigError, Input};
+use crate::epoch::TimeMode;
+use crate::fleet::{Fleet, Generator, DEFAULT_SENSORS, GENERATE_START_MS};
+use crate::message::DEFAULT_MAX_MESSAGE_BYTES;
+use crate::sink::report::ReportFormat;
+
+/// Real-time humidity analytics for the dataloggers that protect hospital imaging machines.
+///
+/// With no command, runs the main job on the built-in simulated fleet until Ctrl-C.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hygroflow",
+    version,
+    disable_help_flag = true,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Flags of `run`, when no command is given.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help, global = true)]
+    help: Option<bool>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the analytics job (the default command).
+    Run(RunArgs),
+    /// Write reproducible JSON lines of the simulated fleet to stdout.
+    Generate(GenerateArgs),
+}
+
+/// Flags of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// JSON lines to read (`-` for stdin); without it, the simulated fleet streams until Ctrl-C.
+    #[arg(short = 'i', long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Epoch (batch) length, e.g. 3s, 500ms, 1m.
+    #[arg(long, default_value = "3s", value_name = "DURATION")]
+    pub epoch: String,
+    /// Which clock assigns records to epochs.
+    #[arg(long, value_enum, default_value_t = TimeMode::Processing)]
+    pub time: TimeMode,
+    /// Worker threads per process.
+    #[arg(short = 'w', long, default_value_t = 1, value_name = "N")]
+    pub workers: usize,
+    /// Number of processes in a cluster.
+    #[arg(short = 'n', long, default_value_t = 1, value_name = "N")]
+    pub processes: usize,
+    /// This process's index in the cluster (0 prints the reports).
+    #[arg(short = 'p', long, default_value_t = 0, value_name = "I")]
+    pub process: usize,
+    /// One host:port per line, line i for process i (default: localhost:2101+i).
+    #[arg(short = 'h', long, value_name = "FILE")]
+    pub hostfile: Option<PathBuf>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Print only what changed in each epoch instead of the full state.
+    #[arg(long)]
+    pub changes: bool,
+    /// Write every rejected message, with its reason, to this file as JSON lines.
+    #[arg(long, value_name = "FILE")]
+    pub rejects: Option<PathBuf>,
+    /// Messages larger than this many bytes are rejected.
+    #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, value_name = "BYTES")]
+    pub max_message_bytes: usize,
+    /// Demo only: messages per second from the simulated fleet.
+    #[arg(long, default_value_t = 3_000, value_name = "N")]
+    pub rate: u64,
+    /// Demo only: sensors in the simulated fleet.
+    #[arg(long, default_value_t = DEFAULT_SENSORS, value_name = "N")]
+    pub sensors: usize,
+    /// Demo only: seed of the simulated fleet.
+    #[arg(long, default_value_t = 1, value_name = "S")]
+    pub seed: u64,
+}
+
+impl RunArgs {
+    /// Checks the flags and builds the configuration.
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        for (name, value) in [
+            ("--workers", self.workers),
+            ("--processes", self.processes),
+            ("--max-message-bytes", self.max_message_bytes),
+            ("--sensors", self.sensors),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        if self.process >= self.processes {
+            return Err(ConfigError::Process {
+                process: self.process,
+                processes: self.processes,
+            });
+        }
+        let input = match &self.input {
+            None => Input::Demo {
+                rate: self.rate,
+                sensors: self.sensors,
+                seed: self.seed,
+            },
+            Some(path) if path.as_os_str() == "-" => Input::File(None),
+            Some(path) => {
+                std::fs::File::open(path).map_err(|error| ConfigError::Input {
+                    path: path.clone(),
+                    error,
+                })?;
+                Input::File(Some(path.clone()))
+            }
+        };
+        Ok(Config {
+            input,
+            grid: parse_epoch(&self.epoch)?,
+            time: self.time,
+            cluster: Cluster {
+                workers: self.workers,
+                processes: self.processes,
+                process: self.process,
+                addresses: addresses(self.processes, self.hostfile.as_ref())?,
+            },
+            format: self.format,
+            changes: self.changes,
+            max_message_bytes: self.max_message_bytes,
+            rejects: self.rejects.clone(),
+        })
+    }
+}
+
+/// Flags of `generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Number of lines to write.
+    #[arg(long, default_value_t = 10_000)]
+    pub count: u64,
+    /// Seed: the same seed writes the same lines.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Fraction of lines that are malformed (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    pub bad_fraction: f64,
+    /// Sensors in the fleet.
+    #[arg(long, default_value_t = DEFAULT_SENSORS)]
+    pub sensors: usize,
+    /// Milliseconds of event time between consecutive lines.
+    #[arg(long, default_value_t = 0.3)]
+    pub interval_ms: f64,
+}
+
+impl GenerateArgs {
+    /// Writes the lines to `out`.
+    pub fn write(&self, out: &mut dyn Write) -> anyhow::Result<()> {
+        if !(0.0..=1.0).contains(&self.bad_fraction) {
+            return Err(ConfigError::BadFraction(self.bad_fraction).into());
+        }
+        if self.sensors == 0 {
+            return Err(ConfigError::Zero("--sensors").into());
+        }
+        let mut generator = Generator::new(
+            Fleet::new(self.seed, self.sensors),
+            self.seed,
+            self.bad_fraction,
+        );
+        let mut buf = Vec::with_capacity(1 << 16);
+        for i in 0..self.count {
+            let event_ms = GENERATE_START_MS + (i as f64 * self.interval_ms) as i64;
+            generator.write_line(event_ms, &mut buf);
+            buf.push(b'\n');
+            if buf.len() >= 1 << 16 {
+                out.write_all(&buf)?;
+                buf.clear();
+            }
+        }
+        out.write_all(&buf)?;
+        out.flush()?;
+        Ok(())
+    }
+}

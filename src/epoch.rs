@@ -1,0 +1,217 @@
+//! Epochs: which batch a record belongs to.
+//!
+//! Epoch `e` covers `[e * len, (e + 1) * len)` milliseconds since the Unix epoch, so every
+//! worker and every process agrees on epoch numbers without talking. A report for epoch `e`
+//! is stamped with its end, `(e + 1) * len`.
+//!
+//! Two clocks decide a record's epoch:
+//! - processing time (the default, as in the Spark job): the epoch in which it arrived; the
+//!   wall clock closes epochs even when no data comes;
+//! - event time: the epoch of its `eventTime`; an epoch closes when the worker's input has
+//!   moved past it. A record older than the open epoch joins the open epoch and counts as late.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use hygroflow_dataflows::Epoch;
+
+/// Which clock assigns records to epochs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TimeMode {
+    /// A record belongs to the epoch in which it arrived.
+    Processing,
+    /// A record belongs to the epoch of its `eventTime`.
+    Event,
+}
+
+/// The epoch grid: a fixed length in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EpochGrid {
+    len_ms: u64,
+}
+
+impl EpochGrid {
+    /// A grid of `len` epochs; `None` when `len` is under a millisecond.
+    pub fn new(len: Duration) -> Option<Self> {
+        let len_ms = u64::try_from(len.as_millis()).ok()?;
+        (len_ms > 0).then_some(EpochGrid { len_ms })
+    }
+
+    /// The epoch holding the instant `ms` milliseconds after the Unix epoch.
+    pub fn epoch_of_ms(&self, ms: i64) -> Epoch {
+        u64::try_from(ms).map_or(0, |ms| ms / self.len_ms)
+    }
+
+    /// The epoch holding `now`.
+    pub fn epoch_of(&self, now: SystemTime) -> Epoch {
+        let ms = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        self.epoch_of_ms(i64::try_from(ms).unwrap_or(i64::MAX))
+    }
+
+    /// When epoch `e` ends (and its report is due).
+    pub fn end_of(&self, e: Epoch) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(e.saturating_add(1).saturating_mul(self.len_ms))
+    }
+
+    /// The epoch length.
+    pub fn len(&self) -> Duration {
+        Duration::from_millis(self.len_ms)
+    }
+}
+
+/// Milliseconds since the Unix epoch of an RFC 3339 timestamp, e.g.
+/// `2022-08-16T13:26:39.447974Z`; `None` when it does not parse.
+pub fn parse_event_time(text: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+/// RFC 3339 in UTC with milliseconds, as the JSON report prints times.
+pub fn rfc3339(t: SystemTime) -> String {
+    DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// `2022-07-30 01:09:15`, as the Spark job's `Time:` header prints times.
+pub fn spark_time(t: SystemTime) -> String {
+    DateTime::<Utc>::from(t)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// Where an event-time record goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Assignment {
+    /// The epoch the record joins.
+    pub epoch: Epoch,
+    /// The record's own epoch had already closed on this worker.
+    pub late: bool,
+}
+
+/// One worker's event-time watermark: the open epoch only moves forward.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EventClock {
+    open: Option<Epoch>,
+}
+
+impl EventClock {
+    /// The epoch open on this worker, if any record has been seen.
+    pub fn open(&self) -> Option<Epoch> {
+        self.open
+    }
+
+    /// Assigns a record whose event time falls in `event_epoch` (`None`: it has no usable
+    /// event time and joins the open epoch, or `fallback` when nothing is open yet).
+    pub fn assign(&mut self, event_epoch: Option<Epoch>, fallback: Epoch) -> Assignment {
+        match (event_epoch, self.open) {
+            (Some(e), Some(open)) if e < open => Assignment {
+                epoch: open,
+                late: true,
+            },
+            (Some(e), _) => {
+                self.open = Some(e);
+                Assignment {
+                    epoch: e,
+                    late: false,
+                }
+            }
+            (None, Some(open)) => Assignment {
+                epoch: open,
+                late: false,
+            },
+            (None, None) => {
+                self.open = Some(fallback);
+                Assignment {
+                    epoch: fallback,
+                    late: false,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid() -> EpochGrid {
+        EpochGrid::new(Duration::from_secs(3)).expect("3 s is a valid epoch")
+    }
+
+    #[test]
+    fn epochs_are_a_grid_from_the_unix_epoch() {
+        let g = grid();
+        assert_eq!(g.epoch_of_ms(0), 0);
+        assert_eq!(g.epoch_of_ms(2_999), 0);
+        assert_eq!(g.epoch_of_ms(3_000), 1);
+        assert_eq!(g.epoch_of_ms(-5), 0, "times before 1970 clamp to epoch 0");
+        assert_eq!(g.end_of(0), UNIX_EPOCH + Duration::from_secs(3));
+        assert_eq!(g.epoch_of(UNIX_EPOCH + Duration::from_millis(9_001)), 3);
+        assert!(EpochGrid::new(Duration::from_micros(10)).is_none());
+    }
+
+    #[test]
+    fn event_times_parse_as_rfc3339() {
+        let ms = parse_event_time("2022-08-16T13:26:39.447974Z");
+        assert_eq!(ms, Some(1_660_656_399_447));
+        assert_eq!(parse_event_time("2022-08-16T15:26:39.447+02:00"), ms);
+        assert_eq!(parse_event_time("16/08/2022"), None);
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_millis(1_660_656_399_447)),
+            "2022-08-16T13:26:39.447Z"
+        );
+        assert_eq!(
+            spark_time(grid().end_of(grid().epoch_of_ms(1_659_143_353_000))),
+            "2022-07-30 01:09:15"
+        );
+    }
+
+    #[test]
+    fn event_clock_moves_forward_and_marks_late_records() {
+        let mut c = EventClock::default();
+        assert_eq!(
+            c.assign(Some(10), 0),
+            Assignment {
+                epoch: 10,
+                late: false
+            }
+        );
+        assert_eq!(
+            c.assign(Some(12), 0),
+            Assignment {
+                epoch: 12,
+                late: false
+            }
+        );
+        assert_eq!(
+            c.assign(Some(12), 0),
+            Assignment {
+                epoch: 12,
+                late: false
+            }
+        );
+        assert_eq!(
+            c.assign(Some(11), 0),
+            Assignment {
+                epoch: 12,
+                late: true
+            }
+        );
+        assert_eq!(
+            c.assign(None, 0),
+            Assignment {
+                epoch: 12,
+                late: false
+            }
+        );
+        assert_eq!(c.open(), Some(12));
+        let mut fresh = EventClock::default();
+        assert_eq!(
+            fresh.assign(None, 7),
+            Assignment {
+                epoch: 7,
+                late: false
+            }
+        );
+    }
+}

@@ -1,0 +1,25 @@
+//! hygroflow: real-time humidity analytics for the dataloggers beside hospital imaging
+//! machines, on timely dataflow and differential dataflow.
+//!
+//! Data flows one way, and the modules follow it:
+//!
+//! ```text
+//! bytes (file / generator)  -> source/    : raw messages, divided among workers
+//!   -> message              : JSON -> Result<Reading, MessageError>
+//!   -> epoch, tally         : which batch a record belongs to, summed per sensor
+//!   -> analyses             : differential dataflows, no I/O (the `hygroflow-dataflows` crate)
+//!   -> sink/                : stdout report, dead letters
+//! ```
+//!
+//! `pipeline` is the one place where a worker's dataflow is assembled; `cli` and `config` turn
+//! flags into the validated [`config::Config`] every worker runs with.
+
+pub mod cli;
+pub mod config;
+pub mod epoch;
+pub mod fleet;
+pub mod message;
+pub mod pipeline;
+pub mod sink;
+pub mod source;
+pub mod tally;

@@ -1,0 +1,198 @@
+//! The per-epoch report, as text (the seed's layout) or as one JSON object per line.
+
+use std::io::{self, Write};
+
+use hygroflow_dataflows::results::{Results, Snapshot};
+use hygroflow_dataflows::{Epoch, Stat};
+use serde::Serialize;
+
+use crate::epoch::{rfc3339, spark_time, EpochGrid};
+
+/// How reports are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// The Spark job's layout: a `Time:` header and the four analyses.
+    Text,
+    /// One JSON object per epoch, on one line.
+    Json,
+}
+
+/// The JSON report, field order as documented.
+#[derive(Debug, Serialize)]
+pub struct JsonReport<'a> {
+    /// The epoch index.
+    pub epoch: Epoch,
+    /// The end of the epoch, RFC 3339.
+    pub time: String,
+    /// (ii) Valid messages processed.
+    pub total_messages: i64,
+    /// Messages rejected by validation.
+    pub rejected_messages: i64,
+    /// Messages that were late for their event-time epoch.
+    pub late_messages: i64,
+    /// (iv) Distinct sensors.
+    pub total_sensors: i64,
+    /// (i) Average humidity per device, descending.
+    pub avg_humidity_by_device: &'a [(String, f64)],
+    /// (iii) Distinct sensors per device, by device.
+    pub sensors_by_device: &'a [(String, i64)],
+}
+
+impl<'a> JsonReport<'a> {
+    /// The JSON report of `snapshot` at `epoch`.
+    pub fn new(epoch: Epoch, grid: &EpochGrid, snapshot: &'a Snapshot) -> Self {
+        JsonReport {
+            epoch,
+            time: rfc3339(grid.end_of(epoch)),
+            total_messages: snapshot.total_messages,
+            rejected_messages: snapshot.rejected_messages,
+            late_messages: snapshot.late_messages,
+            total_sensors: snapshot.total_sensors,
+            avg_humidity_by_device: &snapshot.avg_humidity_by_device,
+            sensors_by_device: &snapshot.sensors_by_device,
+        }
+    }
+}
+
+/// Prints reports to a writer.
+pub struct Reporter {
+    out: Box<dyn Write + Send>,
+    format: ReportFormat,
+    changes_only: bool,
+    grid: EpochGrid,
+    line: Vec<u8>,
+}
+
+impl Reporter {
+    /// A reporter writing to `out`.
+    pub fn new(
+        out: Box<dyn Write + Send>,
+        format: ReportFormat,
+        changes_only: bool,
+        grid: EpochGrid,
+    ) -> Self {
+        Reporter {
+            out,
+            format,
+            changes_only,
+            grid,
+            line: Vec::with_capacity(4096),
+        }
+    }
+
+    /// Reports epoch `epoch`: the full state, or with `--changes` the facts that changed.
+    pub fn epoch(
+        &mut self,
+        epoch: Epoch,
+        results: &Results,
+        changes: &[(Stat, isize)],
+    ) -> io::Result<()> {
+        let snapshot = if self.changes_only {
+            let mut changed =
+                Snapshot::from_facts(changes.iter().filter(|(_, r)| *r > 0).map(|(s, _)| s));
+            // Totals are always shown with their current values.
+            let full = results.snapshot();
+            changed.total_messages = full.total_messages;
+            changed.total_sensors = full.total_sensors;
+            changed.rejected_messages = full.rejected_messages;
+            changed.late_messages = full.late_messages;
+            changed
+        } else {
+            results.snapshot()
+        };
+        self.write(epoch, &snapshot)
+    }
+
+    /// Reports the full state at `epoch`, whatever `--changes` says (the final line).
+    pub fn full(&mut self, epoch: Epoch, results: &Results) -> io::Result<()> {
+        self.write(epoch, &results.snapshot())
+    }
+
+    /// Whether reports print only changes.
+    pub fn changes_only(&self) -> bool {
+        self.changes_only
+    }
+
+    fn write(&mut self, epoch: Epoch, snapshot: &Snapshot) -> io::Result<()> {
+        self.line.clear();
+        match self.format {
+            ReportFormat::Json => {
+                serde_json::to_writer(
+                    &mut self.line,
+                    &JsonReport::new(epoch, &self.grid, snapshot),
+                )?;
+                self.line.push(b'\n');
+            }
+            ReportFormat::Text => write_text(
+                &mut self.line,
+                &spark_time(self.grid.end_of(epoch)),
+                snapshot,
+            )?,
+        }
+        self.out.write_all(&self.line)?;
+        self.out.flush()
+    }
+}
+
+const RULE: &str = "-------------------------------------------";
+
+/// The seed's layout, one section per analysis.
+fn write_text(out: &mut Vec<u8>, time: &str, s: &Snapshot) -> io::Result<()> {
+    writeln!(out, "{RULE}\nTime: {time}\n{RULE}")?;
+    writeln!(out, "Average humidity by device:")?;
+    for (device, avg) in &s.avg_humidity_by_device {
+        writeln!(out, "({device}, {avg:.2})")?;
+    }
+    writeln!(out, "\nTotal number of messages: {}", s.total_messages)?;
+    writeln!(out, "\nNumber of sensors by device:")?;
+    for (device, n) in &s.sensors_by_device {
+        writeln!(out, "({device}, {n})")?;
+    }
+    writeln!(out, "\nTotal number of sensors: {}", s.total_sensors)?;
+    writeln!(
+        out,
+        "Rejected messages: {}  Late messages: {}\n",
+        s.rejected_messages, s.late_messages
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            avg_humidity_by_device: vec![("PETCT7".into(), 70.813615), ("CT1".into(), 66.5)],
+            total_messages: 10000,
+            sensors_by_device: vec![("CT1".into(), 36), ("PETCT7".into(), 43)],
+            total_sensors: 79,
+            rejected_messages: 2,
+            late_messages: 0,
+        }
+    }
+
+    #[test]
+    fn json_report_has_exactly_the_documented_keys_in_order() {
+        let grid = EpochGrid::new(Duration::from_secs(3)).expect("valid");
+        let s = snapshot();
+        let text =
+            serde_json::to_string(&JsonReport::new(553_047_784, &grid, &s)).expect("serializes");
+        assert_eq!(
+            text,
+            r#"{"epoch":553047784,"time":"2022-07-30T01:09:15.000Z","total_messages":10000,"rejected_messages":2,"late_messages":0,"total_sensors":79,"avg_humidity_by_device":[["PETCT7",70.813615],["CT1",66.5]],"sensors_by_device":[["CT1",36],["PETCT7",43]]}"#
+        );
+    }
+
+    #[test]
+    fn text_report_looks_like_the_seed() {
+        let mut out = Vec::new();
+        write_text(&mut out, "2022-07-30 01:09:15", &snapshot()).expect("writes");
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.contains("Time: 2022-07-30 01:09:15\n"));
+        assert!(text.contains("(PETCT7, 70.81)\n(CT1, 66.50)\n"));
+        assert!(text.contains("Total number of messages: 10000\n"));
+        assert!(text.contains("(CT1, 36)\n(PETCT7, 43)\n"));
+        assert!(text.contains("Total number of sensors: 79\n"));
+    }
+}

@@ -1,0 +1,83 @@
+//! Sources: where message bytes come from.
+//!
+//! A source hands each worker its share of raw messages; it knows nothing of parsing, epochs
+//! or dataflows. The pipeline polls it with a budget and gets [`RawRecord`]s back. Adding a
+//! source (Kafka) means implementing [`Source`], never touching the dataflows.
+
+pub mod file;
+pub mod generator;
+
+use std::fmt;
+
+/// Where a raw message came from, so a rejected one can be found again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Line number (from 1) in the input file.
+    Line(u64),
+    /// Sequence number of a generated message on its worker.
+    Generated(u64),
+    /// A Kafka partition and offset.
+    Kafka {
+        /// Partition.
+        partition: i32,
+        /// Offset in the partition.
+        offset: i64,
+    },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Line(n) => write!(f, "line {n}"),
+            Origin::Generated(n) => write!(f, "generated #{n}"),
+            Origin::Kafka { partition, offset } => {
+                write!(f, "partition {partition} offset {offset}")
+            }
+        }
+    }
+}
+
+/// One message as it arrived.
+#[derive(Clone, Copy, Debug)]
+pub struct RawRecord<'a> {
+    /// The bytes (a prefix only when the message was larger than the size limit).
+    pub bytes: &'a [u8],
+    /// The message's full size in bytes.
+    pub len: usize,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+/// What a poll found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Poll {
+    /// Records were delivered; there may be more right away.
+    Busy,
+    /// Nothing available now; poll again later.
+    Idle,
+    /// The input has ended; nothing more will come.
+    Finished,
+}
+
+/// Errors a source can fail with at runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Reading the input failed.
+    #[error("reading {what}: {error}")]
+    Read {
+        /// What was being read.
+        what: String,
+        /// The I/O error, as text (it crossed a thread).
+        error: String,
+    },
+}
+
+/// A worker's share of an input.
+pub trait Source {
+    /// Delivers at most `budget` records to `deliver`.
+    fn poll(
+        &mut self,
+        budget: usize,
+        deliver: &mut dyn FnMut(RawRecord<'_>),
+    ) -> Result<Poll, SourceError>;
+}
