@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod epoch;
 pub mod fleet;
+pub mod kafka;
 pub mod message;
 pub mod pipeline;
 pub mod sink;

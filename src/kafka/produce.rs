@@ -1,0 +1,1 @@
+//! `hygroflow produce`: JSON lines into a topic, keyed by `guid`. (Being written.)

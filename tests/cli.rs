@@ -1,0 +1,365 @@
+//! Binary tests: the real `hygroflow` binary on generated files with malformed lines.
+
+mod common;
+
+use std::io::Write;
+use std::process::Stdio;
+
+use common::{assert_report_matches, generate, hygroflow, json_lines, recompute, run};
+
+fn input(count: u64, seed: u64, bad: f64) -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("input.jsonl");
+    generate(&path, count, seed, bad);
+    let bytes = std::fs::read(&path).expect("read back");
+    (dir, path, bytes)
+}
+
+#[test]
+fn json_final_report_matches_recomputation_at_1_and_4_workers() {
+    let (_dir, path, bytes) = input(30_000, 11, 0.03);
+    let expected = recompute(&bytes);
+    assert!(
+        expected.rejected_messages > 500,
+        "the input has malformed lines"
+    );
+    for workers in ["1", "4"] {
+        for time in ["processing", "event"] {
+            let out = run(&[
+                "run",
+                "--input",
+                path.to_str().expect("utf8"),
+                "-w",
+                workers,
+                "--format",
+                "json",
+                "--time",
+                time,
+            ]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let reports = json_lines(&out.stdout);
+            let last = reports.last().expect("at least one report");
+            assert_report_matches(last, &expected);
+            let keys = [
+                "epoch",
+                "time",
+                "total_messages",
+                "rejected_messages",
+                "late_messages",
+                "total_sensors",
+                "avg_humidity_by_device",
+                "sensors_by_device",
+            ];
+            assert_eq!(
+                last.as_object().expect("object").len(),
+                keys.len(),
+                "exactly the documented keys"
+            );
+            let raw = String::from_utf8_lossy(&out.stdout);
+            let line = raw.lines().last().expect("a line");
+            let positions: Vec<usize> = keys
+                .iter()
+                .map(|k| line.find(&format!("\"{k}\":")).expect("key present"))
+                .collect();
+            assert!(
+                positions.windows(2).all(|w| w[0] < w[1]),
+                "keys in the documented order: {line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn event_time_epochs_are_the_same_at_any_worker_count() {
+    let (_dir, path, bytes) = input(20_000, 5, 0.01);
+    let per_epoch = |workers: &str| {
+        let out = run(&[
+            "run",
+            "-i",
+            path.to_str().expect("utf8"),
+            "-w",
+            workers,
+            "--format",
+            "json",
+            "--time",
+            "event",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json_lines(&out.stdout)
+    };
+    let one = per_epoch("1");
+    // 20,000 lines 0.3 ms apart span 6 s: two 3-second epochs after the first partial one.
+    assert!(one.len() >= 2, "{one:?}");
+    let epochs: Vec<u64> = one
+        .iter()
+        .map(|r| r["epoch"].as_u64().expect("epoch"))
+        .collect();
+    assert!(
+        epochs.windows(2).all(|w| w[0] < w[1]),
+        "epochs ascend: {epochs:?}"
+    );
+    let totals: Vec<i64> = one
+        .iter()
+        .map(|r| r["total_messages"].as_i64().expect("n"))
+        .collect();
+    assert!(
+        totals.windows(2).all(|w| w[0] <= w[1]),
+        "cumulative totals only grow: {totals:?}"
+    );
+    assert_eq!(one, per_epoch("3"));
+    assert_report_matches(one.last().expect("final"), &recompute(&bytes));
+}
+
+#[test]
+fn text_report_matches_recomputation() {
+    let (_dir, path, bytes) = input(5_000, 2, 0.02);
+    let expected = recompute(&bytes);
+    for workers in ["1", "4"] {
+        let out = run(&[
+            "run",
+            "--input",
+            path.to_str().expect("utf8"),
+            "-w",
+            workers,
+            "--time",
+            "event",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).expect("utf8");
+        let last = text.rsplit("Time: ").next().expect("a report");
+        assert!(
+            last.contains(&format!(
+                "Total number of messages: {}\n",
+                expected.total_messages
+            )),
+            "{last}"
+        );
+        assert!(last.contains(&format!(
+            "Total number of sensors: {}\n",
+            expected.total_sensors
+        )));
+        assert!(last.contains(&format!(
+            "Rejected messages: {}",
+            expected.rejected_messages
+        )));
+        for (device, n) in &expected.sensors_by_device {
+            assert!(last.contains(&format!("({device}, {n})\n")), "{device}");
+        }
+        let (top, avg) = expected
+            .avg
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .expect("devices");
+        let first_row = last.lines().find(|l| l.starts_with('(')).expect("rows");
+        assert_eq!(first_row, format!("({top}, {avg:.2})"));
+    }
+}
+
+#[test]
+fn stdin_input_and_changes() {
+    let (_dir, _path, bytes) = input(8_000, 3, 0.05);
+    let mut child = hygroflow()
+        .args([
+            "run",
+            "-i",
+            "-",
+            "-w",
+            "2",
+            "--format",
+            "json",
+            "--time",
+            "event",
+            "--changes",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&bytes)
+        .expect("feed stdin");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let reports = json_lines(&out.stdout);
+    // With --changes the run ends with one full report: the final result.
+    assert_report_matches(reports.last().expect("final"), &recompute(&bytes));
+    let first = &reports[0];
+    let changed = first["sensors_by_device"].as_array().expect("array").len();
+    assert!(changed > 0 && changed <= 51);
+}
+
+#[test]
+fn dead_letters_keep_every_rejected_line() {
+    let (dir, path, bytes) = input(4_000, 9, 0.1);
+    let rejects = dir.path().join("rejects.jsonl");
+    let out = run(&[
+        "run",
+        "-i",
+        path.to_str().expect("utf8"),
+        "-w",
+        "3",
+        "--format",
+        "json",
+        "--rejects",
+        rejects.to_str().expect("utf8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = recompute(&bytes);
+    let letters = json_lines(&std::fs::read(&rejects).expect("rejects file"));
+    assert_eq!(letters.len() as i64, expected.rejected_messages);
+    let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    for letter in &letters {
+        let origin = letter["origin"].as_str().expect("origin");
+        let n: usize = origin
+            .trim_start_matches("line ")
+            .parse()
+            .expect("line number");
+        let original = lines[n - 1];
+        match letter.get("raw").and_then(|r| r.as_str()) {
+            Some(raw) => assert_eq!(raw.as_bytes(), original),
+            None => assert!(
+                letter["raw_base64"].is_string(),
+                "non-UTF-8 lines are kept in base64"
+            ),
+        }
+        assert!(!letter["error"].as_str().expect("error").is_empty());
+    }
+}
+
+#[test]
+fn huge_and_hostile_lines_are_rejected_not_fatal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hostile.jsonl");
+    let good =
+        r#"{"guid":"g1","medicalimagingdevice":"MRI1","payload":{"data":{"humidity":50.5}}}"#;
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(good.as_bytes());
+    bytes.push(b'\n');
+    bytes.extend(std::iter::repeat_n(b'x', 10 << 20));
+    bytes.push(b'\n');
+    bytes.extend_from_slice(b"\xff\xfe\n\n{\"guid\":\n[]\n");
+    bytes.extend_from_slice(good.as_bytes());
+    std::fs::write(&path, &bytes).expect("write");
+    let out = run(&[
+        "run",
+        "-i",
+        path.to_str().expect("utf8"),
+        "--format",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = json_lines(&out.stdout).pop().expect("final");
+    assert_eq!(last["total_messages"], 2);
+    assert_eq!(last["rejected_messages"], 5);
+    assert_eq!(last["avg_humidity_by_device"][0][1], 50.5);
+}
+
+#[test]
+fn bad_flags_and_files_fail_with_one_line() {
+    for args in [
+        vec!["run", "--epoch", "0s"],
+        vec!["run", "--workers", "0"],
+        vec!["run", "--input", "/no/such/file.jsonl"],
+        vec!["run", "--format", "xml"],
+        vec!["run", "--no-such-flag"],
+        vec!["run", "-n", "2", "-p", "5"],
+        vec!["generate", "--bad-fraction", "2"],
+    ] {
+        let out = run(&args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{args:?}: one line, got {stderr:?}"
+        );
+        assert!(stderr.starts_with("hygroflow: "), "{stderr}");
+        assert!(!stderr.contains("panicked"));
+    }
+}
+
+#[test]
+fn closed_stdout_pipe_exits_quietly() {
+    let (_dir, path, _bytes) = input(20_000, 4, 0.0);
+    let mut child = hygroflow()
+        .args([
+            "run",
+            "-i",
+            path.to_str().expect("utf8"),
+            "--epoch",
+            "1ms",
+            "--time",
+            "event",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "a closed pipe is not an error");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn demo_runs_without_arguments_until_interrupted() {
+    let child = hygroflow()
+        .args([
+            "--epoch", "300ms", "--format", "json", "-w", "2", "--rate", "20000",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let reports = json_lines(&out.stdout);
+    assert!(
+        reports.len() >= 3,
+        "a report every epoch: {}",
+        reports.len()
+    );
+    let last = reports.last().expect("final");
+    assert!(last["total_messages"].as_i64().expect("n") > 5_000);
+    assert_eq!(last["sensors_by_device"].as_array().expect("a").len(), 51);
+    let epochs: Vec<u64> = reports
+        .iter()
+        .map(|r| r["epoch"].as_u64().expect("e"))
+        .collect();
+    assert!(
+        epochs.windows(2).all(|w| w[1] == w[0] + 1 || w[1] == w[0]),
+        "no epoch skipped: {epochs:?}"
+    );
+}
