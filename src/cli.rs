@@ -8,11 +8,14 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::ResultsTopic;
 use crate::config::{addresses, parse_epoch, Cluster, Config, ConfigError, Input};
 use crate::epoch::TimeMode;
 use crate::fleet::{Fleet, Generator, DEFAULT_SENSORS, GENERATE_START_MS};
+use crate::kafka::{client_config, Property};
 use crate::message::DEFAULT_MAX_MESSAGE_BYTES;
 use crate::sink::report::ReportFormat;
+use crate::source::kafka::KafkaInput;
 
 /// Real-time humidity analytics for the dataloggers that protect hospital imaging machines.
 ///
@@ -43,6 +46,10 @@ pub enum Command {
     Run(RunArgs),
     /// Write reproducible JSON lines of the simulated fleet to stdout.
     Generate(GenerateArgs),
+    /// Send JSON lines to a Kafka topic, keyed by guid.
+    Produce(crate::kafka::produce::ProduceArgs),
+    /// Create or describe a Kafka topic.
+    Topic(crate::kafka::admin::TopicArgs),
 }
 
 /// Flags of `run`.
@@ -81,6 +88,30 @@ pub struct RunArgs {
     /// Messages larger than this many bytes are rejected.
     #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, value_name = "BYTES")]
     pub max_message_bytes: usize,
+    /// Kafka bootstrap brokers, host:port[,host:port...].
+    #[arg(short = 'b', long, value_name = "BROKERS")]
+    pub brokers: Option<String>,
+    /// Kafka topic to consume.
+    #[arg(short = 't', long, value_name = "TOPIC")]
+    pub topic: Option<String>,
+    /// Consumer group whose committed offsets show progress.
+    #[arg(long, default_value = "hygroflow", value_name = "GROUP")]
+    pub group: String,
+    /// librdkafka property, key=value (repeatable; TLS, SASL, fetch sizes...).
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = crate::kafka::parse_property)]
+    pub properties: Vec<Property>,
+    /// Consume up to the end offsets seen at start, print the final report and exit.
+    #[arg(long)]
+    pub until_end: bool,
+    /// Directory for checkpoints: restarts resume exactly where the last complete epoch ended.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Dead-letter topic for rejected messages (default: <topic>.dlq).
+    #[arg(long, value_name = "TOPIC")]
+    pub dlq_topic: Option<String>,
+    /// Also publish every report (the JSON object) to this topic.
+    #[arg(long, value_name = "TOPIC")]
+    pub results_topic: Option<String>,
     /// Demo only: messages per second from the simulated fleet.
     #[arg(long, default_value_t = 3_000, value_name = "N")]
     pub rate: u64,
@@ -111,14 +142,59 @@ impl RunArgs {
                 processes: self.processes,
             });
         }
-        let input = match &self.input {
-            None => Input::Demo {
+        let combination = |ok: bool, message| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Combination(message))
+            }
+        };
+        combination(
+            self.topic.is_none() || self.brokers.is_some(),
+            "--topic needs --brokers (-b host:port)",
+        )?;
+        combination(
+            self.topic.is_none() || self.input.is_none(),
+            "read either --input or --topic, not both",
+        )?;
+        combination(
+            self.results_topic.is_none() || self.brokers.is_some(),
+            "--results-topic needs --brokers (-b host:port)",
+        )?;
+        combination(
+            self.state_dir.is_none() || self.topic.is_some(),
+            "--state-dir needs a Kafka input (-b and -t)",
+        )?;
+        combination(
+            !self.until_end || self.topic.is_some(),
+            "--until-end needs a Kafka input (-b and -t)",
+        )?;
+        combination(
+            self.dlq_topic.is_none() || self.topic.is_some(),
+            "--dlq-topic needs a Kafka input (-b and -t)",
+        )?;
+        combination(
+            self.rejects.is_none() || self.topic.is_none(),
+            "with a Kafka input rejected messages go to --dlq-topic, not --rejects",
+        )?;
+        let client = self
+            .brokers
+            .as_deref()
+            .map(|b| client_config(b, &self.properties));
+        let input = match (&self.input, &self.topic, &client) {
+            (_, Some(topic), Some(client)) => Input::Kafka(KafkaInput {
+                client: client.clone(),
+                topic: topic.clone(),
+                group: self.group.clone(),
+                until_end: self.until_end,
+            }),
+            (None, _, _) => Input::Demo {
                 rate: self.rate,
                 sensors: self.sensors,
                 seed: self.seed,
             },
-            Some(path) if path.as_os_str() == "-" => Input::File(None),
-            Some(path) => {
+            (Some(path), _, _) if path.as_os_str() == "-" => Input::File(None),
+            (Some(path), _, _) => {
                 std::fs::File::open(path).map_err(|error| ConfigError::Input {
                     path: path.clone(),
                     error,
@@ -140,6 +216,18 @@ impl RunArgs {
             changes: self.changes,
             max_message_bytes: self.max_message_bytes,
             rejects: self.rejects.clone(),
+            dlq_topic: self
+                .topic
+                .as_ref()
+                .map(|t| self.dlq_topic.clone().unwrap_or_else(|| format!("{t}.dlq"))),
+            results: match (&self.results_topic, client) {
+                (Some(topic), Some(client)) => Some(ResultsTopic {
+                    client,
+                    topic: topic.clone(),
+                }),
+                _ => None,
+            },
+            state_dir: self.state_dir.clone(),
         })
     }
 }

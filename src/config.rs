@@ -5,8 +5,11 @@
 
 use std::path::PathBuf;
 
+use rdkafka::config::ClientConfig;
+
 use crate::epoch::{EpochGrid, TimeMode};
 use crate::sink::report::ReportFormat;
+use crate::source::kafka::KafkaInput;
 
 /// Where readings come from.
 #[derive(Clone, Debug)]
@@ -22,6 +25,29 @@ pub enum Input {
     },
     /// JSON lines from a file, or stdin when `None`.
     File(Option<PathBuf>),
+    /// A Kafka topic.
+    Kafka(KafkaInput),
+}
+
+impl Input {
+    /// A short name for logs and checkpoints (`kafka:topic`, a file name, `demo`).
+    pub fn name(&self) -> String {
+        match self {
+            Input::Demo { .. } => "demo".to_owned(),
+            Input::File(Some(path)) => path.display().to_string(),
+            Input::File(None) => "stdin".to_owned(),
+            Input::Kafka(k) => format!("kafka:{}", k.topic),
+        }
+    }
+}
+
+/// Where reports are published besides stdout.
+#[derive(Clone, Debug)]
+pub struct ResultsTopic {
+    /// Brokers and `-X` properties.
+    pub client: ClientConfig,
+    /// The topic.
+    pub topic: String,
 }
 
 /// How the workers are laid out: timely's threads and processes.
@@ -91,6 +117,12 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Dead-letter file for rejected messages.
     pub rejects: Option<PathBuf>,
+    /// Dead-letter topic (Kafka input).
+    pub dlq_topic: Option<String>,
+    /// Topic that receives every report.
+    pub results: Option<ResultsTopic>,
+    /// Directory for checkpoints (Kafka input).
+    pub state_dir: Option<PathBuf>,
 }
 
 /// A flag or setting that cannot work, and what to do about it.
@@ -136,6 +168,9 @@ pub enum ConfigError {
         /// Why.
         error: std::io::Error,
     },
+    /// Flags that only make sense together are missing their partner.
+    #[error("{0}")]
+    Combination(&'static str),
     /// `--bad-fraction` is not a fraction.
     #[error("--bad-fraction {0} must be between 0 and 1")]
     BadFraction(f64),

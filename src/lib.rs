@@ -14,6 +14,7 @@
 //! `pipeline` is the one place where a worker's dataflow is assembled; `cli` and `config` turn
 //! flags into the validated [`config::Config`] every worker runs with.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod epoch;

@@ -54,6 +54,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 other => other,
             };
         }
+        Some(Command::Produce(args)) => return hygroflow::kafka::produce::run(&args),
+        Some(Command::Topic(args)) => return hygroflow::kafka::admin::run(&args),
         Some(Command::Run(args)) => args,
         None => cli.run,
     };

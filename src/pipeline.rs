@@ -2,21 +2,24 @@
 //!
 //! ```text
 //!  Source ─poll─> RawRecord ─parse─┬─ok──> EpochTally ──(epoch closes)──> tallies input ─┐
-//!                                  └─err─> Rejects (dead letters) + Rejected counter ───┤
+//!                                  └─err─> dead letters + Rejected counter ─────────────┤
 //!                                                       analyses (dataflows/) <─────────┘
 //!                                                            │ gather to worker 0
-//!                                                            └─> Results ─> Reporter (stdout)
+//!                                                            └─> Results ─> Reporter
 //! ```
 //!
 //! Every worker runs the same loop: close the epoch when its clock says so, poll its source,
-//! parse and tally, step the dataflow. Worker 0 also watches the probe and prints each epoch's
-//! report once every worker has moved past it.
+//! parse and tally, step the dataflow. Closing an epoch sends the epoch's tallies into the
+//! dataflow and, with `--state-dir`, writes the worker's checkpoint before the input moves on.
+//! When the probe shows an epoch complete everywhere, the first worker of the process records
+//! the checkpoint as committed, every worker commits its Kafka offsets, and worker 0 prints
+//! the epoch's report.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -29,15 +32,18 @@ use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
 use tracing::{debug, info};
 
+use crate::checkpoint::{Restored, SensorTable, StateDir, WorkerState};
 use crate::config::{Config, Input as InputConfig};
 use crate::epoch::{parse_event_time, EventClock, TimeMode};
 use crate::fleet::Fleet;
+use crate::kafka::publisher::Publisher;
 use crate::message::parse;
-use crate::sink::rejects::{DeadLetterFile, Rejects};
+use crate::sink::rejects::{DeadLetterFile, DeadLetters, Rejects};
 use crate::sink::report::Reporter;
 use crate::source::file::{spawn_reader, FileSource};
 use crate::source::generator::GeneratorSource;
-use crate::source::{Poll, RawRecord, Source};
+use crate::source::kafka::KafkaSource;
+use crate::source::{Origin, Poll, RawRecord, Source};
 use crate::tally::EpochTally;
 
 /// Records a worker handles between two steps of the dataflow.
@@ -50,6 +56,14 @@ pub struct Outcome {
     pub pipe_closed: bool,
 }
 
+/// Checkpointing shared by the workers of a process.
+struct Checkpoints {
+    dir: StateDir,
+    generation: u64,
+    /// The frontier recorded in `COMMITTED` (offsets below it may be committed to Kafka).
+    committed: AtomicU64,
+}
+
 /// What the workers of one process share.
 struct Shared {
     config: Config,
@@ -57,6 +71,8 @@ struct Shared {
     rejects_file: Option<DeadLetterFile>,
     out: Mutex<Option<Box<dyn Write + Send>>>,
     shutdown: Arc<AtomicBool>,
+    restored: Option<Restored>,
+    checkpoints: Option<Checkpoints>,
 }
 
 /// Runs the job until its input ends or `shutdown` is set; reports go to `out`.
@@ -67,26 +83,65 @@ pub fn run(
 ) -> anyhow::Result<Outcome> {
     let mut reader = None;
     let mut file_sources = Vec::new();
-    if let InputConfig::File(path) = &config.input {
-        let (input, name): (Box<dyn std::io::Read + Send>, String) = match path {
-            Some(path) => (
-                Box::new(
-                    std::fs::File::open(path)
-                        .with_context(|| format!("cannot read input {}", path.display()))?,
+    let mut restored = None;
+    let mut checkpoints = None;
+    match &config.input {
+        InputConfig::File(path) => {
+            let (input, name): (Box<dyn std::io::Read + Send>, String) = match path {
+                Some(path) => (
+                    Box::new(
+                        std::fs::File::open(path)
+                            .with_context(|| format!("cannot read input {}", path.display()))?,
+                    ),
+                    path.display().to_string(),
                 ),
-                path.display().to_string(),
-            ),
-            None => (Box::new(std::io::stdin()), "stdin".to_owned()),
-        };
-        let (sources, handle) = spawn_reader(
-            input,
-            name,
-            config.cluster.local_workers(),
-            config.cluster.peers(),
-            config.max_message_bytes,
-        );
-        file_sources = sources.into_iter().map(Some).collect();
-        reader = Some(handle);
+                None => (Box::new(std::io::stdin()), "stdin".to_owned()),
+            };
+            let (sources, handle) = spawn_reader(
+                input,
+                name,
+                config.cluster.local_workers(),
+                config.cluster.peers(),
+                config.max_message_bytes,
+            );
+            file_sources = sources.into_iter().map(Some).collect();
+            reader = Some(handle);
+        }
+        InputConfig::Kafka(kafka) => {
+            // Fail fast, before any worker starts, on a bad property or a missing topic.
+            let consumer = kafka.consumer()?;
+            let stop = || shutdown.load(Ordering::Relaxed);
+            let partitions = kafka.wait_for_partitions(&consumer, &stop)?;
+            info!(topic = %kafka.topic, partitions = partitions.len(), group = %kafka.group, "kafka input");
+            match &config.state_dir {
+                Some(dir) => {
+                    let state = StateDir::open(dir, &config.input.name())?;
+                    restored = state.load()?;
+                    let generation = restored.as_ref().map_or(0, |r| r.generation + 1);
+                    state.start_generation(generation, restored.as_ref().map(|r| r.generation))?;
+                    match &restored {
+                        Some(r) => info!(
+                            state_dir = %dir.display(),
+                            offsets = ?r.offsets(),
+                            "resuming from checkpoint"
+                        ),
+                        None => {
+                            info!(state_dir = %dir.display(), "no checkpoint yet: reading the topic from the earliest offset")
+                        }
+                    }
+                    checkpoints = Some(Checkpoints {
+                        dir: state,
+                        generation,
+                        committed: AtomicU64::new(0),
+                    });
+                }
+                None => info!(
+                    topic = %kafka.topic,
+                    "no --state-dir: rebuilding the results from the earliest offset of every partition"
+                ),
+            }
+        }
+        InputConfig::Demo { .. } => {}
     }
     let rejects_file = match &config.rejects {
         Some(path) => {
@@ -109,6 +164,8 @@ pub fn run(
         rejects_file,
         out: Mutex::new(Some(out)),
         shutdown,
+        restored,
+        checkpoints,
     });
     let worker_shared = Arc::clone(&shared);
     let guards = timely::execute(timely_config, move |worker| {
@@ -143,49 +200,107 @@ pub fn run(
     }
 }
 
-/// The inputs of one worker's dataflow and the epoch they are open at.
-struct Intake {
+/// A worker's inputs, the epoch they are open at, and what closing an epoch must record.
+struct Intake<'a> {
     tallies: InputSession<Epoch, SensorKey, Tally>,
     counters: InputSession<Epoch, Counter, i64>,
     tally: EpochTally,
     rejected: i64,
     late: i64,
     open: Epoch,
+    rejects: Rejects,
+    /// Next offset per partition of what has been handled.
+    positions: BTreeMap<i32, i64>,
+    /// Cumulative state, kept only when checkpointing.
+    table: Option<(SensorTable, i64, i64)>,
+    checkpoints: Option<&'a Checkpoints>,
+    worker: usize,
+    /// Closed epochs whose offsets wait to be committed.
+    to_commit: VecDeque<(Epoch, BTreeMap<i32, i64>)>,
 }
 
-impl Intake {
-    /// Sends the open epoch's tallies and moves the inputs to `epoch` (if later).
-    fn advance_to(&mut self, epoch: Epoch) {
+impl Intake<'_> {
+    /// Closes the open epoch and moves the inputs to `epoch` (if later).
+    fn advance_to(&mut self, epoch: Epoch) -> anyhow::Result<()> {
         if epoch <= self.open {
-            return;
+            return Ok(());
         }
-        self.send_open();
+        self.close_open()?;
         self.tallies.advance_to(epoch);
         self.counters.advance_to(epoch);
         self.tallies.flush();
         self.counters.flush();
         self.open = epoch;
+        Ok(())
     }
 
-    fn send_open(&mut self) {
+    /// Sends the open epoch's tallies, makes its dead letters durable and checkpoints it.
+    fn close_open(&mut self) -> anyhow::Result<()> {
         for (key, tally) in self.tally.drain() {
+            if let Some((table, _, _)) = &mut self.table {
+                table.add(&key, tally);
+            }
             self.tallies.update(key, tally);
         }
-        if self.rejected > 0 {
-            self.counters
-                .update(Counter::Rejected, std::mem::take(&mut self.rejected));
+        let (rejected, late) = (
+            std::mem::take(&mut self.rejected),
+            std::mem::take(&mut self.late),
+        );
+        if rejected > 0 {
+            self.counters.update(Counter::Rejected, rejected);
         }
-        if self.late > 0 {
-            self.counters
-                .update(Counter::Late, std::mem::take(&mut self.late));
+        if late > 0 {
+            self.counters.update(Counter::Late, late);
+        }
+        self.rejects.end_epoch()?;
+        if let (Some((table, all_rejected, all_late)), Some(checkpoints)) =
+            (&mut self.table, self.checkpoints)
+        {
+            *all_rejected += rejected;
+            *all_late += late;
+            let state = WorkerState {
+                offsets: self.positions.clone(),
+                rejected: *all_rejected,
+                late: *all_late,
+                sensors: table.rows(),
+            };
+            checkpoints
+                .dir
+                .write_worker(checkpoints.generation, self.worker, self.open, state)?;
+        }
+        self.to_commit
+            .push_back((self.open, self.positions.clone()));
+        Ok(())
+    }
+
+    /// Feeds a restored worker state back as weighted records.
+    fn restore(&mut self, state: &WorkerState) {
+        for (device, guid, sum, count) in &state.sensors {
+            let key = (device.clone(), guid.clone());
+            if let Some((table, _, _)) = &mut self.table {
+                table.add(&key, (*sum, *count));
+            }
+            self.tallies.update(key, (*sum, *count));
+        }
+        if let Some((_, rejected, late)) = &mut self.table {
+            *rejected += state.rejected;
+            *late += state.late;
+        }
+        if state.rejected != 0 {
+            self.counters.update(Counter::Rejected, state.rejected);
+        }
+        if state.late != 0 {
+            self.counters.update(Counter::Late, state.late);
         }
     }
 
-    /// Sends what is left and closes the inputs.
-    fn finish(mut self) {
-        self.send_open();
-        self.tallies.close();
-        self.counters.close();
+    /// Closes the last epoch and the inputs.
+    fn finish(&mut self) -> anyhow::Result<()> {
+        self.close_open()?;
+        // Dropping a session closes its input; unattached sessions take their place.
+        std::mem::replace(&mut self.tallies, InputSession::new()).close();
+        std::mem::replace(&mut self.counters, InputSession::new()).close();
+        Ok(())
     }
 }
 
@@ -234,6 +349,7 @@ impl Reports {
             if self.last_reported.is_none() || reporter.changes_only() || !changes.is_empty() {
                 reporter.full(last, &self.results)?;
             }
+            reporter.flush_published()?;
         }
         Ok(())
     }
@@ -257,7 +373,13 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
             (tallies_in, counters_in, probe)
         });
 
-    let (mut source, source_name): (Box<dyn Source>, String) = match &config.input {
+    let stop = || shared.shutdown.load(Ordering::Relaxed);
+    let resume = shared
+        .restored
+        .as_ref()
+        .map(Restored::offsets)
+        .unwrap_or_default();
+    let (mut source, dead_letters): (Box<dyn Source>, DeadLetters) = match &config.input {
         InputConfig::Demo {
             rate,
             sensors,
@@ -270,9 +392,9 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
                 index,
                 peers,
             )),
-            "demo".to_owned(),
+            DeadLetters::Log,
         ),
-        InputConfig::File(path) => {
+        InputConfig::File(_) => {
             let source = shared
                 .file_sources
                 .lock()
@@ -280,16 +402,36 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
                 .get_mut(local)
                 .and_then(Option::take)
                 .ok_or_else(|| anyhow!("no file source for worker {index}"))?;
-            let name = path
-                .as_ref()
-                .map_or("stdin".to_owned(), |p| p.display().to_string());
-            (Box::new(source), name)
+            let dead_letters = shared
+                .rejects_file
+                .clone()
+                .map_or(DeadLetters::Log, DeadLetters::File);
+            (Box::new(source), dead_letters)
+        }
+        InputConfig::Kafka(kafka) => {
+            let source = KafkaSource::new(kafka, index, peers, &resume, &stop)?;
+            let topic = config
+                .dlq_topic
+                .clone()
+                .unwrap_or_else(|| format!("{}.dlq", kafka.topic));
+            let publisher = Publisher::new(&kafka.client)?;
+            (
+                Box::new(source),
+                DeadLetters::Topic {
+                    publisher: Box::new(publisher),
+                    topic,
+                },
+            )
         }
     };
-    let mut rejects = Rejects::new(source_name, shared.rejects_file.clone());
+    let source_name = match &config.input {
+        InputConfig::Kafka(k) => k.topic.clone(),
+        other => other.name(),
+    };
 
     let grid = config.grid;
     let start_epoch = grid.epoch_of(SystemTime::now());
+    let checkpoints = shared.checkpoints.as_ref();
     let mut intake = Intake {
         tallies,
         counters,
@@ -297,86 +439,105 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
         rejected: 0,
         late: 0,
         open: 0,
+        rejects: Rejects::new(source_name, dead_letters),
+        positions: resume.clone(),
+        table: checkpoints.map(|_| (SensorTable::default(), 0, 0)),
+        checkpoints,
+        worker: index,
+        to_commit: VecDeque::new(),
     };
-    let mut event_clock = EventClock::default();
     if config.time == TimeMode::Processing {
-        intake.advance_to(start_epoch);
+        intake.advance_to(start_epoch)?;
     }
+    if let Some(restored) = &shared.restored {
+        for state in restored.share(index, peers) {
+            intake.restore(state);
+        }
+    }
+    let mut event_clock = EventClock::default();
 
-    let mut reports = (index == 0).then(|| Reports {
-        results: Results::default(),
-        collected: Rc::clone(&collected),
-        reporter: shared
+    let mut reports = (index == 0).then(|| -> anyhow::Result<Reports> {
+        let mut reporter = shared
             .out
             .lock()
             .ok()
             .and_then(|mut out| out.take())
-            .map(|out| Reporter::new(out, config.format, config.changes, grid)),
-        next_epoch: (config.time == TimeMode::Processing).then_some(start_epoch),
-        last_reported: None,
+            .map(|out| Reporter::new(out, config.format, config.changes, grid));
+        if let Some(results) = &config.results {
+            let publisher = Publisher::new(&results.client)?;
+            reporter = reporter.map(|r| r.publish_to(publisher, results.topic.clone()));
+        }
+        Ok(Reports {
+            results: Results::default(),
+            collected: Rc::clone(&collected),
+            reporter,
+            next_epoch: (config.time == TimeMode::Processing).then_some(start_epoch),
+            last_reported: None,
+        })
     });
+    let mut reports = reports.take().transpose()?;
+    let first_local = local == 0;
 
     let mut outcome = Outcome::default();
     let max_bytes = config.max_message_bytes;
     let event_time = config.time == TimeMode::Event;
-    let mut reject_error = None;
+    let mut failure: Option<anyhow::Error> = None;
     let mut finished = false;
-    let mut intake = Some(intake);
     loop {
         let mut poll = Poll::Finished;
-        if let Some(open) = intake.as_mut() {
+        if !finished {
             if config.time == TimeMode::Processing {
-                let now = grid.epoch_of(SystemTime::now());
-                if now > open.open {
-                    rejects.end_epoch().context("writing rejected messages")?;
-                    open.advance_to(now);
-                }
+                intake.advance_to(grid.epoch_of(SystemTime::now()))?;
             }
-            poll = if shared.shutdown.load(Ordering::Relaxed) {
+            poll = if stop() {
                 Poll::Finished
             } else {
-                source.poll(POLL_BUDGET, &mut |record: RawRecord<'_>| match parse(
-                    record.bytes,
-                    record.len,
-                    max_bytes,
-                ) {
-                    Ok(reading) => {
-                        if event_time {
-                            let event_epoch = reading
-                                .event_time
-                                .as_deref()
-                                .and_then(parse_event_time)
-                                .map(|ms| grid.epoch_of_ms(ms));
-                            let assigned = event_clock.assign(event_epoch, open.open);
-                            if assigned.epoch > open.open {
-                                open.advance_to(assigned.epoch);
-                            }
-                            open.late += i64::from(assigned.late);
-                        }
-                        open.tally
-                            .add(&reading.guid, &reading.device, reading.humidity_micro);
+                source.poll(POLL_BUDGET, &mut |record: RawRecord<'_>| {
+                    if failure.is_some() {
+                        return;
                     }
-                    Err(error) => {
-                        open.rejected += 1;
-                        if let Err(e) = rejects.reject(&record, &error) {
-                            reject_error.get_or_insert(e);
+                    match parse(record.bytes, record.len, max_bytes) {
+                        Ok(reading) => {
+                            if event_time {
+                                let event_epoch = reading
+                                    .event_time
+                                    .as_deref()
+                                    .and_then(parse_event_time)
+                                    .map(|ms| grid.epoch_of_ms(ms));
+                                let assigned = event_clock.assign(event_epoch, intake.open);
+                                if let Err(e) = intake.advance_to(assigned.epoch) {
+                                    failure = Some(e);
+                                    return;
+                                }
+                                intake.late += i64::from(assigned.late);
+                            }
+                            intake.tally.add(
+                                &reading.guid,
+                                &reading.device,
+                                reading.humidity_micro,
+                            );
                         }
+                        Err(error) => {
+                            intake.rejected += 1;
+                            if let Err(e) = intake.rejects.reject(&record, &error) {
+                                failure = Some(e.into());
+                            }
+                        }
+                    }
+                    if let Origin::Kafka { partition, offset } = record.origin {
+                        intake.positions.insert(partition, offset + 1);
                     }
                 })?
             };
-        }
-        if let Some(e) = reject_error.take() {
-            return Err(e).context("writing rejected messages");
-        }
-        if poll == Poll::Finished && !finished {
-            finished = true;
-            rejects.end_epoch().context("writing rejected messages")?;
-            if let Some(open) = intake.take() {
-                debug!(worker = index, epoch = open.open, "input finished");
-                let last = open.open;
-                open.finish();
+            if let Some(e) = failure.take() {
+                return Err(e);
+            }
+            if poll == Poll::Finished {
+                finished = true;
+                debug!(worker = index, epoch = intake.open, "input finished");
+                intake.finish()?;
                 if let Some(reports) = reports.as_mut() {
-                    reports.next_epoch = reports.next_epoch.map(|n| n.min(last));
+                    reports.next_epoch = reports.next_epoch.map(|n| n.min(intake.open));
                 }
             }
         }
@@ -386,8 +547,16 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
             worker.step_or_park(Some(Duration::from_millis(1)));
         }
         let done = probe.done();
+        let frontier = probe.with_frontier(|f| f.first().copied());
+        commit_complete(
+            &mut intake,
+            source.as_mut(),
+            frontier,
+            first_local,
+            peers,
+            done,
+        )?;
         if let Some(reports) = reports.as_mut() {
-            let frontier = probe.with_frontier(|f| f.first().copied());
             let printed = if done {
                 reports.print_final(reports.last_reported.unwrap_or(start_epoch))
             } else {
@@ -408,4 +577,42 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
             return Ok(outcome);
         }
     }
+}
+
+/// Once epochs are complete everywhere: records the checkpoint as committed (first worker of
+/// the process) and commits the offsets of those epochs to the consumer group.
+fn commit_complete(
+    intake: &mut Intake<'_>,
+    source: &mut dyn Source,
+    frontier: Option<Epoch>,
+    first_local: bool,
+    peers: usize,
+    done: bool,
+) -> anyhow::Result<()> {
+    let frontier = frontier.unwrap_or(Epoch::MAX);
+    if let Some(checkpoints) = intake.checkpoints {
+        let committed = checkpoints.committed.load(Ordering::SeqCst);
+        if first_local && frontier > committed {
+            checkpoints
+                .dir
+                .commit(checkpoints.generation, frontier, peers)?;
+            checkpoints.committed.store(frontier, Ordering::SeqCst);
+        }
+    }
+    let limit = match intake.checkpoints {
+        Some(checkpoints) => checkpoints.committed.load(Ordering::SeqCst).min(frontier),
+        None => frontier,
+    };
+    let mut latest = None;
+    while intake
+        .to_commit
+        .front()
+        .is_some_and(|(epoch, _)| *epoch < limit)
+    {
+        latest = intake.to_commit.pop_front().map(|(_, offsets)| offsets);
+    }
+    if let Some(offsets) = latest {
+        source.commit(&offsets, done)?;
+    }
+    Ok(())
 }

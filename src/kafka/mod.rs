@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod produce;
+pub mod publisher;
 
 use rdkafka::config::ClientConfig;
 
@@ -22,7 +23,9 @@ pub fn parse_property(text: &str) -> Result<Property, String> {
             key: key.trim().to_owned(),
             value: value.to_owned(),
         }),
-        _ => Err(format!("expected key=value (a librdkafka property), got {text:?}")),
+        _ => Err(format!(
+            "expected key=value (a librdkafka property), got {text:?}"
+        )),
     }
 }
 

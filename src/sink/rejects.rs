@@ -1,19 +1,23 @@
 //! Rejected messages: never fatal, never silently dropped.
 //!
 //! Every rejection is counted in the report. Its reason and raw bytes go to a dead-letter
-//! file (`--rejects FILE`, one JSON object per line) when one is given; otherwise the first
-//! few per epoch are logged as warnings with where they came from, and the rest are summed up.
+//! topic (Kafka input: the original bytes as the value, headers naming the source topic,
+//! partition, offset and the error), or to a dead-letter file (`--rejects FILE`, one JSON
+//! object per line). With neither, the first few per epoch are logged as warnings with where
+//! they came from, and the rest are summed up.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
+use rdkafka::message::{Header, OwnedHeaders};
 use serde::Serialize;
 use tracing::warn;
 
+use crate::kafka::publisher::{Outgoing, PublishError, Publisher};
 use crate::message::MessageError;
-use crate::source::RawRecord;
+use crate::source::{Origin, RawRecord};
 
 /// How many rejections a worker logs in full per epoch before summing up.
 const LOGGED_PER_EPOCH: u64 = 5;
@@ -39,29 +43,95 @@ struct DeadLetter<'a> {
     full_len: Option<usize>,
 }
 
+/// Where rejected messages are kept.
+pub enum DeadLetters {
+    /// Logged (first few per epoch).
+    Log,
+    /// A JSON-lines file.
+    File(DeadLetterFile),
+    /// A Kafka topic.
+    Topic {
+        /// The producer.
+        publisher: Box<Publisher>,
+        /// The dead-letter topic.
+        topic: String,
+    },
+}
+
+/// Keeping a rejected message failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RejectError {
+    /// Writing the dead-letter file failed.
+    #[error("writing dead letters: {0}")]
+    Io(#[from] std::io::Error),
+    /// Publishing to the dead-letter topic failed.
+    #[error("publishing dead letters: {0}")]
+    Publish(#[from] PublishError),
+}
+
 /// A worker's handler for rejected messages.
 pub struct Rejects {
     source: String,
-    file: Option<DeadLetterFile>,
+    target: DeadLetters,
     logged_this_epoch: u64,
     unlogged_this_epoch: u64,
+    unflushed: bool,
 }
 
 impl Rejects {
-    /// Rejections from `source`, written to `file` if given.
-    pub fn new(source: String, file: Option<DeadLetterFile>) -> Self {
+    /// Rejections from `source` (a file name or a topic), kept in `target`.
+    pub fn new(source: String, target: DeadLetters) -> Self {
         Rejects {
             source,
-            file,
+            target,
             logged_this_epoch: 0,
             unlogged_this_epoch: 0,
+            unflushed: false,
         }
     }
 
     /// Keeps a rejected record.
-    pub fn reject(&mut self, record: &RawRecord<'_>, error: &MessageError) -> std::io::Result<()> {
-        match &self.file {
-            Some(file) => {
+    pub fn reject(
+        &mut self,
+        record: &RawRecord<'_>,
+        error: &MessageError,
+    ) -> Result<(), RejectError> {
+        match &mut self.target {
+            DeadLetters::Topic { publisher, topic } => {
+                let mut headers = OwnedHeaders::new().insert(Header {
+                    key: "hygroflow.source.topic",
+                    value: Some(self.source.as_str()),
+                });
+                if let Origin::Kafka { partition, offset } = record.origin {
+                    headers = headers
+                        .insert(Header {
+                            key: "hygroflow.source.partition",
+                            value: Some(&partition.to_string()),
+                        })
+                        .insert(Header {
+                            key: "hygroflow.source.offset",
+                            value: Some(&offset.to_string()),
+                        });
+                }
+                headers = headers
+                    .insert(Header {
+                        key: "hygroflow.error",
+                        value: Some(&error.to_string()),
+                    })
+                    .insert(Header {
+                        key: "hygroflow.error.kind",
+                        value: Some(error.kind()),
+                    });
+                publisher.send(Outgoing::new(
+                    topic.clone(),
+                    None,
+                    record.bytes.to_vec(),
+                    Some(headers),
+                ))?;
+                self.unflushed = true;
+                Ok(())
+            }
+            DeadLetters::File(file) => {
                 let (raw, raw_base64) = match std::str::from_utf8(record.bytes) {
                     Ok(text) => (Some(text), None),
                     Err(_) => (
@@ -78,27 +148,30 @@ impl Rejects {
                     raw_base64,
                     full_len: (record.len > record.bytes.len()).then_some(record.len),
                 };
-                let mut line = serde_json::to_vec(&letter)?;
+                let mut line = serde_json::to_vec(&letter).map_err(std::io::Error::from)?;
                 line.push(b'\n');
                 let mut file = file
                     .lock()
                     .map_err(|_| std::io::Error::other("dead-letter file lock poisoned"))?;
-                file.write_all(&line)
+                file.write_all(&line)?;
+                self.unflushed = true;
+                Ok(())
             }
-            None if self.logged_this_epoch < LOGGED_PER_EPOCH => {
+            DeadLetters::Log if self.logged_this_epoch < LOGGED_PER_EPOCH => {
                 self.logged_this_epoch += 1;
                 warn!(source = %self.source, origin = %record.origin, kind = error.kind(), "rejected message: {error}");
                 Ok(())
             }
-            None => {
+            DeadLetters::Log => {
                 self.unlogged_this_epoch += 1;
                 Ok(())
             }
         }
     }
 
-    /// Closes an epoch: sums up what was not logged, and flushes the file.
-    pub fn end_epoch(&mut self) -> std::io::Result<()> {
+    /// Closes an epoch: sums up what was not logged, and makes the epoch's dead letters
+    /// durable (file flushed, topic acknowledged) before the epoch can be checkpointed.
+    pub fn end_epoch(&mut self) -> Result<(), RejectError> {
         if self.unlogged_this_epoch > 0 {
             warn!(
                 source = %self.source,
@@ -108,11 +181,15 @@ impl Rejects {
         }
         self.logged_this_epoch = 0;
         self.unlogged_this_epoch = 0;
-        if let Some(file) = &self.file {
-            let mut file = file
-                .lock()
-                .map_err(|_| std::io::Error::other("dead-letter file lock poisoned"))?;
-            file.flush()?;
+        if std::mem::take(&mut self.unflushed) {
+            match &mut self.target {
+                DeadLetters::Topic { publisher, .. } => publisher.flush()?,
+                DeadLetters::File(file) => file
+                    .lock()
+                    .map_err(|_| std::io::Error::other("dead-letter file lock poisoned"))?
+                    .flush()?,
+                DeadLetters::Log => {}
+            }
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ use hygroflow_dataflows::{Epoch, Stat};
 use serde::Serialize;
 
 use crate::epoch::{rfc3339, spark_time, EpochGrid};
+use crate::kafka::publisher::{Outgoing, Publisher};
 
 /// How reports are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -61,6 +62,7 @@ pub struct Reporter {
     changes_only: bool,
     grid: EpochGrid,
     line: Vec<u8>,
+    results_topic: Option<(Publisher, String)>,
 }
 
 impl Reporter {
@@ -77,7 +79,22 @@ impl Reporter {
             changes_only,
             grid,
             line: Vec::with_capacity(4096),
+            results_topic: None,
         }
+    }
+
+    /// Also publishes every report (as its JSON object) to `topic`.
+    pub fn publish_to(mut self, publisher: Publisher, topic: String) -> Self {
+        self.results_topic = Some((publisher, topic));
+        self
+    }
+
+    /// Waits until every published report is acknowledged.
+    pub fn flush_published(&mut self) -> io::Result<()> {
+        if let Some((publisher, _)) = &mut self.results_topic {
+            publisher.flush().map_err(io::Error::other)?;
+        }
+        Ok(())
     }
 
     /// Reports epoch `epoch`: the full state, or with `--changes` the facts that changed.
@@ -114,6 +131,17 @@ impl Reporter {
     }
 
     fn write(&mut self, epoch: Epoch, snapshot: &Snapshot) -> io::Result<()> {
+        if let Some((publisher, topic)) = &mut self.results_topic {
+            let json = serde_json::to_vec(&JsonReport::new(epoch, &self.grid, snapshot))?;
+            publisher
+                .send(Outgoing::new(
+                    topic.clone(),
+                    Some(epoch.to_string().into_bytes()),
+                    json,
+                    None,
+                ))
+                .map_err(io::Error::other)?;
+        }
         self.line.clear();
         match self.format {
             ReportFormat::Json => {

@@ -6,7 +6,9 @@
 
 pub mod file;
 pub mod generator;
+pub mod kafka;
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Where a raw message came from, so a rejected one can be found again.
@@ -70,6 +72,9 @@ pub enum SourceError {
         /// The I/O error, as text (it crossed a thread).
         error: String,
     },
+    /// Kafka failed in a way retries cannot fix.
+    #[error("kafka: {0}")]
+    Kafka(String),
 }
 
 /// A worker's share of an input.
@@ -80,4 +85,12 @@ pub trait Source {
         budget: usize,
         deliver: &mut dyn FnMut(RawRecord<'_>),
     ) -> Result<Poll, SourceError>;
+
+    /// Records that everything before `offsets` (next offset per partition) is complete and
+    /// checkpointed; `wait` asks to wait for the broker's answer (at the end of a run).
+    /// Sources without offsets ignore it.
+    fn commit(&mut self, offsets: &BTreeMap<i32, i64>, wait: bool) -> Result<(), SourceError> {
+        let _ = (offsets, wait);
+        Ok(())
+    }
 }

@@ -1,0 +1,202 @@
+//! Publishing to Kafka with retries that never drop a message silently.
+//!
+//! Used for dead letters and for result reports. librdkafka already retries inside
+//! `message.timeout.ms`; a message that still fails comes back through the delivery callback,
+//! is logged, and is sent again (with a growing pause) up to a limit, after which the run
+//! fails with the error instead of losing the message. `flush` waits until everything sent so
+//! far is acknowledged, so a checkpoint is never written ahead of its dead letters.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+use tracing::warn;
+
+/// Attempts (each with librdkafka's own retries inside) before a message is given up as fatal.
+const MAX_ATTEMPTS: u32 = 5;
+
+/// A message to send, kept until acknowledged.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// Destination topic.
+    pub topic: String,
+    /// Message key.
+    pub key: Option<Vec<u8>>,
+    /// Message value.
+    pub payload: Vec<u8>,
+    /// Message headers.
+    pub headers: Option<OwnedHeaders>,
+    attempts: u32,
+}
+
+impl Outgoing {
+    /// A new message.
+    pub fn new(
+        topic: String,
+        key: Option<Vec<u8>>,
+        payload: Vec<u8>,
+        headers: Option<OwnedHeaders>,
+    ) -> Self {
+        Outgoing {
+            topic,
+            key,
+            payload,
+            headers,
+            attempts: 0,
+        }
+    }
+}
+
+/// Why publishing failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The producer could not be created (a bad `-X` property, say).
+    #[error("cannot create Kafka producer: {0}")]
+    Create(KafkaError),
+    /// A message failed every attempt.
+    #[error("could not deliver to topic {topic} after {attempts} attempts: {error}")]
+    Undeliverable {
+        /// The topic.
+        topic: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last error.
+        error: String,
+    },
+    /// Sending was refused outright.
+    #[error("cannot send to topic {topic}: {error}")]
+    Send {
+        /// The topic.
+        topic: String,
+        /// The error.
+        error: KafkaError,
+    },
+}
+
+/// Collects failed deliveries so the owner can resend them.
+#[derive(Default)]
+pub struct PublishContext {
+    failed: Mutex<Vec<(Arc<Outgoing>, String)>>,
+}
+
+impl ClientContext for PublishContext {}
+
+impl ProducerContext for PublishContext {
+    type DeliveryOpaque = Arc<Outgoing>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, outgoing: Arc<Outgoing>) {
+        if let Err((error, _)) = result {
+            if let Ok(mut failed) = self.failed.lock() {
+                failed.push((outgoing, error.to_string()));
+            }
+        }
+    }
+}
+
+/// A producer that keeps every message until it is acknowledged.
+pub struct Publisher {
+    producer: BaseProducer<PublishContext>,
+}
+
+impl Publisher {
+    /// A publisher with `config` (brokers and `-X` properties already set).
+    pub fn new(config: &ClientConfig) -> Result<Self, PublishError> {
+        let producer = config
+            .create_with_context(PublishContext::default())
+            .map_err(PublishError::Create)?;
+        Ok(Publisher { producer })
+    }
+
+    /// Queues a message.
+    pub fn send(&mut self, outgoing: Outgoing) -> Result<(), PublishError> {
+        self.enqueue(Arc::new(outgoing))?;
+        self.poll()
+    }
+
+    fn enqueue(&mut self, outgoing: Arc<Outgoing>) -> Result<(), PublishError> {
+        loop {
+            let mut record = BaseRecord::<Vec<u8>, Vec<u8>, Arc<Outgoing>>::with_opaque_to(
+                &outgoing.topic,
+                Arc::clone(&outgoing),
+            )
+            .payload(&outgoing.payload);
+            if let Some(key) = &outgoing.key {
+                record = record.key(key);
+            }
+            if let Some(headers) = &outgoing.headers {
+                record = record.headers(headers.clone());
+            }
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    // The local queue is full: serve callbacks to make room, then try again.
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((error, _)) => {
+                    return Err(PublishError::Send {
+                        topic: outgoing.topic.clone(),
+                        error,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Serves delivery callbacks and resends failed messages.
+    pub fn poll(&mut self) -> Result<(), PublishError> {
+        self.producer.poll(Duration::ZERO);
+        let failed = match self.producer.context().failed.lock() {
+            Ok(mut failed) => std::mem::take(&mut *failed),
+            Err(_) => Vec::new(),
+        };
+        for (outgoing, error) in failed {
+            let attempts = outgoing.attempts + 1;
+            if attempts >= MAX_ATTEMPTS {
+                return Err(PublishError::Undeliverable {
+                    topic: outgoing.topic.clone(),
+                    attempts,
+                    error,
+                });
+            }
+            warn!(topic = %outgoing.topic, attempt = attempts, %error, "delivery failed, sending again");
+            std::thread::sleep(Duration::from_millis(100 << attempts.min(5)));
+            let again = Outgoing {
+                topic: outgoing.topic.clone(),
+                key: outgoing.key.clone(),
+                payload: outgoing.payload.clone(),
+                headers: outgoing.headers.clone(),
+                attempts,
+            };
+            self.enqueue(Arc::new(again))?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every message sent so far is acknowledged (resending failures).
+    pub fn flush(&mut self) -> Result<(), PublishError> {
+        let started = Instant::now();
+        loop {
+            self.poll()?;
+            if self.producer.in_flight_count() == 0 {
+                // Deliveries reported in the last poll may have been re-queued; check once more.
+                self.poll()?;
+                if self.producer.in_flight_count() == 0 {
+                    return Ok(());
+                }
+            }
+            // flush serves delivery callbacks while it waits.
+            let _ = self.producer.flush(Duration::from_millis(100));
+            if started.elapsed() > Duration::from_secs(10) && started.elapsed().as_secs() % 10 == 0
+            {
+                warn!(
+                    in_flight = self.producer.in_flight_count(),
+                    "waiting for Kafka to acknowledge messages"
+                );
+            }
+        }
+    }
+}

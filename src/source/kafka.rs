@@ -1,0 +1,377 @@
+//! The Kafka source: each worker consumes the partitions it owns, by manual assignment.
+//!
+//! Partition `p` belongs to global worker `p % peers` ([`owns_partition`]), in one process or
+//! across a cluster, so no consumer-group rebalance ever moves a partition in the middle of an
+//! epoch. A worker that owns nothing still advances every epoch (the pipeline does that). New
+//! partitions are noticed from metadata every few seconds and assigned without a restart.
+//!
+//! Where a partition starts: at the checkpointed offset when a state directory has one,
+//! otherwise at the beginning, because the cumulative results are rebuilt from the whole topic.
+//! Offsets are committed to the consumer group only for epochs that are complete (and
+//! checkpointed), so lag tools show true progress.
+//!
+//! `--until-end` stops a partition at the end seen at start. Tansu (the test broker) reports a
+//! short end offset, so "at the end" means: librdkafka's end-of-partition event arrived at or
+//! past the end offset seen at start. Broker errors are retried by librdkafka; they are logged
+//! (at most every few seconds) and the source carries on where it was.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tracing::{info, warn};
+
+use super::{Origin, Poll, RawRecord, Source, SourceError};
+
+/// How often a worker looks for new partitions.
+const METADATA_EVERY: Duration = Duration::from_secs(5);
+/// How often the same kind of broker error is logged.
+const LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// Which global worker consumes partition `partition`.
+pub fn owns_partition(partition: i32, index: usize, peers: usize) -> bool {
+    usize::try_from(partition).is_ok_and(|p| p % peers.max(1) == index)
+}
+
+/// Why the Kafka input cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSourceError {
+    /// The consumer could not be created (a bad `-X` property, say).
+    #[error("cannot create Kafka consumer: {0}")]
+    Create(KafkaError),
+    /// The topic does not exist.
+    #[error("topic {0} does not exist (create it with `hygroflow topic create`)")]
+    MissingTopic(String),
+    /// Another Kafka call failed for good.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+}
+
+/// Logs consumer-level events through tracing.
+pub struct SourceContext;
+
+impl ClientContext for SourceContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        warn!(%error, reason, "kafka client error; librdkafka keeps retrying");
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(error) = result {
+            warn!(%error, "offset commit failed; the next epoch's commit supersedes it");
+        }
+    }
+}
+
+/// Settings of the Kafka input.
+#[derive(Clone, Debug)]
+pub struct KafkaInput {
+    /// The client configuration (brokers, `-X` properties).
+    pub client: ClientConfig,
+    /// The topic.
+    pub topic: String,
+    /// Consumer group for committed offsets.
+    pub group: String,
+    /// Stop at the end offsets seen at start.
+    pub until_end: bool,
+}
+
+impl KafkaInput {
+    /// The consumer configuration: hygroflow's settings, then the user's `-X` on top.
+    pub fn consumer_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        // Required for committing offsets, even with manual assignment.
+        config.set("group.id", &self.group);
+        // Offsets are committed by hand, only for complete epochs.
+        config.set("enable.auto.commit", "false");
+        config.set("enable.auto.offset.store", "false");
+        // Without a checkpoint the results are rebuilt from the start of the topic.
+        config.set("auto.offset.reset", "earliest");
+        // The end-of-partition event is the reliable "end" for --until-end (see module docs).
+        config.set("enable.partition.eof", "true");
+        for (key, value) in self.client.config_map().iter() {
+            config.set(*key, *value);
+        }
+        config
+    }
+
+    /// Creates a consumer.
+    pub fn consumer(&self) -> Result<BaseConsumer<SourceContext>, KafkaSourceError> {
+        self.consumer_config()
+            .create_with_context(SourceContext)
+            .map_err(KafkaSourceError::Create)
+    }
+
+    /// The topic's partitions, retrying with backoff while no broker answers.
+    /// `stop` ends the wait early (Ctrl-C).
+    pub fn wait_for_partitions(
+        &self,
+        consumer: &BaseConsumer<SourceContext>,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<i32>, KafkaSourceError> {
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            match partitions(consumer, &self.topic, Duration::from_secs(5)) {
+                Ok(Some(p)) => return Ok(p),
+                Ok(None) => return Err(KafkaSourceError::MissingTopic(self.topic.clone())),
+                Err(error) if stop() => return Err(error.into()),
+                Err(error) => {
+                    warn!(%error, retry_in = ?backoff, "cannot reach the Kafka brokers; retrying");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+}
+
+/// The partitions of `topic`, `None` when it does not exist.
+fn partitions(
+    consumer: &BaseConsumer<SourceContext>,
+    topic: &str,
+    timeout: Duration,
+) -> KafkaResult<Option<Vec<i32>>> {
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        return Ok(None);
+    };
+    match t.error() {
+        Some(e) if RDKafkaErrorCode::from(e) == RDKafkaErrorCode::UnknownTopicOrPartition => {
+            Ok(None)
+        }
+        Some(e) => Err(KafkaError::MetadataFetch(e.into())),
+        None if t.partitions().is_empty() => Ok(None),
+        None => Ok(Some(t.partitions().iter().map(|p| p.id()).collect())),
+    }
+}
+
+/// Where a partition stands for `--until-end`.
+#[derive(Debug, Clone, Copy)]
+struct End {
+    /// The end offset the broker reported at start.
+    target: i64,
+    /// End-of-partition seen at `position`, with nothing after it yet.
+    eof: bool,
+}
+
+/// One worker's consumer.
+pub struct KafkaSource {
+    consumer: BaseConsumer<SourceContext>,
+    topic: String,
+    index: usize,
+    peers: usize,
+    owned: BTreeSet<i32>,
+    /// Next offset per owned partition (what has been delivered).
+    position: BTreeMap<i32, i64>,
+    ends: Option<BTreeMap<i32, End>>,
+    last_metadata: Instant,
+    last_error_log: Option<Instant>,
+}
+
+impl KafkaSource {
+    /// Worker `index` of `peers`; `resume` holds checkpointed next offsets.
+    pub fn new(
+        input: &KafkaInput,
+        index: usize,
+        peers: usize,
+        resume: &BTreeMap<i32, i64>,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Self, KafkaSourceError> {
+        let consumer = input.consumer()?;
+        let all = input.wait_for_partitions(&consumer, stop)?;
+        let mut source = KafkaSource {
+            consumer,
+            topic: input.topic.clone(),
+            index,
+            peers,
+            owned: BTreeSet::new(),
+            position: BTreeMap::new(),
+            ends: input.until_end.then(BTreeMap::new),
+            last_metadata: Instant::now(),
+            last_error_log: None,
+        };
+        source.assign(&all, resume)?;
+        Ok(source)
+    }
+
+    /// Assigns the partitions of `all` that this worker owns and does not have yet.
+    fn assign(&mut self, all: &[i32], resume: &BTreeMap<i32, i64>) -> Result<(), KafkaSourceError> {
+        let mut tpl = TopicPartitionList::new();
+        let mut added = Vec::new();
+        for &p in all {
+            if !owns_partition(p, self.index, self.peers) || self.owned.contains(&p) {
+                continue;
+            }
+            let offset = match resume.get(&p) {
+                Some(&o) => Offset::Offset(o),
+                None => Offset::Beginning,
+            };
+            tpl.add_partition_offset(&self.topic, p, offset)?;
+            if let Some(&o) = resume.get(&p) {
+                self.position.insert(p, o);
+            }
+            if let Some(ends) = &mut self.ends {
+                let (_low, high) =
+                    self.consumer
+                        .fetch_watermarks(&self.topic, p, Duration::from_secs(10))?;
+                ends.insert(
+                    p,
+                    End {
+                        target: high,
+                        eof: false,
+                    },
+                );
+            }
+            added.push(p);
+        }
+        if added.is_empty() {
+            return Ok(());
+        }
+        if self.owned.is_empty() {
+            self.consumer.assign(&tpl)?;
+        } else {
+            self.consumer.incremental_assign(&tpl)?;
+        }
+        info!(worker = self.index, partitions = ?added, topic = %self.topic, "consuming partitions");
+        self.owned.extend(added);
+        Ok(())
+    }
+
+    fn reached_end(&self) -> bool {
+        let Some(ends) = &self.ends else {
+            return false;
+        };
+        ends.iter()
+            .all(|(p, end)| end.eof && self.position.get(p).copied().unwrap_or(0) >= end.target)
+    }
+
+    fn log_error(&mut self, error: &KafkaError) {
+        if self.last_error_log.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+            warn!(worker = self.index, %error, "kafka consumer error; retrying");
+            self.last_error_log = Some(Instant::now());
+        }
+    }
+
+    /// Commits `offsets` (next offsets per partition) to the consumer group.
+    pub fn commit_offsets(
+        &mut self,
+        offsets: &BTreeMap<i32, i64>,
+        wait: bool,
+    ) -> Result<(), SourceError> {
+        let mut tpl = TopicPartitionList::new();
+        for (&p, &o) in offsets.iter().filter(|(p, _)| self.owned.contains(p)) {
+            tpl.add_partition_offset(&self.topic, p, Offset::Offset(o))
+                .map_err(|e| SourceError::Kafka(e.to_string()))?;
+        }
+        if tpl.count() > 0 {
+            // Async while running: the outcome arrives in commit_callback, a failed commit is
+            // superseded by the next epoch's, and restarts resume from checkpoints, not
+            // commits. Sync at the end, so the final offsets are in before the process exits.
+            let mode = if wait {
+                CommitMode::Sync
+            } else {
+                CommitMode::Async
+            };
+            self.consumer
+                .commit(&tpl, mode)
+                .map_err(|e| SourceError::Kafka(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Source for KafkaSource {
+    fn poll(
+        &mut self,
+        budget: usize,
+        deliver: &mut dyn FnMut(RawRecord<'_>),
+    ) -> Result<Poll, SourceError> {
+        if self.ends.is_none() && self.last_metadata.elapsed() >= METADATA_EVERY {
+            self.last_metadata = Instant::now();
+            match partitions(&self.consumer, &self.topic, Duration::from_millis(500)) {
+                Ok(Some(all)) => self
+                    .assign(&all, &BTreeMap::new())
+                    .map_err(|e| SourceError::Kafka(e.to_string()))?,
+                Ok(None) => {}
+                Err(error) => self.log_error(&error),
+            }
+        }
+        let mut delivered = 0;
+        while delivered < budget {
+            match self.consumer.poll(Duration::ZERO) {
+                Some(Ok(message)) => {
+                    let (partition, offset) = (message.partition(), message.offset());
+                    let bytes = message.payload().unwrap_or_default();
+                    deliver(RawRecord {
+                        bytes,
+                        len: bytes.len(),
+                        origin: Origin::Kafka { partition, offset },
+                    });
+                    self.position.insert(partition, offset + 1);
+                    if let Some(end) = self.ends.as_mut().and_then(|e| e.get_mut(&partition)) {
+                        end.eof = false;
+                    }
+                    delivered += 1;
+                }
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    if let Some(end) = self.ends.as_mut().and_then(|e| e.get_mut(&partition)) {
+                        end.eof = true;
+                    }
+                }
+                Some(Err(error)) => {
+                    self.log_error(&error);
+                    break;
+                }
+                None => break,
+            }
+        }
+        if delivered > 0 {
+            Ok(Poll::Busy)
+        } else if self.reached_end() {
+            Ok(Poll::Finished)
+        } else {
+            Ok(Poll::Idle)
+        }
+    }
+
+    fn commit(&mut self, offsets: &BTreeMap<i32, i64>, wait: bool) -> Result<(), SourceError> {
+        self.commit_offsets(offsets, wait)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_partition_has_exactly_one_owner() {
+        for peers in 1..=7 {
+            for p in 0..40 {
+                let owners: Vec<usize> = (0..peers)
+                    .filter(|&w| owns_partition(p, w, peers))
+                    .collect();
+                assert_eq!(owners, vec![p as usize % peers]);
+            }
+        }
+        assert!(
+            !owns_partition(-1, 0, 1),
+            "no one owns an invalid partition"
+        );
+    }
+
+    #[test]
+    fn partitions_spread_evenly_and_extra_workers_own_nothing() {
+        let owned = |w| (0..4).filter(|&p| owns_partition(p, w, 6)).count();
+        assert_eq!(
+            (0..6).map(owned).collect::<Vec<_>>(),
+            vec![1, 1, 1, 1, 0, 0]
+        );
+        let owned = |w| (0..12).filter(|&p| owns_partition(p, w, 4)).count();
+        assert!((0..4).all(|w| owned(w) == 3));
+    }
+}
