@@ -224,6 +224,14 @@ impl StateDir {
                 });
             }
             self.check_input(&body.input)?;
+            for partition in body.state.offsets.keys() {
+                if workers.iter().any(|w: &WorkerState| w.offsets.contains_key(partition)) {
+                    return Err(CheckpointError::Corrupt {
+                        path,
+                        reason: format!("partition {partition} has offsets from two workers"),
+                    });
+                }
+            }
             workers.push(body.state);
         }
         Ok(Some(Restored {

@@ -30,7 +30,7 @@ use hygroflow_dataflows::{
 };
 use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::checkpoint::{Restored, SensorTable, StateDir, WorkerState};
 use crate::config::{Config, Input as InputConfig};
@@ -42,9 +42,12 @@ use crate::sink::rejects::{DeadLetterFile, DeadLetters, Rejects};
 use crate::sink::report::Reporter;
 use crate::source::file::{spawn_reader, FileSource};
 use crate::source::generator::GeneratorSource;
-use crate::source::kafka::KafkaSource;
+use crate::source::kafka::{owns_partition, require_topic, KafkaSource};
 use crate::source::{Origin, Poll, RawRecord, Source};
 use crate::tally::EpochTally;
+
+/// Empty processing-time epochs reported after a stall before the rest are skipped.
+const MAX_EMPTY_REPORTS: u64 = 10_000;
 
 /// Records a worker handles between two steps of the dataflow.
 const POLL_BUDGET: usize = 4096;
@@ -113,6 +116,9 @@ pub fn run(
             let stop = || shutdown.load(Ordering::Relaxed);
             let partitions = kafka.wait_for_partitions(&consumer, &stop)?;
             info!(topic = %kafka.topic, partitions = partitions.len(), group = %kafka.group, "kafka input");
+            for topic in config.dlq_topic.iter().chain(config.results.as_ref().map(|r| &r.topic)) {
+                require_topic(&consumer, topic)?;
+            }
             match &config.state_dir {
                 Some(dir) => {
                     let state = StateDir::open(dir, &config.input.name())?;
@@ -311,6 +317,8 @@ struct Reports {
     reporter: Option<Reporter>,
     /// Processing time reports every epoch from here on, data or not.
     next_epoch: Option<Epoch>,
+    /// No report for an earlier epoch: its updates join the first report.
+    first_epoch: Epoch,
     last_reported: Option<Epoch>,
 }
 
@@ -320,12 +328,16 @@ impl Reports {
         self.results.absorb(self.collected.borrow_mut().drain(..));
         let mut epochs: BTreeSet<Epoch> = self.results.pending_epochs(frontier);
         if let (Some(next), Some(frontier)) = (self.next_epoch, frontier) {
-            epochs.extend(next..frontier);
+            if frontier.saturating_sub(next) > MAX_EMPTY_REPORTS {
+                warn!(epochs = frontier - next, "the clock jumped ahead; skipping reports of empty epochs");
+                self.next_epoch = Some(frontier - 1);
+            }
+            epochs.extend(self.next_epoch.unwrap_or(next)..frontier);
         }
         for epoch in epochs {
-            if self.last_reported.is_some_and(|last| epoch <= last) {
-                // Updates for an epoch already reported (a worker that started before worker
-                // 0) are folded into the next report.
+            if epoch < self.first_epoch || self.last_reported.is_some_and(|last| epoch <= last) {
+                // Updates before the first reported epoch (restored state, a worker that
+                // started before worker 0) are folded into the next report.
                 continue;
             }
             let changes = self.results.advance(epoch);
@@ -440,19 +452,25 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
         late: 0,
         open: 0,
         rejects: Rejects::new(source_name, dead_letters),
-        positions: resume.clone(),
+        // Only this worker's partitions: each partition's offset is in exactly one checkpoint.
+        positions: resume
+            .iter()
+            .filter(|(p, _)| owns_partition(**p, index, peers))
+            .map(|(p, o)| (*p, *o))
+            .collect(),
         table: checkpoints.map(|_| (SensorTable::default(), 0, 0)),
         checkpoints,
         worker: index,
         to_commit: VecDeque::new(),
     };
-    if config.time == TimeMode::Processing {
-        intake.advance_to(start_epoch)?;
-    }
+    // Restored state goes in first, so that every checkpoint of this run includes it.
     if let Some(restored) = &shared.restored {
         for state in restored.share(index, peers) {
             intake.restore(state);
         }
+    }
+    if config.time == TimeMode::Processing {
+        intake.advance_to(start_epoch)?;
     }
     let mut event_clock = EventClock::default();
 
@@ -472,6 +490,8 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
             collected: Rc::clone(&collected),
             reporter,
             next_epoch: (config.time == TimeMode::Processing).then_some(start_epoch),
+            // Epoch 0 holds restored state (and event-time records without a time).
+            first_epoch: if config.time == TimeMode::Processing { start_epoch } else { 1 },
             last_reported: None,
         })
     });
@@ -555,6 +575,7 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
             first_local,
             peers,
             done,
+            &stop,
         )?;
         if let Some(reports) = reports.as_mut() {
             let printed = if done {
@@ -588,6 +609,7 @@ fn commit_complete(
     first_local: bool,
     peers: usize,
     done: bool,
+    stop: &dyn Fn() -> bool,
 ) -> anyhow::Result<()> {
     let frontier = frontier.unwrap_or(Epoch::MAX);
     if let Some(checkpoints) = intake.checkpoints {
@@ -600,7 +622,16 @@ fn commit_complete(
         }
     }
     let limit = match intake.checkpoints {
-        Some(checkpoints) => checkpoints.committed.load(Ordering::SeqCst).min(frontier),
+        Some(checkpoints) => {
+            if done && !first_local {
+                // The final offsets go in once the process's first worker has recorded the
+                // final checkpoint (or has failed, which stops everyone).
+                while checkpoints.committed.load(Ordering::SeqCst) < frontier && !stop() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            checkpoints.committed.load(Ordering::SeqCst).min(frontier)
+        }
         None => frontier,
     };
     let mut latest = None;

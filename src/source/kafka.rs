@@ -23,7 +23,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{Origin, Poll, RawRecord, Source, SourceError};
 
@@ -56,6 +56,10 @@ pub struct SourceContext;
 
 impl ClientContext for SourceContext {
     fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error, KafkaError::PartitionEOF(_)) || error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
+            // Reaching the end of a partition is how --until-end knows it is done, not an error.
+            return;
+        }
         warn!(%error, reason, "kafka client error; librdkafka keeps retrying");
     }
 }
@@ -130,6 +134,14 @@ impl KafkaInput {
     }
 }
 
+/// Checks that `topic` exists (a dead-letter or results topic), naming it if not.
+pub fn require_topic(consumer: &BaseConsumer<SourceContext>, topic: &str) -> Result<(), KafkaSourceError> {
+    match partitions(consumer, topic, Duration::from_secs(10))? {
+        Some(_) => Ok(()),
+        None => Err(KafkaSourceError::MissingTopic(topic.to_owned())),
+    }
+}
+
 /// The partitions of `topic`, `None` when it does not exist.
 fn partitions(
     consumer: &BaseConsumer<SourceContext>,
@@ -171,6 +183,8 @@ pub struct KafkaSource {
     ends: Option<BTreeMap<i32, End>>,
     last_metadata: Instant,
     last_error_log: Option<Instant>,
+    /// Resumed partitions whose first message has not arrived yet, with the resume offset.
+    resumed_at: BTreeMap<i32, i64>,
 }
 
 impl KafkaSource {
@@ -194,6 +208,7 @@ impl KafkaSource {
             ends: input.until_end.then(BTreeMap::new),
             last_metadata: Instant::now(),
             last_error_log: None,
+            resumed_at: BTreeMap::new(),
         };
         source.assign(&all, resume)?;
         Ok(source)
@@ -214,6 +229,7 @@ impl KafkaSource {
             tpl.add_partition_offset(&self.topic, p, offset)?;
             if let Some(&o) = resume.get(&p) {
                 self.position.insert(p, o);
+                self.resumed_at.insert(p, o);
             }
             if let Some(ends) = &mut self.ends {
                 let (_low, high) =
@@ -306,6 +322,19 @@ impl Source for KafkaSource {
             match self.consumer.poll(Duration::ZERO) {
                 Some(Ok(message)) => {
                     let (partition, offset) = (message.partition(), message.offset());
+                    if let Some(resumed) = self.resumed_at.remove(&partition) {
+                        if offset > resumed {
+                            // Kafka may skip offsets (compaction, transaction markers), but a
+                            // broker that skips the rest of a record batch loses data: say so.
+                            warn!(
+                                partition,
+                                resumed,
+                                first = offset,
+                                "the broker's first message after resuming is past the checkpointed offset; {} offsets were skipped",
+                                offset - resumed
+                            );
+                        }
+                    }
                     let bytes = message.payload().unwrap_or_default();
                     deliver(RawRecord {
                         bytes,
@@ -319,6 +348,7 @@ impl Source for KafkaSource {
                     delivered += 1;
                 }
                 Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    debug!(worker = self.index, partition, position = ?self.position.get(&partition), "end of partition");
                     if let Some(end) = self.ends.as_mut().and_then(|e| e.get_mut(&partition)) {
                         end.eof = true;
                     }

@@ -1,0 +1,256 @@
+//! A real Kafka-API broker for tests: Tansu with in-memory storage on a free 127.0.0.1 port,
+//! killed when the fixture drops. Each test starts its own (Tansu starts in milliseconds)
+//! and uses its own topics.
+//!
+//! The tansu binary is found at `$HYGROFLOW_TANSU`, then on `PATH`, then at
+//! `~/.cargo/bin/tansu`; `scripts/install-tansu.sh` installs it. The broker's output goes to a
+//! log file in the temp directory, kept (and its path printed) when the test panics.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// How long a starting broker may take to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running Tansu broker.
+pub struct Broker {
+    child: Child,
+    port: u16,
+    advertised: String,
+    log: PathBuf,
+}
+
+impl Broker {
+    /// Starts a broker that advertises the address it listens on.
+    pub fn start() -> Broker {
+        Broker::launch(None)
+    }
+
+    /// Starts a broker that tells clients to connect to `127.0.0.1:advertised_port` (a proxy
+    /// in front of it) instead of the port it listens on.
+    pub fn start_advertised(advertised_port: u16) -> Broker {
+        Broker::launch(Some(advertised_port))
+    }
+
+    fn launch(advertised_port: Option<u16>) -> Broker {
+        let tansu = tansu_binary();
+        let mut last_failure = String::new();
+        // The free port may be taken by someone else before tansu binds it: try a few.
+        for _ in 0..3 {
+            let port = free_port();
+            let advertised = format!("127.0.0.1:{}", advertised_port.unwrap_or(port));
+            let log = std::env::temp_dir()
+                .join(format!("hygroflow-tansu-{}-{port}.log", std::process::id()));
+            let out = File::create(&log).expect("create the broker log");
+            let err = out.try_clone().expect("clone the broker log");
+            let mut command = Command::new(&tansu);
+            command
+                .args(["broker", "--storage-engine", "memory://tansu/"])
+                .arg("--listener-url")
+                .arg(format!("tcp://127.0.0.1:{port}"))
+                .arg("--advertised-listener-url")
+                .arg(format!("tcp://{advertised}"))
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err);
+            // Settings tansu would otherwise take from the environment.
+            for var in ["LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE"] {
+                command.env_remove(var);
+            }
+            let child = command
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", tansu.display()));
+            let mut broker = Broker {
+                child,
+                port,
+                advertised,
+                log,
+            };
+            match broker.wait_until_listening() {
+                Ok(()) => return broker,
+                Err(failure) => last_failure = failure,
+            }
+            // Dropping `broker` kills it and removes its log.
+        }
+        panic!("the tansu broker did not start: {last_failure}");
+    }
+
+    /// Waits until the port accepts TCP connections, or describes why not.
+    fn wait_until_listening(&mut self) -> Result<(), String> {
+        let address = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("tansu exited with {status}: {}", self.log_text()));
+            }
+            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "nothing listening on {address} after {START_TIMEOUT:?}: {}",
+                    self.log_text()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The bootstrap address for clients: the advertised one (the proxy's, when there is one).
+    pub fn brokers(&self) -> String {
+        self.advertised.clone()
+    }
+
+    /// The address the broker itself listens on (what a proxy forwards to).
+    pub fn listen_address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The port the broker itself listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The broker's log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// What the broker has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Creates `name` with `partitions` partitions through `hygroflow topic create`. It
+    /// bootstraps from the broker's own port, but the request then goes to the advertised
+    /// address: with `start_advertised`, start the proxy first.
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let out = Command::new(env!("CARGO_BIN_EXE_hygroflow"))
+            .env("RUST_LOG", "warn")
+            .args(["topic", "create", "-b", &self.listen_address(), "-t", name])
+            .arg("--partitions")
+            .arg(partitions.to_string())
+            .output()
+            .expect("run hygroflow topic create");
+        assert!(
+            out.status.success(),
+            "hygroflow topic create {name} failed: {}\nbroker log {}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log.display()
+        );
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("tansu broker log kept at {}", self.log.display());
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
+}
+
+/// One message read back from the broker.
+#[derive(Debug)]
+pub struct Received {
+    /// Its partition.
+    pub partition: i32,
+    /// Its key.
+    pub key: Option<Vec<u8>>,
+    /// `None` for a null value.
+    pub payload: Option<Vec<u8>>,
+}
+
+/// Reads partitions 0..`partitions` of `topic` from the start to their end-of-partition events
+/// (the true end: Tansu's reported high watermark can be short), in offset order per
+/// partition.
+pub fn consume_all(brokers: &str, topic: &str, partitions: i32) -> Vec<Received> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("{topic}-reader"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .expect("add partition");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut at_end = vec![false; partitions as usize];
+    let mut received = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while at_end.iter().any(|e| !e) {
+        assert!(
+            Instant::now() < deadline,
+            "reading {topic} took over 60 s; {} messages so far",
+            received.len()
+        );
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(m)) => {
+                at_end[m.partition() as usize] = false;
+                received.push(Received {
+                    partition: m.partition(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    payload: m.payload().map(<[u8]>::to_vec),
+                });
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => at_end[p as usize] = true,
+            Some(Err(e)) => panic!("consuming {topic}: {e}"),
+        }
+    }
+    received
+}
+
+/// A free port on 127.0.0.1.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+/// The tansu binary: `$HYGROFLOW_TANSU`, then `PATH`, then `~/.cargo/bin/tansu`.
+pub fn tansu_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("HYGROFLOW_TANSU") {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "HYGROFLOW_TANSU={} is not a file: run scripts/install-tansu.sh",
+            path.display()
+        );
+        return path;
+    }
+    let mut candidates = Vec::new();
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|dir| dir.join("tansu")));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        candidates.push(Path::new(&home).join(".cargo/bin/tansu"));
+    }
+    candidates
+        .into_iter()
+        .find(|c| c.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no tansu binary (looked at $HYGROFLOW_TANSU, PATH and ~/.cargo/bin/tansu): \
+                 run scripts/install-tansu.sh, or set HYGROFLOW_TANSU to its path"
+            )
+        })
+}

@@ -1,0 +1,384 @@
+//! Kafka end to end, against a real broker (Tansu over TCP): the job's results, dead letters,
+//! restarts after `kill -9`, a broker outage, and bad checkpoints. Each test has its own
+//! broker and topics.
+
+mod common;
+#[path = "common/broker.rs"]
+mod broker;
+#[path = "common/proxy.rs"]
+mod proxy;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use broker::Broker;
+use common::{assert_report_matches, generate, hygroflow, json_lines, recompute, run};
+use rand::Rng;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+
+/// One consumed message.
+#[derive(Debug, Clone)]
+struct Record {
+    partition: i32,
+    offset: i64,
+    payload: Vec<u8>,
+    headers: HashMap<String, String>,
+}
+
+/// Reads every message of `topic` (all partitions) up to end-of-partition on each.
+fn read_all(brokers: &str, topic: &str) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "hygroflow-test-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let partitions: Vec<i32> = metadata.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    let mut tpl = TopicPartitionList::new();
+    for p in &partitions {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning).expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut at_end: BTreeMap<i32, bool> = partitions.iter().map(|p| (*p, false)).collect();
+    let mut records = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while at_end.values().any(|e| !e) {
+        assert!(Instant::now() < deadline, "reading {topic} timed out");
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                at_end.insert(m.partition(), false);
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                records.push(Record {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                    headers,
+                });
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p, true);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    records
+}
+
+/// The group's committed offsets per partition of `topic`.
+fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = consumer.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
+    got.elements()
+        .iter()
+        .map(|e| (e.partition(), match e.offset() {
+            Offset::Offset(o) => o,
+            _ => -1,
+        }))
+        .collect()
+}
+
+/// Produces the lines of `path` into `topic` with `hygroflow produce`.
+fn produce(brokers: &str, topic: &str, path: &Path) {
+    produce_with(brokers, topic, path, &[]);
+}
+
+/// Produces with extra `-X` properties.
+fn produce_with(brokers: &str, topic: &str, path: &Path, extra: &[&str]) {
+    let mut args = vec!["produce", "-b", brokers, "-t", topic, path.to_str().expect("utf8")];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    assert!(out.status.success(), "produce: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn job(brokers: &str, topic: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["run", "-b", brokers, "-t", topic, "--format", "json", "--until-end", "--epoch", "200ms"];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    assert!(out.status.success(), "run {extra:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Is `bytes` a valid message by the README's rules? (naive, via serde_json::Value)
+fn valid(bytes: &[u8]) -> bool {
+    recompute(bytes).rejected_messages == 0 && !bytes.is_empty()
+}
+
+#[test]
+fn four_partitions_at_1_and_3_workers_match_recomputation_and_dead_letters() {
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    broker.create_topic("readings", 4);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("in.jsonl");
+    generate(&path, 20_000, 21, 0.03);
+    let bytes = std::fs::read(&path).expect("read");
+    let expected = recompute(&bytes);
+    produce(&brokers, "readings", &path);
+    let source: HashMap<(i32, i64), Vec<u8>> = read_all(&brokers, "readings")
+        .into_iter()
+        .map(|r| ((r.partition, r.offset), r.payload))
+        .collect();
+    assert_eq!(source.len(), 20_000);
+
+    for workers in ["1", "3"] {
+        let dlq = format!("readings.dlq.w{workers}");
+        broker.create_topic(&dlq, 1);
+        let group = format!("g{workers}");
+        let out = job(&brokers, "readings", &["-w", workers, "--group", &group, "--dlq-topic", &dlq]);
+        let reports = json_lines(&out.stdout);
+        assert_report_matches(reports.last().expect("final report"), &expected);
+
+        let letters = read_all(&brokers, &dlq);
+        assert_eq!(letters.len() as i64, expected.rejected_messages, "every rejected message, once");
+        for letter in &letters {
+            assert_eq!(letter.headers["hygroflow.source.topic"], "readings");
+            let p: i32 = letter.headers["hygroflow.source.partition"].parse().expect("partition");
+            let o: i64 = letter.headers["hygroflow.source.offset"].parse().expect("offset");
+            assert_eq!(source[&(p, o)], letter.payload, "the original bytes");
+            assert!(!valid(&letter.payload), "only invalid messages are dead letters");
+            assert!(!letter.headers["hygroflow.error"].is_empty());
+            assert!(!letter.headers["hygroflow.error.kind"].is_empty());
+        }
+        // Offsets are committed for the complete run.
+        let ends = end_offsets(&source, 4);
+        assert_eq!(committed(&brokers, &group, "readings", 4), ends);
+    }
+}
+
+/// The true end offset of each partition, from what was read.
+fn end_offsets(source: &HashMap<(i32, i64), Vec<u8>>, partitions: i32) -> BTreeMap<i32, i64> {
+    (0..partitions)
+        .map(|p| (p, source.keys().filter(|(q, _)| *q == p).map(|(_, o)| o + 1).max().unwrap_or(0)))
+        .collect()
+}
+
+#[test]
+fn more_workers_than_partitions() {
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    broker.create_topic("few", 2);
+    broker.create_topic("few.dlq", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("in.jsonl");
+    generate(&path, 5_000, 8, 0.02);
+    produce(&brokers, "few", &path);
+    let out = job(&brokers, "few", &["-w", "4"]);
+    assert_report_matches(json_lines(&out.stdout).last().expect("final"), &recompute(&std::fs::read(&path).expect("read")));
+}
+
+fn spawn_job(brokers: &str, topic: &str, state: &Path, group: &str) -> Child {
+    hygroflow()
+        .args(["run", "-b", brokers, "-t", topic, "--format", "json", "--until-end", "--epoch", "100ms", "-w", "2"])
+        .args(["--group", group, "--state-dir", state.to_str().expect("utf8")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn")
+}
+
+#[test]
+fn kill_9_and_restart_gives_the_uninterrupted_result() {
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    broker.create_topic("crashy", 4);
+    broker.create_topic("crashy.dlq", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("in.jsonl");
+    generate(&path, 150_000, 33, 0.01);
+    let bytes = std::fs::read(&path).expect("read");
+    let expected = recompute(&bytes);
+    // Tansu 0.6.0 answers a fetch that starts inside a record batch with the *next* batch, so a
+    // consumer resuming mid-batch would lose the batch's tail (README, "Tansu's faults"). One
+    // message per batch keeps every resume offset on a batch boundary; Kafka itself needs no
+    // such care.
+    produce_with(&brokers, "crashy", &path, &["-X", "batch.num.messages=1"]);
+    let state = dir.path().join("state");
+
+    let mut rng = rand::thread_rng();
+    let mut last_total = 0i64;
+    let mut kills = 0;
+    let mut finished_early = false;
+    while kills < 6 {
+        let mut child = spawn_job(&brokers, "crashy", &state, "crashy-group");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(rng.gen_range(200..1500)));
+        let exited = child.try_wait().expect("try_wait").is_some();
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        reader.join().expect("reader");
+        let totals: Vec<i64> = rx.try_iter().filter_map(|l| serde_json::from_str::<Value>(&l).ok()).map(|r| r["total_messages"].as_i64().expect("n")).collect();
+        if let Some(first) = totals.first() {
+            assert!(*first >= last_total, "a report after a restart shows fewer messages ({first}) than before ({last_total})");
+        }
+        assert!(totals.windows(2).all(|w| w[0] <= w[1]));
+        last_total = totals.last().copied().unwrap_or(last_total);
+        if exited {
+            finished_early = true;
+            break;
+        }
+        kills += 1;
+    }
+    assert!(finished_early || kills >= 5, "at least five kills");
+    // The last run goes to the end.
+    let out = hygroflow()
+        .args(["run", "-b", &brokers, "-t", "crashy", "--format", "json", "--until-end", "--epoch", "100ms", "-w", "2"])
+        .args(["--group", "crashy-group", "--state-dir", state.to_str().expect("utf8")])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let restarted = json_lines(&out.stdout);
+    let last = restarted.last().expect("final report");
+    assert!(last["total_messages"].as_i64().expect("n") >= last_total);
+    assert_report_matches(last, &expected);
+
+    // The same as a run that never crashed.
+    let clean = job(&brokers, "crashy", &["-w", "2", "--group", "clean"]);
+    let clean_last = json_lines(&clean.stdout).pop().expect("final");
+    for key in ["total_messages", "rejected_messages", "total_sensors", "sensors_by_device", "avg_humidity_by_device"] {
+        assert_eq!(last[key], clean_last[key], "{key}");
+    }
+    // And the consumer group's offsets are at the end.
+    let source: HashMap<(i32, i64), Vec<u8>> = read_all(&brokers, "crashy").into_iter().map(|r| ((r.partition, r.offset), r.payload)).collect();
+    assert_eq!(committed(&brokers, "crashy-group", "crashy", 4), end_offsets(&source, 4));
+    // Dead letters are at least once across crashes: every rejected message is there.
+    let letters = read_all(&brokers, "crashy.dlq");
+    let distinct: std::collections::HashSet<(String, String)> = letters
+        .iter()
+        .map(|l| (l.headers["hygroflow.source.partition"].clone(), l.headers["hygroflow.source.offset"].clone()))
+        .collect();
+    assert_eq!(distinct.len() as i64, expected.rejected_messages);
+}
+
+#[test]
+fn broker_outage_loses_nothing() {
+    let port = proxy::free_port();
+    let broker = Broker::start_advertised(port);
+    let proxy = proxy::Proxy::start(port, &broker.listen_address());
+    let brokers = broker.brokers();
+    broker.create_topic("flaky", 2);
+    broker.create_topic("flaky.dlq", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = dir.path().join("first.jsonl");
+    generate(&first, 6_000, 41, 0.01);
+    let second = dir.path().join("second.jsonl");
+    generate(&second, 6_000, 42, 0.01);
+    produce(&brokers, "flaky", &first);
+
+    let mut child = hygroflow()
+        .args(["run", "-b", &brokers, "-t", "flaky", "--format", "json", "--epoch", "200ms", "-w", "2"])
+        .args(["-X", "reconnect.backoff.max.ms=500"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel::<Value>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let wait_for = |total: i64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = rx.recv_timeout(Duration::from_secs(60)).expect("a report");
+            if r["total_messages"].as_i64().expect("n") + r["rejected_messages"].as_i64().expect("n") >= total {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "waited too long for {total} messages");
+        }
+    };
+    wait_for(6_000);
+    proxy.cut();
+    std::thread::sleep(Duration::from_secs(4));
+    proxy.restore();
+    produce(&brokers, "flaky", &second);
+    let last = wait_for(12_000);
+    let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let out = child.wait_with_output().expect("wait");
+    reader.join().expect("reader");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut all = std::fs::read(&first).expect("read");
+    all.extend(std::fs::read(&second).expect("read"));
+    assert_report_matches(&last, &recompute(&all));
+}
+
+#[test]
+fn corrupt_checkpoint_is_refused() {
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    broker.create_topic("ckpt", 2);
+    broker.create_topic("ckpt.dlq", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("in.jsonl");
+    generate(&path, 3_000, 5, 0.0);
+    produce(&brokers, "ckpt", &path);
+    let state = dir.path().join("state");
+    job(&brokers, "ckpt", &["--state-dir", state.to_str().expect("utf8")]);
+    let generation = std::fs::read_dir(&state).expect("state dir").filter_map(Result::ok).find(|e| e.path().is_dir()).expect("a generation").path();
+    let file = std::fs::read_dir(&generation).expect("gen").filter_map(Result::ok).next().expect("a checkpoint").path();
+    let mut bytes = std::fs::read(&file).expect("read");
+    let n = bytes.len();
+    bytes[n - 10] ^= 0x20;
+    std::fs::write(&file, bytes).expect("write");
+    let out = run(&["run", "-b", &brokers, "-t", "ckpt", "--until-end", "--state-dir", state.to_str().expect("utf8")]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "nothing is reported from a half-loaded state");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let error = stderr.lines().last().expect("an error");
+    assert!(error.contains("refusing checkpoint") && error.contains("checksum"), "{stderr}");
+}
+
+#[test]
+fn missing_topic_and_bad_property_fail_with_one_line() {
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    let out = run(&["run", "-b", &brokers, "-t", "no-such-topic", "--until-end"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.lines().last().expect("error").contains("no-such-topic does not exist"), "{stderr}");
+    broker.create_topic("exists", 1);
+    let out = run(&["run", "-b", &brokers, "-t", "exists", "--until-end", "-X", "no.such.property=1"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.lines().last().expect("error").contains("no.such.property"), "{stderr}");
+    let out = run(&["run", "-b", &brokers, "-t", "exists", "--until-end", "-X", "sasl.password=hunter2"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"), "secrets never appear in logs");
+}
