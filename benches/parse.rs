@@ -63,10 +63,11 @@ fn bench_parse(c: &mut Criterion) {
             lines.data.len() as f64 / lines.ranges.len() as f64
         );
     }
-    for (unit, throughput) in [
-        ("messages", |l: &Lines| Throughput::Elements(l.ranges.len() as u64)),
-        ("bytes", |l: &Lines| Throughput::Bytes(l.data.len() as u64)),
-    ] {
+    let units: [(&str, fn(&Lines) -> Throughput); 2] = [
+        ("messages", |l| Throughput::Elements(l.ranges.len() as u64)),
+        ("bytes", |l| Throughput::Bytes(l.data.len() as u64)),
+    ];
+    for (unit, throughput) in units {
         let mut group = c.benchmark_group(format!("parse_{unit}"));
         group
             .sample_size(20)

@@ -382,3 +382,53 @@ fn missing_topic_and_bad_property_fail_with_one_line() {
     let out = run(&["run", "-b", &brokers, "-t", "exists", "--until-end", "-X", "sasl.password=hunter2"]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"), "secrets never appear in logs");
 }
+
+#[test]
+fn event_time_from_kafka_with_results_topic() {
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    broker.create_topic("ev", 3);
+    broker.create_topic("ev.dlq", 1);
+    broker.create_topic("ev.results", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("in.jsonl");
+    generate(&path, 12_000, 17, 0.02);
+    produce(&brokers, "ev", &path);
+    let out = job(&brokers, "ev", &["--time", "event", "-w", "2", "--results-topic", "ev.results"]);
+    let reports = json_lines(&out.stdout);
+    assert!(reports.len() >= 3, "12,000 readings 0.3 ms apart span several 200 ms epochs");
+    assert_report_matches(reports.last().expect("final"), &recompute(&std::fs::read(&path).expect("read")));
+    let published: Vec<Value> = read_all(&brokers, "ev.results")
+        .iter()
+        .map(|r| serde_json::from_slice(&r.payload).expect("a JSON report"))
+        .collect();
+    assert_eq!(published, reports, "every report is published, in order");
+}
+
+#[test]
+fn broker_unreachable_at_start_is_retried() {
+    let port = proxy::free_port();
+    let broker = Broker::start_advertised(port);
+    let proxy = proxy::Proxy::start(port, &broker.listen_address());
+    let brokers = broker.brokers();
+    broker.create_topic("late", 2);
+    broker.create_topic("late.dlq", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("in.jsonl");
+    generate(&path, 3_000, 3, 0.01);
+    produce(&brokers, "late", &path);
+    proxy.cut();
+    let child = hygroflow()
+        .args(["run", "-b", &brokers, "-t", "late", "--format", "json", "--until-end", "--epoch", "200ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_secs(5));
+    proxy.restore();
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("cannot reach the Kafka brokers; retrying"), "{stderr}");
+    assert_report_matches(json_lines(&out.stdout).last().expect("final"), &recompute(&std::fs::read(&path).expect("read")));
+}

@@ -37,6 +37,19 @@ pub fn owns_partition(partition: i32, index: usize, peers: usize) -> bool {
     usize::try_from(partition).is_ok_and(|p| p % peers.max(1) == index)
 }
 
+/// The partitions of `all` that worker `index` of `peers` owns but has not assigned yet:
+/// at start every owned partition, later the ones added to the topic while running.
+pub fn partitions_to_add(all: &[i32], assigned: &BTreeSet<i32>, index: usize, peers: usize) -> Vec<i32> {
+    let mut new: Vec<i32> = all
+        .iter()
+        .copied()
+        .filter(|p| owns_partition(*p, index, peers) && !assigned.contains(p))
+        .collect();
+    new.sort_unstable();
+    new.dedup();
+    new
+}
+
 /// Why the Kafka input cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaSourceError {
@@ -120,7 +133,7 @@ impl KafkaInput {
     ) -> Result<Vec<i32>, KafkaSourceError> {
         let mut backoff = Duration::from_millis(250);
         loop {
-            match partitions(consumer, &self.topic, Duration::from_secs(5)) {
+            match partitions(consumer, &self.topic, Duration::from_secs(2)) {
                 Ok(Some(p)) => return Ok(p),
                 Ok(None) => return Err(KafkaSourceError::MissingTopic(self.topic.clone())),
                 Err(error) if stop() => return Err(error.into()),
@@ -218,10 +231,7 @@ impl KafkaSource {
     fn assign(&mut self, all: &[i32], resume: &BTreeMap<i32, i64>) -> Result<(), KafkaSourceError> {
         let mut tpl = TopicPartitionList::new();
         let mut added = Vec::new();
-        for &p in all {
-            if !owns_partition(p, self.index, self.peers) || self.owned.contains(&p) {
-                continue;
-            }
+        for p in partitions_to_add(all, &self.owned, self.index, self.peers) {
             let offset = match resume.get(&p) {
                 Some(&o) => Offset::Offset(o),
                 None => Offset::Beginning,
@@ -392,6 +402,18 @@ mod tests {
             !owns_partition(-1, 0, 1),
             "no one owns an invalid partition"
         );
+    }
+
+    #[test]
+    fn partitions_added_later_go_to_their_owner_once() {
+        let mut assigned = BTreeSet::new();
+        let first = partitions_to_add(&[0, 1, 2, 3], &assigned, 1, 3);
+        assert_eq!(first, vec![1]);
+        assigned.extend(first);
+        // The topic grows from 4 to 8 partitions while running.
+        assert_eq!(partitions_to_add(&[0, 1, 2, 3, 4, 5, 6, 7], &assigned, 1, 3), vec![4, 7]);
+        assigned.extend([4, 7]);
+        assert!(partitions_to_add(&[0, 1, 2, 3, 4, 5, 6, 7], &assigned, 1, 3).is_empty());
     }
 
     #[test]
