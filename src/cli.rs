@@ -50,6 +50,8 @@ pub enum Command {
     Produce(crate::kafka::produce::ProduceArgs),
     /// Create or describe a Kafka topic.
     Topic(crate::kafka::admin::TopicArgs),
+    /// Measure throughput, report latency and peak memory of the whole engine.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Flags of `run`.
@@ -76,6 +78,9 @@ pub struct RunArgs {
     /// One host:port per line, line i for process i (default: localhost:2101+i).
     #[arg(short = 'h', long, value_name = "FILE")]
     pub hostfile: Option<PathBuf>,
+    /// Cluster only: how long processes wait for each other at start.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub connect_timeout: String,
     /// Report format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
@@ -228,6 +233,8 @@ impl RunArgs {
                 _ => None,
             },
             state_dir: self.state_dir.clone(),
+            connect_timeout: humantime::parse_duration(&self.connect_timeout)
+                .map_err(|_| ConfigError::Duration("--connect-timeout", self.connect_timeout.clone()))?,
         })
     }
 }

@@ -123,6 +123,8 @@ pub struct Config {
     pub results: Option<ResultsTopic>,
     /// Directory for checkpoints (Kafka input).
     pub state_dir: Option<PathBuf>,
+    /// How long cluster processes wait for each other at start.
+    pub connect_timeout: std::time::Duration,
 }
 
 /// A flag or setting that cannot work, and what to do about it.
@@ -131,6 +133,9 @@ pub enum ConfigError {
     /// `--epoch` is not a usable duration.
     #[error("--epoch {0:?}: expected a duration of at least 1ms, such as 3s, 500ms or 1m")]
     Epoch(String),
+    /// A duration flag does not parse.
+    #[error("{0} {1:?}: expected a duration such as 60s or 2m")]
+    Duration(&'static str, String),
     /// A count that must be positive is zero.
     #[error("{0} must be at least 1")]
     Zero(&'static str),

@@ -14,8 +14,10 @@
 //! `pipeline` is the one place where a worker's dataflow is assembled; `cli` and `config` turn
 //! flags into the validated [`config::Config`] every worker runs with.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod epoch;
 pub mod fleet;

@@ -36,6 +36,22 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    // A peer process that dies makes timely's network threads panic: stop with an error
+    // instead of leaving the other workers waiting.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("timely communication error") {
+            eprintln!("hygroflow: lost the connection to a peer process ({message}); stopping");
+            std::process::exit(1);
+        }
+        default_hook(info);
+    }));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -56,6 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Produce(args)) => return hygroflow::kafka::produce::run(&args),
         Some(Command::Topic(args)) => return hygroflow::kafka::admin::run(&args),
+        Some(Command::Bench(args)) => return hygroflow::bench::run(&args),
         Some(Command::Run(args)) => args,
         None => cli.run,
     };

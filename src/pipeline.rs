@@ -163,7 +163,7 @@ pub fn run(
             "reports are printed by process 0"
         );
     }
-    let timely_config = config.cluster.timely();
+    let (allocators, network) = crate::cluster::allocators(&config.cluster, config.connect_timeout)?;
     let shared = Arc::new(Shared {
         config,
         file_sources: Mutex::new(file_sources),
@@ -174,7 +174,7 @@ pub fn run(
         checkpoints,
     });
     let worker_shared = Arc::clone(&shared);
-    let guards = timely::execute(timely_config, move |worker| {
+    let guards = timely::execute::execute_from(allocators, network, timely::WorkerConfig::default(), move |worker| {
         let result = run_worker(worker, &worker_shared);
         if result.is_err() {
             // One worker failing stops the others instead of leaving them waiting.

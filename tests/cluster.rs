@@ -1,0 +1,143 @@
+//! Cluster mode: processes on 127.0.0.1 give the same results as one process, a missing peer
+//! is named, and a dead peer stops the rest.
+
+mod common;
+#[path = "common/broker.rs"]
+mod broker;
+
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{assert_report_matches, generate, hygroflow, json_lines, recompute, run};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn hostfile(dir: &Path, processes: usize) -> std::path::PathBuf {
+    let path = dir.join("hosts.txt");
+    let lines: String = (0..processes).map(|_| format!("127.0.0.1:{}\n", free_port())).collect();
+    std::fs::write(&path, lines).expect("hostfile");
+    path
+}
+
+/// Runs `processes` processes of `workers` workers each with `args`; returns their outputs.
+fn run_cluster(processes: usize, workers: usize, hosts: &Path, args: &[&str]) -> Vec<Output> {
+    let children: Vec<Child> = (0..processes)
+        .map(|p| {
+            hygroflow()
+                .env("RUST_LOG", "info")
+                .args(args)
+                .args(["-n", &processes.to_string(), "-p", &p.to_string(), "-w", &workers.to_string()])
+                .args(["-h", hosts.to_str().expect("utf8"), "--connect-timeout", "30s"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    children.into_iter().map(|c| c.wait_with_output().expect("wait")).collect()
+}
+
+#[test]
+fn two_processes_of_two_workers_equal_one_worker_from_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    generate(&input, 40_000, 12, 0.02);
+    let input = input.to_str().expect("utf8");
+    let hosts = hostfile(dir.path(), 2);
+    for time in ["event", "processing"] {
+        let args = ["run", "-i", input, "--format", "json", "--time", time];
+        let single = run(&args);
+        assert!(single.status.success());
+        let outputs = run_cluster(2, 2, &hosts, &args);
+        for out in &outputs {
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        assert!(outputs[1].stdout.is_empty(), "only process 0 prints");
+        assert!(String::from_utf8_lossy(&outputs[1].stderr).contains("reports are printed by process 0"));
+        let cluster = json_lines(&outputs[0].stdout);
+        let single = json_lines(&single.stdout);
+        if time == "event" {
+            assert_eq!(cluster, single, "the same report for every epoch");
+        }
+        assert_report_matches(cluster.last().expect("final"), &recompute(&std::fs::read(input).expect("read")));
+    }
+}
+
+#[test]
+fn two_processes_of_two_workers_equal_one_worker_from_kafka() {
+    let broker = broker::Broker::start();
+    let brokers = broker.brokers();
+    broker.create_topic("cluster", 4);
+    broker.create_topic("cluster.dlq", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    generate(&input, 20_000, 13, 0.02);
+    let out = run(&["produce", "-b", &brokers, "-t", "cluster", input.to_str().expect("utf8")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let base = ["run", "-b", &brokers, "-t", "cluster", "--until-end", "--format", "json", "--epoch", "200ms"];
+    let mut single_args = base.to_vec();
+    single_args.extend(["--group", "single", "--dlq-topic", "cluster.dlq"]);
+    let single = run(&single_args);
+    assert!(single.status.success(), "{}", String::from_utf8_lossy(&single.stderr));
+    let mut cluster_args = base.to_vec();
+    cluster_args.extend(["--group", "cluster", "--dlq-topic", "cluster.dlq"]);
+    let outputs = run_cluster(2, 2, &hostfile(dir.path(), 2), &cluster_args);
+    for out in &outputs {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let cluster_last = json_lines(&outputs[0].stdout).pop().expect("final");
+    let single_last = json_lines(&single.stdout).pop().expect("final");
+    for key in ["total_messages", "rejected_messages", "total_sensors", "sensors_by_device", "avg_humidity_by_device"] {
+        assert_eq!(cluster_last[key], single_last[key], "{key}");
+    }
+    assert_report_matches(&cluster_last, &recompute(&std::fs::read(&input).expect("read")));
+}
+
+#[test]
+fn a_peer_that_never_comes_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hosts = hostfile(dir.path(), 2);
+    let address = std::fs::read_to_string(&hosts).expect("read").lines().next().expect("line").to_owned();
+    let out = run(&["run", "-n", "2", "-p", "1", "-h", hosts.to_str().expect("utf8"), "--connect-timeout", "1s"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().expect("an error");
+    assert!(last.contains(&format!("cannot reach process 0 at {address}")), "{stderr}");
+}
+
+#[test]
+fn a_dead_peer_stops_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hosts = hostfile(dir.path(), 2);
+    let spawn = |p: &str| {
+        hygroflow()
+            .args(["--epoch", "200ms", "--format", "json", "-n", "2", "-p", p, "-h", hosts.to_str().expect("utf8")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let mut first = spawn("0");
+    let mut second = spawn("1");
+    std::thread::sleep(Duration::from_secs(2));
+    second.kill().expect("kill -9");
+    let _ = second.wait();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = first.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "process 0 hangs after its peer died");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut first.stderr.take().expect("stderr"), &mut stderr).expect("read");
+    assert!(stderr.contains("lost the connection to a peer process"), "{stderr}");
+}
