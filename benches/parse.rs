@@ -45,7 +45,13 @@ fn parse_all(lines: &Lines) -> usize {
     let mut valid = 0;
     for range in &lines.ranges {
         let bytes = &lines.data[range.clone()];
-        if black_box(parse(black_box(bytes), bytes.len(), DEFAULT_MAX_MESSAGE_BYTES)).is_ok() {
+        if black_box(parse(
+            black_box(bytes),
+            bytes.len(),
+            DEFAULT_MAX_MESSAGE_BYTES,
+        ))
+        .is_ok()
+        {
             valid += 1;
         }
     }
