@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::ops::Range;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use hygroflow::fleet::{Fleet, Generator, DEFAULT_SENSORS, GENERATE_START_MS};
 use hygroflow::message::{parse, DEFAULT_MAX_MESSAGE_BYTES};
 
@@ -89,5 +89,8 @@ fn bench_parse(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_parse);
-criterion_main!(benches);
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    bench_parse(&mut criterion);
+    criterion.final_summary();
+}

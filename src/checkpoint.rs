@@ -132,13 +132,22 @@ impl SensorTable {
     }
 }
 
-/// What a restart resumes from.
+/// Where a run resumes: process 0's `COMMITTED` marker, sent to every worker at start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestorePoint {
+    /// The generation (run) whose files hold the state.
+    pub generation: u64,
+    /// Every worker had checkpointed every epoch before this one.
+    pub frontier: Epoch,
+    /// How many workers that run had in all.
+    pub workers: usize,
+}
+
+/// What a worker resumes from: the states of the old workers it takes over.
 #[derive(Debug, Default)]
 pub struct Restored {
-    /// The generation the files came from.
-    pub generation: u64,
-    /// Each old worker's state (its rows are spread over the new workers).
-    pub workers: Vec<WorkerState>,
+    /// `(old worker index, its state)`.
+    pub workers: Vec<(usize, WorkerState)>,
 }
 
 impl Restored {
@@ -146,21 +155,21 @@ impl Restored {
     pub fn offsets(&self) -> BTreeMap<i32, i64> {
         self.workers
             .iter()
-            .flat_map(|w| w.offsets.clone())
+            .flat_map(|(_, w)| w.offsets.clone())
             .collect()
-    }
-
-    /// The old workers' states that new worker `index` of `peers` feeds back.
-    pub fn share(&self, index: usize, peers: usize) -> impl Iterator<Item = &WorkerState> {
-        self.workers
-            .iter()
-            .enumerate()
-            .filter(move |(i, _)| i % peers.max(1) == index)
-            .map(|(_, w)| w)
     }
 }
 
-/// A state directory for one input.
+/// Which old workers' states new worker `index` of `peers` feeds back.
+pub fn old_workers_for(
+    index: usize,
+    peers: usize,
+    old_workers: usize,
+) -> impl Iterator<Item = usize> {
+    (0..old_workers).filter(move |o| o % peers.max(1) == index)
+}
+
+/// A state directory for one input (one per process).
 #[derive(Clone, Debug)]
 pub struct StateDir {
     dir: PathBuf,
@@ -181,63 +190,111 @@ impl StateDir {
         self.dir.join(format!("gen-{generation}"))
     }
 
-    /// Loads the committed state, if any; refuses anything damaged.
-    pub fn load(&self) -> Result<Option<Restored>, CheckpointError> {
+    /// The committed restore point, if this directory has one (process 0's does).
+    pub fn marker(&self) -> Result<Option<RestorePoint>, CheckpointError> {
         let marker = self.dir.join(COMMITTED);
         if !marker.exists() {
             return Ok(None);
         }
         let commit: CommitBody = read_framed(&marker, COMMIT_MAGIC)?;
         self.check_input(&commit.input)?;
-        let gen_dir = self.generation_dir(commit.generation);
-        let mut newest: Vec<Option<(Epoch, PathBuf)>> = vec![None; commit.workers];
-        let entries = fs::read_dir(&gen_dir).map_err(io_error(&gen_dir))?;
-        for entry in entries {
-            let path = entry.map_err(io_error(&gen_dir))?.path();
-            let Some((worker, epoch)) = parse_name(&path) else {
-                continue;
-            };
-            if worker < commit.workers
-                && epoch < commit.frontier
-                && newest[worker].as_ref().is_none_or(|(e, _)| epoch > *e)
-            {
-                newest[worker] = Some((epoch, path));
+        Ok(Some(RestorePoint {
+            generation: commit.generation,
+            frontier: commit.frontier,
+            workers: commit.workers,
+        }))
+    }
+
+    /// The newest generation with files here (a process without a marker counts from it).
+    pub fn newest_generation(&self) -> Result<Option<u64>, CheckpointError> {
+        Ok(self.generations()?.into_iter().max())
+    }
+
+    fn generations(&self) -> Result<Vec<u64>, CheckpointError> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io_error(&self.dir))? {
+            let path = entry.map_err(io_error(&self.dir))?.path();
+            let generation = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix("gen-"))
+                .and_then(|g| g.parse::<u64>().ok());
+            found.extend(generation);
+        }
+        Ok(found)
+    }
+
+    /// Checks every checkpoint file here (header, length, checksum, input), so that a damaged
+    /// directory is refused before anything is loaded.
+    pub fn validate(&self) -> Result<(), CheckpointError> {
+        for generation in self.generations()? {
+            let dir = self.generation_dir(generation);
+            for entry in fs::read_dir(&dir).map_err(io_error(&dir))? {
+                let path = entry.map_err(io_error(&dir))?.path();
+                if parse_name(&path).is_some() {
+                    let body: CheckpointBody = read_framed(&path, CHECKPOINT_MAGIC)?;
+                    self.check_input(&body.input)?;
+                }
             }
         }
-        let mut workers = Vec::with_capacity(commit.workers);
-        for (worker, found) in newest.into_iter().enumerate() {
-            let Some((epoch, path)) = found else {
+        Ok(())
+    }
+
+    /// Loads, for each of `old_workers`, its newest checkpoint before `point.frontier`.
+    pub fn load(
+        &self,
+        point: &RestorePoint,
+        old_workers: impl Iterator<Item = usize>,
+    ) -> Result<Restored, CheckpointError> {
+        let gen_dir = self.generation_dir(point.generation);
+        let mut files: Vec<(usize, Epoch, PathBuf)> = Vec::new();
+        if gen_dir.exists() {
+            for entry in fs::read_dir(&gen_dir).map_err(io_error(&gen_dir))? {
+                let path = entry.map_err(io_error(&gen_dir))?.path();
+                if let Some((worker, epoch)) = parse_name(&path) {
+                    files.push((worker, epoch, path));
+                }
+            }
+        }
+        let mut restored = Restored::default();
+        for worker in old_workers {
+            let newest = files
+                .iter()
+                .filter(|(w, e, _)| *w == worker && *e < point.frontier)
+                .max_by_key(|(_, e, _)| *e);
+            let Some((_, epoch, path)) = newest else {
                 return Err(CheckpointError::Corrupt {
                     path: gen_dir.clone(),
                     reason: format!(
                         "no checkpoint of worker {worker} before epoch {}",
-                        commit.frontier
+                        point.frontier
                     ),
                 });
             };
-            let body: CheckpointBody = read_framed(&path, CHECKPOINT_MAGIC)?;
-            if body.worker != worker || body.epoch != epoch || body.generation != commit.generation
+            let body: CheckpointBody = read_framed(path, CHECKPOINT_MAGIC)?;
+            if body.worker != worker || body.epoch != *epoch || body.generation != point.generation
             {
                 return Err(CheckpointError::Corrupt {
-                    path,
+                    path: path.clone(),
                     reason: "its contents do not match its name".into(),
                 });
             }
             self.check_input(&body.input)?;
             for partition in body.state.offsets.keys() {
-                if workers.iter().any(|w: &WorkerState| w.offsets.contains_key(partition)) {
+                if restored
+                    .workers
+                    .iter()
+                    .any(|(_, w)| w.offsets.contains_key(partition))
+                {
                     return Err(CheckpointError::Corrupt {
-                        path,
+                        path: path.clone(),
                         reason: format!("partition {partition} has offsets from two workers"),
                     });
                 }
             }
-            workers.push(body.state);
+            restored.workers.push((worker, body.state));
         }
-        Ok(Some(Restored {
-            generation: commit.generation,
-            workers,
-        }))
+        Ok(restored)
     }
 
     fn check_input(&self, found: &str) -> Result<(), CheckpointError> {
@@ -251,15 +308,14 @@ impl StateDir {
         Ok(())
     }
 
-    /// Prepares generation `generation` for writing, removing debris of runs that crashed
-    /// before their first commit (any generation other than `keep`).
-    pub fn start_generation(
-        &self,
-        generation: u64,
-        keep: Option<u64>,
-    ) -> Result<(), CheckpointError> {
-        self.remove_generations(|g| Some(g) != keep)?;
+    /// Creates the directory of generation `generation` (nothing is removed before the new
+    /// generation's first commit).
+    pub fn start_generation(&self, generation: u64) -> Result<(), CheckpointError> {
         let dir = self.generation_dir(generation);
+        if dir.exists() {
+            // Debris of a run that crashed before its first commit.
+            fs::remove_dir_all(&dir).map_err(io_error(&dir))?;
+        }
         fs::create_dir_all(&dir).map_err(io_error(&dir))
     }
 
@@ -284,33 +340,28 @@ impl StateDir {
         write_framed(&path, CHECKPOINT_MAGIC, &body)
     }
 
-    /// Records that every worker has checkpointed every epoch before `frontier`, then
-    /// removes what no restart can need any more.
-    pub fn commit(
-        &self,
-        generation: u64,
-        frontier: Epoch,
-        workers: usize,
-    ) -> Result<(), CheckpointError> {
+    /// Process 0: records that every worker has checkpointed every epoch before
+    /// `point.frontier`.
+    pub fn commit(&self, point: &RestorePoint) -> Result<(), CheckpointError> {
         let body = CommitBody {
             input: self.input.clone(),
-            generation,
-            frontier,
-            workers,
+            generation: point.generation,
+            frontier: point.frontier,
+            workers: point.workers,
         };
-        write_framed(&self.dir.join(COMMITTED), COMMIT_MAGIC, &body)?;
-        self.remove_generations(|g| g != generation)?;
-        self.prune(generation, frontier, workers)
+        write_framed(&self.dir.join(COMMITTED), COMMIT_MAGIC, &body)
     }
 
-    /// Removes each worker's files older than its newest one before `frontier`.
-    fn prune(
-        &self,
-        generation: u64,
-        frontier: Epoch,
-        workers: usize,
-    ) -> Result<(), CheckpointError> {
-        let dir = self.generation_dir(generation);
+    /// Every process, once process 0 has committed `point`: removes other generations and
+    /// each worker's files older than its newest one before the frontier.
+    pub fn cleanup(&self, point: &RestorePoint) -> Result<(), CheckpointError> {
+        for generation in self.generations()? {
+            if generation != point.generation {
+                let dir = self.generation_dir(generation);
+                fs::remove_dir_all(&dir).map_err(io_error(&dir))?;
+            }
+        }
+        let dir = self.generation_dir(point.generation);
         let mut files: Vec<(usize, Epoch, PathBuf)> = Vec::new();
         for entry in fs::read_dir(&dir).map_err(io_error(&dir))? {
             let path = entry.map_err(io_error(&dir))?.path();
@@ -318,10 +369,11 @@ impl StateDir {
                 files.push((w, e, path));
             }
         }
-        for worker in 0..workers {
+        let workers: std::collections::BTreeSet<usize> = files.iter().map(|(w, _, _)| *w).collect();
+        for worker in workers {
             let keep = files
                 .iter()
-                .filter(|(w, e, _)| *w == worker && *e < frontier)
+                .filter(|(w, e, _)| *w == worker && *e < point.frontier)
                 .map(|(_, e, _)| *e)
                 .max();
             if let Some(keep) = keep {
@@ -329,22 +381,6 @@ impl StateDir {
                     // Already gone is fine: pruning is only housekeeping.
                     let _ = fs::remove_file(path);
                 }
-            }
-        }
-        Ok(())
-    }
-
-    fn remove_generations(&self, remove: impl Fn(u64) -> bool) -> Result<(), CheckpointError> {
-        for entry in fs::read_dir(&self.dir).map_err(io_error(&self.dir))? {
-            let path = entry.map_err(io_error(&self.dir))?.path();
-            let generation = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_prefix("gen-"))
-                .and_then(|g| g.parse::<u64>().ok());
-            if let Some(g) = generation.filter(|g| remove(*g)) {
-                let _ = g;
-                fs::remove_dir_all(&path).map_err(io_error(&path))?;
             }
         }
         Ok(())
@@ -436,38 +472,49 @@ mod tests {
         }
     }
 
+    fn point(generation: u64, frontier: Epoch, workers: usize) -> RestorePoint {
+        RestorePoint {
+            generation,
+            frontier,
+            workers,
+        }
+    }
+
     #[test]
     fn restores_each_workers_newest_file_before_the_frontier() {
         let dir = tempfile::tempdir().expect("tempdir");
         let sd = StateDir::open(dir.path(), "kafka:t").expect("open");
-        assert!(sd.load().expect("empty").is_none());
-        sd.start_generation(0, None).expect("gen");
+        assert!(sd.marker().expect("empty").is_none());
+        sd.start_generation(0).expect("gen");
         sd.write_worker(0, 0, 10, state(&[("CT1", "a", 5, 1)], &[(0, 3)]))
             .expect("w0");
         sd.write_worker(0, 1, 10, state(&[("CT1", "b", 7, 1)], &[(1, 4)]))
             .expect("w1");
         sd.write_worker(0, 0, 12, state(&[("CT1", "a", 9, 2)], &[(0, 6)]))
             .expect("w0 later");
-        sd.commit(0, 11, 2).expect("commit");
-        let restored = sd.load().expect("load").expect("some");
+        sd.commit(&point(0, 11, 2)).expect("commit");
+        let p = sd.marker().expect("marker").expect("some");
+        assert_eq!(p, point(0, 11, 2));
+        let restored = sd.load(&p, 0..2).expect("load");
         assert_eq!(
-            restored.workers[0].offsets,
+            restored.workers[0].1.offsets,
             BTreeMap::from([(0, 3)]),
             "epoch 12 is past the frontier"
         );
         assert_eq!(restored.offsets(), BTreeMap::from([(0, 3), (1, 4)]));
-        // With one new worker it feeds both old workers' rows; with three, worker 2 feeds none.
-        assert_eq!(restored.share(0, 1).count(), 2);
-        assert_eq!(restored.share(2, 3).count(), 0);
-        // A later commit prunes files no restart can need.
+        // With one new worker it takes both old workers; with three, worker 2 takes none.
+        assert_eq!(old_workers_for(0, 1, 2).count(), 2);
+        assert_eq!(old_workers_for(2, 3, 2).count(), 0);
+        // Cleaning up after a later commit prunes files no restart can need.
         sd.write_worker(0, 1, 12, state(&[("CT1", "b", 7, 1)], &[(1, 4)]))
             .expect("w1 later");
-        sd.commit(0, 13, 2).expect("commit");
+        sd.commit(&point(0, 13, 2)).expect("commit");
+        sd.cleanup(&point(0, 13, 2)).expect("cleanup");
         let files = fs::read_dir(dir.path().join("gen-0")).expect("dir").count();
         assert_eq!(files, 2);
-        let restored = sd.load().expect("load").expect("some");
+        let restored = sd.load(&point(0, 13, 2), 0..2).expect("load");
         assert_eq!(
-            restored.workers[0].sensors,
+            restored.workers[0].1.sensors,
             vec![("CT1".into(), "a".into(), 9, 2)]
         );
     }
@@ -476,15 +523,18 @@ mod tests {
     fn a_new_generation_replaces_the_old_one_only_once_committed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let sd = StateDir::open(dir.path(), "kafka:t").expect("open");
-        sd.start_generation(0, None).expect("gen");
+        sd.start_generation(0).expect("gen");
         sd.write_worker(0, 0, 1, state(&[], &[(0, 1)])).expect("w");
-        sd.commit(0, 2, 1).expect("commit");
-        sd.start_generation(1, Some(0)).expect("gen 1");
+        sd.commit(&point(0, 2, 1)).expect("commit");
+        sd.start_generation(1).expect("gen 1");
         sd.write_worker(1, 0, 0, state(&[], &[(0, 9)])).expect("w");
         // Crash here: generation 0 is still what loads.
-        assert_eq!(sd.load().expect("load").expect("some").offsets()[&0], 1);
-        sd.commit(1, 1, 1).expect("commit");
-        assert_eq!(sd.load().expect("load").expect("some").offsets()[&0], 9);
+        let p = sd.marker().expect("marker").expect("some");
+        assert_eq!(sd.load(&p, 0..1).expect("load").offsets()[&0], 1);
+        sd.commit(&point(1, 1, 1)).expect("commit");
+        sd.cleanup(&point(1, 1, 1)).expect("cleanup");
+        let p = sd.marker().expect("marker").expect("some");
+        assert_eq!(sd.load(&p, 0..1).expect("load").offsets()[&0], 9);
         assert!(!dir.path().join("gen-0").exists());
     }
 
@@ -492,10 +542,10 @@ mod tests {
     fn damaged_files_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let sd = StateDir::open(dir.path(), "kafka:t").expect("open");
-        sd.start_generation(0, None).expect("gen");
+        sd.start_generation(0).expect("gen");
         sd.write_worker(0, 0, 1, state(&[("CT1", "a", 5, 1)], &[(0, 1)]))
             .expect("w");
-        sd.commit(0, 2, 1).expect("commit");
+        sd.commit(&point(0, 2, 1)).expect("commit");
         let file = dir.path().join("gen-0").join("w0-e1.ckpt");
         let good = fs::read(&file).expect("read");
 
@@ -503,12 +553,12 @@ mod tests {
         let last = flipped.len() - 3;
         flipped[last] ^= 1;
         fs::write(&file, &flipped).expect("write");
-        let e = sd.load().expect_err("checksum");
+        let e = sd.validate().expect_err("checksum");
         assert!(e.to_string().contains("checksum mismatch"), "{e}");
 
         fs::write(&file, &good[..good.len() - 5]).expect("write");
         assert!(sd
-            .load()
+            .validate()
             .expect_err("truncated")
             .to_string()
             .contains("truncated"));
@@ -518,16 +568,17 @@ mod tests {
             .replacen(" 1 ", " 99 ", 1);
         fs::write(&file, newer).expect("write");
         assert!(sd
-            .load()
+            .validate()
             .expect_err("version")
             .to_string()
             .contains("format version 99"));
 
         fs::write(&file, &good).expect("write");
-        assert!(sd.load().is_ok());
+        assert!(sd.validate().is_ok());
+        assert!(sd.load(&point(0, 2, 1), 0..1).is_ok());
         let other = StateDir::open(dir.path(), "kafka:other").expect("open");
         assert!(matches!(
-            other.load(),
+            other.marker(),
             Err(CheckpointError::OtherInput { .. })
         ));
     }

@@ -43,7 +43,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the analytics job (the default command).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Write reproducible JSON lines of the simulated fleet to stdout.
     Generate(GenerateArgs),
     /// Send JSON lines to a Kafka topic, keyed by guid.
@@ -233,8 +233,9 @@ impl RunArgs {
                 _ => None,
             },
             state_dir: self.state_dir.clone(),
-            connect_timeout: humantime::parse_duration(&self.connect_timeout)
-                .map_err(|_| ConfigError::Duration("--connect-timeout", self.connect_timeout.clone()))?,
+            connect_timeout: humantime::parse_duration(&self.connect_timeout).map_err(|_| {
+                ConfigError::Duration("--connect-timeout", self.connect_timeout.clone())
+            })?,
         })
     }
 }

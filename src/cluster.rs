@@ -66,17 +66,41 @@ pub enum ClusterError {
 }
 
 /// The allocators for this process's workers (and a guard that keeps the network alive).
-pub fn allocators(cluster: &Cluster, timeout: Duration) -> Result<(Vec<AllocatorBuilder>, Box<dyn Any + Send>), ClusterError> {
+pub fn allocators(
+    cluster: &Cluster,
+    timeout: Duration,
+) -> Result<(Vec<AllocatorBuilder>, Box<dyn Any + Send>), ClusterError> {
     if cluster.processes <= 1 {
-        return cluster.timely().communication.try_build().map_err(ClusterError::Timely);
+        return cluster
+            .timely()
+            .communication
+            .try_build()
+            .map_err(ClusterError::Timely);
     }
     let sockets = connect(cluster, timeout)?;
     let hooks = Hooks::default();
-    let process_allocators = ProcessBuilder::new_typed_vector(cluster.workers, hooks.refill.clone(), hooks.spill.clone());
-    let (builders, guard) = initialize_networking_from_sockets(process_allocators, sockets, cluster.process, cluster.workers, hooks)
-        .map_err(|e| ClusterError::Timely(e.to_string()))?;
-    info!(process = cluster.process, processes = cluster.processes, "cluster connected");
-    Ok((builders.into_iter().map(AllocatorBuilder::Tcp).collect(), Box::new(guard)))
+    let process_allocators = ProcessBuilder::new_typed_vector(
+        cluster.workers,
+        hooks.refill.clone(),
+        hooks.spill.clone(),
+    );
+    let (builders, guard) = initialize_networking_from_sockets(
+        process_allocators,
+        sockets,
+        cluster.process,
+        cluster.workers,
+        hooks,
+    )
+    .map_err(|e| ClusterError::Timely(e.to_string()))?;
+    info!(
+        process = cluster.process,
+        processes = cluster.processes,
+        "cluster connected"
+    );
+    Ok((
+        builders.into_iter().map(AllocatorBuilder::Tcp).collect(),
+        Box::new(guard),
+    ))
 }
 
 /// One socket per peer, in process order, `None` at this process's own position.
@@ -89,12 +113,23 @@ fn connect(cluster: &Cluster, timeout: Duration) -> Result<Vec<Option<TcpStream>
         error,
     })?;
     let deadline = Instant::now() + timeout;
-    let lower: Vec<(usize, String)> = cluster.addresses.iter().cloned().enumerate().take(me).collect();
+    let lower: Vec<(usize, String)> = cluster
+        .addresses
+        .iter()
+        .cloned()
+        .enumerate()
+        .take(me)
+        .collect();
     let dialer = std::thread::spawn(move || -> Result<Vec<TcpStream>, ClusterError> {
-        lower.into_iter().map(|(process, address)| dial(me, process, &address, deadline, timeout)).collect()
+        lower
+            .into_iter()
+            .map(|(process, address)| dial(me, process, &address, deadline, timeout))
+            .collect()
     });
     let accepted = accept(&listener, cluster, deadline, timeout);
-    let dialed = dialer.join().map_err(|_| ClusterError::Timely("connection thread failed".into()))??;
+    let dialed = dialer
+        .join()
+        .map_err(|_| ClusterError::Timely("connection thread failed".into()))??;
     let mut accepted = accepted?;
     let mut sockets: Vec<Option<TcpStream>> = dialed.into_iter().map(Some).collect();
     sockets.push(None);
@@ -105,10 +140,17 @@ fn connect(cluster: &Cluster, timeout: Duration) -> Result<Vec<Option<TcpStream>
 }
 
 /// Connects to lower-indexed `process` and introduces ourselves, retrying until `deadline`.
-fn dial(me: usize, process: usize, address: &str, deadline: Instant, timeout: Duration) -> Result<TcpStream, ClusterError> {
+fn dial(
+    me: usize,
+    process: usize,
+    address: &str,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<TcpStream, ClusterError> {
     let mut last_log: Option<Instant> = None;
     loop {
-        let attempt = resolve(address).and_then(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(1)));
+        let attempt = resolve(address)
+            .and_then(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(1)));
         match attempt {
             Ok(mut stream) => {
                 stream.set_nodelay(true).ok();
@@ -154,15 +196,18 @@ fn accept(
     let me = cluster.process;
     let expected = cluster.processes - me - 1;
     let mut accepted = std::collections::BTreeMap::new();
-    let not_joined = |accepted: &std::collections::BTreeMap<usize, TcpStream>| ClusterError::NotJoined {
-        address: cluster.addresses[me].clone(),
-        missing: (me + 1..cluster.processes)
-            .filter(|p| !accepted.contains_key(p))
-            .map(|p| format!("{p} at {}", cluster.addresses[p]))
-            .collect(),
-        waited: timeout,
-    };
-    listener.set_nonblocking(true).map_err(|_| not_joined(&accepted))?;
+    let not_joined =
+        |accepted: &std::collections::BTreeMap<usize, TcpStream>| ClusterError::NotJoined {
+            address: cluster.addresses[me].clone(),
+            missing: (me + 1..cluster.processes)
+                .filter(|p| !accepted.contains_key(p))
+                .map(|p| format!("{p} at {}", cluster.addresses[p]))
+                .collect(),
+            waited: timeout,
+        };
+    listener
+        .set_nonblocking(true)
+        .map_err(|_| not_joined(&accepted))?;
     while accepted.len() < expected {
         match listener.accept() {
             Ok((mut stream, _)) => {
@@ -177,7 +222,10 @@ fn accept(
                         accepted.insert(process, stream);
                         continue;
                     }
-                    warn!(process, "a connection claimed an unexpected process index; ignoring it");
+                    warn!(
+                        process,
+                        "a connection claimed an unexpected process index; ignoring it"
+                    );
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {

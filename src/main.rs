@@ -73,7 +73,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Produce(args)) => return hygroflow::kafka::produce::run(&args),
         Some(Command::Topic(args)) => return hygroflow::kafka::admin::run(&args),
         Some(Command::Bench(args)) => return hygroflow::bench::run(&args),
-        Some(Command::Run(args)) => args,
+        Some(Command::Run(args)) => *args,
         None => cli.run,
     };
     let config = args.config()?;

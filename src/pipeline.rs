@@ -19,8 +19,8 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, Context};
@@ -28,11 +28,16 @@ use differential_dataflow::input::{Input, InputSession};
 use hygroflow_dataflows::{
     analyses, gather_to_first, Counter, Epoch, Results, SensorKey, Stat, Tally,
 };
+use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::vec::{Broadcast, Input as _};
+use timely::dataflow::operators::Inspect;
 use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
 use tracing::{debug, info, warn};
 
-use crate::checkpoint::{Restored, SensorTable, StateDir, WorkerState};
+use crate::checkpoint::{
+    old_workers_for, RestorePoint, Restored, SensorTable, StateDir, WorkerState,
+};
 use crate::config::{Config, Input as InputConfig};
 use crate::epoch::{parse_event_time, EventClock, TimeMode};
 use crate::fleet::Fleet;
@@ -62,9 +67,32 @@ pub struct Outcome {
 /// Checkpointing shared by the workers of a process.
 struct Checkpoints {
     dir: StateDir,
+    /// Process 0's `COMMITTED` marker, read at start (other processes have none).
+    marker: Option<RestorePoint>,
+    /// Lets the first local worker prepare the new generation before the others write to it.
+    barrier: Barrier,
+}
+
+/// Messages from worker 0 to every worker about checkpoints.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Control {
+    /// The run's generation, and the state to resume from (process 0's marker).
+    Start {
+        generation: u64,
+        restore: Option<RestorePoint>,
+    },
+    /// Process 0 has durably committed every epoch before `frontier`.
+    Committed { frontier: Epoch },
+}
+
+/// A worker's end of the control stream.
+struct ControlLink {
+    /// Open on worker 0 only.
+    input: Option<timely::dataflow::InputHandleVec<u64, Control>>,
+    seen: Rc<RefCell<Vec<Control>>>,
     generation: u64,
-    /// The frontier recorded in `COMMITTED` (offsets below it may be committed to Kafka).
-    committed: AtomicU64,
+    /// The latest frontier process 0 has committed, as heard here.
+    committed: Epoch,
 }
 
 /// What the workers of one process share.
@@ -74,7 +102,6 @@ struct Shared {
     rejects_file: Option<DeadLetterFile>,
     out: Mutex<Option<Box<dyn Write + Send>>>,
     shutdown: Arc<AtomicBool>,
-    restored: Option<Restored>,
     checkpoints: Option<Checkpoints>,
 }
 
@@ -86,7 +113,6 @@ pub fn run(
 ) -> anyhow::Result<Outcome> {
     let mut reader = None;
     let mut file_sources = Vec::new();
-    let mut restored = None;
     let mut checkpoints = None;
     match &config.input {
         InputConfig::File(path) => {
@@ -116,29 +142,38 @@ pub fn run(
             let stop = || shutdown.load(Ordering::Relaxed);
             let partitions = kafka.wait_for_partitions(&consumer, &stop)?;
             info!(topic = %kafka.topic, partitions = partitions.len(), group = %kafka.group, "kafka input");
-            for topic in config.dlq_topic.iter().chain(config.results.as_ref().map(|r| &r.topic)) {
+            for topic in config
+                .dlq_topic
+                .iter()
+                .chain(config.results.as_ref().map(|r| &r.topic))
+            {
                 require_topic(&consumer, topic)?;
             }
             match &config.state_dir {
                 Some(dir) => {
                     let state = StateDir::open(dir, &config.input.name())?;
-                    restored = state.load()?;
-                    let generation = restored.as_ref().map_or(0, |r| r.generation + 1);
-                    state.start_generation(generation, restored.as_ref().map(|r| r.generation))?;
-                    match &restored {
-                        Some(r) => info!(
-                            state_dir = %dir.display(),
-                            offsets = ?r.offsets(),
-                            "resuming from checkpoint"
-                        ),
-                        None => {
+                    // Refuse a damaged directory before anything starts or is loaded.
+                    state.validate()?;
+                    let marker = if config.cluster.process == 0 {
+                        state.marker()?
+                    } else {
+                        None
+                    };
+                    match &marker {
+                        Some(point) => {
+                            info!(state_dir = %dir.display(), frontier = point.frontier, "resuming from checkpoint")
+                        }
+                        None if config.cluster.process == 0 => {
                             info!(state_dir = %dir.display(), "no checkpoint yet: reading the topic from the earliest offset")
+                        }
+                        None => {
+                            info!(state_dir = %dir.display(), "checkpoints: process 0 decides where to resume")
                         }
                     }
                     checkpoints = Some(Checkpoints {
                         dir: state,
-                        generation,
-                        committed: AtomicU64::new(0),
+                        marker,
+                        barrier: Barrier::new(config.cluster.workers),
                     });
                 }
                 None => info!(
@@ -163,25 +198,30 @@ pub fn run(
             "reports are printed by process 0"
         );
     }
-    let (allocators, network) = crate::cluster::allocators(&config.cluster, config.connect_timeout)?;
+    let (allocators, network) =
+        crate::cluster::allocators(&config.cluster, config.connect_timeout)?;
     let shared = Arc::new(Shared {
         config,
         file_sources: Mutex::new(file_sources),
         rejects_file,
         out: Mutex::new(Some(out)),
         shutdown,
-        restored,
         checkpoints,
     });
     let worker_shared = Arc::clone(&shared);
-    let guards = timely::execute::execute_from(allocators, network, timely::WorkerConfig::default(), move |worker| {
-        let result = run_worker(worker, &worker_shared);
-        if result.is_err() {
-            // One worker failing stops the others instead of leaving them waiting.
-            worker_shared.shutdown.store(true, Ordering::SeqCst);
-        }
-        result
-    })
+    let guards = timely::execute::execute_from(
+        allocators,
+        network,
+        timely::WorkerConfig::default(),
+        move |worker| {
+            let result = run_worker(worker, &worker_shared);
+            if result.is_err() {
+                // One worker failing stops the others instead of leaving them waiting.
+                worker_shared.shutdown.store(true, Ordering::SeqCst);
+            }
+            result
+        },
+    )
     .map_err(|e| anyhow!("cannot start workers: {e}"))?;
     let mut outcome = Outcome::default();
     let mut first_error = None;
@@ -219,7 +259,8 @@ struct Intake<'a> {
     positions: BTreeMap<i32, i64>,
     /// Cumulative state, kept only when checkpointing.
     table: Option<(SensorTable, i64, i64)>,
-    checkpoints: Option<&'a Checkpoints>,
+    /// Where this worker writes checkpoints, and the run's generation.
+    checkpoints: Option<(&'a StateDir, u64)>,
     worker: usize,
     /// Closed epochs whose offsets wait to be committed.
     to_commit: VecDeque<(Epoch, BTreeMap<i32, i64>)>,
@@ -259,7 +300,7 @@ impl Intake<'_> {
             self.counters.update(Counter::Late, late);
         }
         self.rejects.end_epoch()?;
-        if let (Some((table, all_rejected, all_late)), Some(checkpoints)) =
+        if let (Some((table, all_rejected, all_late)), Some((dir, generation))) =
             (&mut self.table, self.checkpoints)
         {
             *all_rejected += rejected;
@@ -270,9 +311,7 @@ impl Intake<'_> {
                 late: *all_late,
                 sensors: table.rows(),
             };
-            checkpoints
-                .dir
-                .write_worker(checkpoints.generation, self.worker, self.open, state)?;
+            dir.write_worker(generation, self.worker, self.open, state)?;
         }
         self.to_commit
             .push_back((self.open, self.positions.clone()));
@@ -329,7 +368,10 @@ impl Reports {
         let mut epochs: BTreeSet<Epoch> = self.results.pending_epochs(frontier);
         if let (Some(next), Some(frontier)) = (self.next_epoch, frontier) {
             if frontier.saturating_sub(next) > MAX_EMPTY_REPORTS {
-                warn!(epochs = frontier - next, "the clock jumped ahead; skipping reports of empty epochs");
+                warn!(
+                    epochs = frontier - next,
+                    "the clock jumped ahead; skipping reports of empty epochs"
+                );
                 self.next_epoch = Some(frontier - 1);
             }
             epochs.extend(self.next_epoch.unwrap_or(next)..frontier);
@@ -386,11 +428,31 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
         });
 
     let stop = || shared.shutdown.load(Ordering::Relaxed);
-    let resume = shared
-        .restored
-        .as_ref()
-        .map(Restored::offsets)
-        .unwrap_or_default();
+    let mut control = None;
+    let mut restored = Restored::default();
+    let mut resume = BTreeMap::new();
+    if let Some(checkpoints) = &shared.checkpoints {
+        let (link, restore) = start_control(worker, checkpoints, local == 0, &stop)?;
+        if let Some(point) = restore {
+            if config.cluster.processes > 1 && point.workers != peers {
+                return Err(anyhow!(
+                    "the checkpoint was taken by {} workers in all, this cluster has {peers}: restart it with the same -n and -w",
+                    point.workers
+                ));
+            }
+            let olds: Vec<usize> = old_workers_for(index, peers, point.workers).collect();
+            restored = checkpoints.dir.load(&point, olds.iter().copied())?;
+            // Offsets of partitions this worker now owns may sit in another old worker's file
+            // (a single process restarted with another -w): read them all here.
+            let others: Vec<usize> = if config.cluster.processes > 1 {
+                olds
+            } else {
+                (0..point.workers).collect()
+            };
+            resume = checkpoints.dir.load(&point, others.into_iter())?.offsets();
+        }
+        control = Some(link);
+    }
     let (mut source, dead_letters): (Box<dyn Source>, DeadLetters) = match &config.input {
         InputConfig::Demo {
             rate,
@@ -443,7 +505,10 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
 
     let grid = config.grid;
     let start_epoch = grid.epoch_of(SystemTime::now());
-    let checkpoints = shared.checkpoints.as_ref();
+    let checkpoints = match (&shared.checkpoints, &control) {
+        (Some(c), Some(link)) => Some((&c.dir, link.generation)),
+        _ => None,
+    };
     let mut intake = Intake {
         tallies,
         counters,
@@ -464,10 +529,8 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
         to_commit: VecDeque::new(),
     };
     // Restored state goes in first, so that every checkpoint of this run includes it.
-    if let Some(restored) = &shared.restored {
-        for state in restored.share(index, peers) {
-            intake.restore(state);
-        }
+    for (_, state) in &restored.workers {
+        intake.restore(state);
     }
     if config.time == TimeMode::Processing {
         intake.advance_to(start_epoch)?;
@@ -491,7 +554,11 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
             reporter,
             next_epoch: (config.time == TimeMode::Processing).then_some(start_epoch),
             // Epoch 0 holds restored state (and event-time records without a time).
-            first_epoch: if config.time == TimeMode::Processing { start_epoch } else { 1 },
+            first_epoch: if config.time == TimeMode::Processing {
+                start_epoch
+            } else {
+                1
+            },
             last_reported: None,
         })
     });
@@ -569,8 +636,10 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
         let done = probe.done();
         let frontier = probe.with_frontier(|f| f.first().copied());
         commit_complete(
+            worker,
             &mut intake,
             source.as_mut(),
+            control.as_mut(),
             frontier,
             first_local,
             peers,
@@ -600,11 +669,107 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
     }
 }
 
-/// Once epochs are complete everywhere: records the checkpoint as committed (first worker of
-/// the process) and commits the offsets of those epochs to the consumer group.
+/// Starts the control stream: worker 0 announces the run's generation and where to resume
+/// (its process's `COMMITTED` marker), and every worker waits to hear it. The first worker of
+/// each process then prepares the new generation's directory.
+fn start_control(
+    worker: &mut Worker,
+    checkpoints: &Checkpoints,
+    first_local: bool,
+    stop: &dyn Fn() -> bool,
+) -> anyhow::Result<(ControlLink, Option<RestorePoint>)> {
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let sink = Rc::clone(&seen);
+    let mut input = worker.dataflow::<u64, _, _>(|scope| {
+        let (input, stream) = scope.new_input::<Control>();
+        stream
+            .broadcast()
+            .inspect(move |message: &Control| sink.borrow_mut().push(message.clone()));
+        input
+    });
+    let input = if worker.index() == 0 {
+        let generation = checkpoints.marker.map_or(0, |m| m.generation + 1);
+        input.send(Control::Start {
+            generation,
+            restore: checkpoints.marker,
+        });
+        input.flush();
+        Some(input)
+    } else {
+        // Only worker 0 speaks on the control stream.
+        None
+    };
+    let (generation, restore) = loop {
+        let start = seen.borrow().iter().find_map(|c| match c {
+            Control::Start {
+                generation,
+                restore,
+            } => Some((*generation, *restore)),
+            Control::Committed { .. } => None,
+        });
+        if let Some(start) = start {
+            break start;
+        }
+        if stop() {
+            return Err(anyhow!("stopped before the run started"));
+        }
+        worker.step_or_park(Some(Duration::from_millis(1)));
+    };
+    seen.borrow_mut()
+        .retain(|c| matches!(c, Control::Committed { .. }));
+    let prepared = if first_local {
+        checkpoints.dir.start_generation(generation)
+    } else {
+        Ok(())
+    };
+    checkpoints.barrier.wait();
+    prepared?;
+    Ok((
+        ControlLink {
+            input,
+            seen,
+            generation,
+            committed: 0,
+        },
+        restore,
+    ))
+}
+
+impl ControlLink {
+    /// Takes in what worker 0 has said; the first worker of each process cleans up old files
+    /// once a new commit is heard.
+    fn absorb(&mut self, dir: &StateDir, first_local: bool, peers: usize) -> anyhow::Result<()> {
+        let heard = self
+            .seen
+            .borrow_mut()
+            .drain(..)
+            .filter_map(|c| match c {
+                Control::Committed { frontier } => Some(frontier),
+                Control::Start { .. } => None,
+            })
+            .max();
+        if let Some(frontier) = heard.filter(|f| *f > self.committed) {
+            self.committed = frontier;
+            if first_local {
+                dir.cleanup(&RestorePoint {
+                    generation: self.generation,
+                    frontier,
+                    workers: peers,
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Once epochs are complete everywhere: worker 0 records the checkpoint as committed and tells
+/// everyone; each worker then commits the offsets of those epochs to the consumer group.
+#[allow(clippy::too_many_arguments)]
 fn commit_complete(
+    worker: &mut Worker,
     intake: &mut Intake<'_>,
     source: &mut dyn Source,
+    control: Option<&mut ControlLink>,
     frontier: Option<Epoch>,
     first_local: bool,
     peers: usize,
@@ -612,27 +777,32 @@ fn commit_complete(
     stop: &dyn Fn() -> bool,
 ) -> anyhow::Result<()> {
     let frontier = frontier.unwrap_or(Epoch::MAX);
-    if let Some(checkpoints) = intake.checkpoints {
-        let committed = checkpoints.committed.load(Ordering::SeqCst);
-        if first_local && frontier > committed {
-            checkpoints
-                .dir
-                .commit(checkpoints.generation, frontier, peers)?;
-            checkpoints.committed.store(frontier, Ordering::SeqCst);
-        }
-    }
-    let limit = match intake.checkpoints {
-        Some(checkpoints) => {
-            if done && !first_local {
-                // The final offsets go in once the process's first worker has recorded the
-                // final checkpoint (or has failed, which stops everyone).
-                while checkpoints.committed.load(Ordering::SeqCst) < frontier && !stop() {
-                    std::thread::sleep(Duration::from_millis(1));
+    let limit = match (control, intake.checkpoints) {
+        (Some(link), Some((dir, generation))) => {
+            if let Some(input) = link.input.as_mut() {
+                if frontier > link.committed {
+                    dir.commit(&RestorePoint {
+                        generation,
+                        frontier,
+                        workers: peers,
+                    })?;
+                    input.send(Control::Committed { frontier });
+                    input.flush();
+                    if done {
+                        // The final commit: close the control stream.
+                        link.input = None;
+                    }
                 }
             }
-            checkpoints.committed.load(Ordering::SeqCst).min(frontier)
+            link.absorb(dir, first_local, peers)?;
+            while done && link.committed < frontier && !stop() {
+                // The final offsets go in once process 0 has committed the final checkpoint.
+                worker.step_or_park(Some(Duration::from_millis(1)));
+                link.absorb(dir, first_local, peers)?;
+            }
+            link.committed.min(frontier)
         }
-        None => frontier,
+        _ => frontier,
     };
     let mut latest = None;
     while intake

@@ -1,9 +1,9 @@
 //! Cluster mode: processes on 127.0.0.1 give the same results as one process, a missing peer
 //! is named, and a dead peer stops the rest.
 
-mod common;
 #[path = "common/broker.rs"]
 mod broker;
+mod common;
 
 use std::path::Path;
 use std::process::{Child, Output, Stdio};
@@ -20,7 +20,9 @@ fn free_port() -> u16 {
 
 fn hostfile(dir: &Path, processes: usize) -> std::path::PathBuf {
     let path = dir.join("hosts.txt");
-    let lines: String = (0..processes).map(|_| format!("127.0.0.1:{}\n", free_port())).collect();
+    let lines: String = (0..processes)
+        .map(|_| format!("127.0.0.1:{}\n", free_port()))
+        .collect();
     std::fs::write(&path, lines).expect("hostfile");
     path
 }
@@ -32,15 +34,30 @@ fn run_cluster(processes: usize, workers: usize, hosts: &Path, args: &[&str]) ->
             hygroflow()
                 .env("RUST_LOG", "info")
                 .args(args)
-                .args(["-n", &processes.to_string(), "-p", &p.to_string(), "-w", &workers.to_string()])
-                .args(["-h", hosts.to_str().expect("utf8"), "--connect-timeout", "30s"])
+                .args([
+                    "-n",
+                    &processes.to_string(),
+                    "-p",
+                    &p.to_string(),
+                    "-w",
+                    &workers.to_string(),
+                ])
+                .args([
+                    "-h",
+                    hosts.to_str().expect("utf8"),
+                    "--connect-timeout",
+                    "30s",
+                ])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
                 .expect("spawn")
         })
         .collect();
-    children.into_iter().map(|c| c.wait_with_output().expect("wait")).collect()
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("wait"))
+        .collect()
 }
 
 #[test]
@@ -56,16 +73,24 @@ fn two_processes_of_two_workers_equal_one_worker_from_a_file() {
         assert!(single.status.success());
         let outputs = run_cluster(2, 2, &hosts, &args);
         for out in &outputs {
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         assert!(outputs[1].stdout.is_empty(), "only process 0 prints");
-        assert!(String::from_utf8_lossy(&outputs[1].stderr).contains("reports are printed by process 0"));
+        assert!(String::from_utf8_lossy(&outputs[1].stderr)
+            .contains("reports are printed by process 0"));
         let cluster = json_lines(&outputs[0].stdout);
         let single = json_lines(&single.stdout);
         if time == "event" {
             assert_eq!(cluster, single, "the same report for every epoch");
         }
-        assert_report_matches(cluster.last().expect("final"), &recompute(&std::fs::read(input).expect("read")));
+        assert_report_matches(
+            cluster.last().expect("final"),
+            &recompute(&std::fs::read(input).expect("read")),
+        );
     }
 }
 
@@ -78,37 +103,94 @@ fn two_processes_of_two_workers_equal_one_worker_from_kafka() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("in.jsonl");
     generate(&input, 20_000, 13, 0.02);
-    let out = run(&["produce", "-b", &brokers, "-t", "cluster", input.to_str().expect("utf8")]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let base = ["run", "-b", &brokers, "-t", "cluster", "--until-end", "--format", "json", "--epoch", "200ms"];
+    let out = run(&[
+        "produce",
+        "-b",
+        &brokers,
+        "-t",
+        "cluster",
+        input.to_str().expect("utf8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let base = [
+        "run",
+        "-b",
+        &brokers,
+        "-t",
+        "cluster",
+        "--until-end",
+        "--format",
+        "json",
+        "--epoch",
+        "200ms",
+    ];
     let mut single_args = base.to_vec();
     single_args.extend(["--group", "single", "--dlq-topic", "cluster.dlq"]);
     let single = run(&single_args);
-    assert!(single.status.success(), "{}", String::from_utf8_lossy(&single.stderr));
+    assert!(
+        single.status.success(),
+        "{}",
+        String::from_utf8_lossy(&single.stderr)
+    );
     let mut cluster_args = base.to_vec();
     cluster_args.extend(["--group", "cluster", "--dlq-topic", "cluster.dlq"]);
     let outputs = run_cluster(2, 2, &hostfile(dir.path(), 2), &cluster_args);
     for out in &outputs {
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let cluster_last = json_lines(&outputs[0].stdout).pop().expect("final");
     let single_last = json_lines(&single.stdout).pop().expect("final");
-    for key in ["total_messages", "rejected_messages", "total_sensors", "sensors_by_device", "avg_humidity_by_device"] {
+    for key in [
+        "total_messages",
+        "rejected_messages",
+        "total_sensors",
+        "sensors_by_device",
+        "avg_humidity_by_device",
+    ] {
         assert_eq!(cluster_last[key], single_last[key], "{key}");
     }
-    assert_report_matches(&cluster_last, &recompute(&std::fs::read(&input).expect("read")));
+    assert_report_matches(
+        &cluster_last,
+        &recompute(&std::fs::read(&input).expect("read")),
+    );
 }
 
 #[test]
 fn a_peer_that_never_comes_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hosts = hostfile(dir.path(), 2);
-    let address = std::fs::read_to_string(&hosts).expect("read").lines().next().expect("line").to_owned();
-    let out = run(&["run", "-n", "2", "-p", "1", "-h", hosts.to_str().expect("utf8"), "--connect-timeout", "1s"]);
+    let address = std::fs::read_to_string(&hosts)
+        .expect("read")
+        .lines()
+        .next()
+        .expect("line")
+        .to_owned();
+    let out = run(&[
+        "run",
+        "-n",
+        "2",
+        "-p",
+        "1",
+        "-h",
+        hosts.to_str().expect("utf8"),
+        "--connect-timeout",
+        "1s",
+    ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     let last = stderr.lines().last().expect("an error");
-    assert!(last.contains(&format!("cannot reach process 0 at {address}")), "{stderr}");
+    assert!(
+        last.contains(&format!("cannot reach process 0 at {address}")),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -117,7 +199,18 @@ fn a_dead_peer_stops_the_others() {
     let hosts = hostfile(dir.path(), 2);
     let spawn = |p: &str| {
         hygroflow()
-            .args(["--epoch", "200ms", "--format", "json", "-n", "2", "-p", p, "-h", hosts.to_str().expect("utf8")])
+            .args([
+                "--epoch",
+                "200ms",
+                "--format",
+                "json",
+                "-n",
+                "2",
+                "-p",
+                p,
+                "-h",
+                hosts.to_str().expect("utf8"),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -133,11 +226,173 @@ fn a_dead_peer_stops_the_others() {
         if let Some(status) = first.try_wait().expect("try_wait") {
             break status;
         }
-        assert!(Instant::now() < deadline, "process 0 hangs after its peer died");
+        assert!(
+            Instant::now() < deadline,
+            "process 0 hangs after its peer died"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(!status.success());
     let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut first.stderr.take().expect("stderr"), &mut stderr).expect("read");
-    assert!(stderr.contains("lost the connection to a peer process"), "{stderr}");
+    std::io::Read::read_to_string(&mut first.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read");
+    assert!(
+        stderr.contains("lost the connection to a peer process"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_whole_cluster_restarted_after_kill_9_resumes_exactly() {
+    use rand::Rng;
+    let broker = broker::Broker::start();
+    let brokers = broker.brokers();
+    broker.create_topic("restart", 4);
+    broker.create_topic("restart.dlq", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    generate(&input, 120_000, 14, 0.01);
+    // One message per batch: Tansu loses the tail of a batch when a fetch starts inside it
+    // (README, "The test broker").
+    let out = run(&[
+        "produce",
+        "-b",
+        &brokers,
+        "-t",
+        "restart",
+        input.to_str().expect("utf8"),
+        "-X",
+        "batch.num.messages=1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hosts = hostfile(dir.path(), 2);
+    let state = |p: usize| dir.path().join(format!("state-{p}"));
+    let spawn = |p: usize| {
+        hygroflow()
+            .args([
+                "run",
+                "-b",
+                &brokers,
+                "-t",
+                "restart",
+                "--until-end",
+                "--format",
+                "json",
+                "--epoch",
+                "100ms",
+            ])
+            .args([
+                "--group",
+                "restart",
+                "--state-dir",
+                state(p).to_str().expect("utf8"),
+            ])
+            .args([
+                "-n",
+                "2",
+                "-p",
+                &p.to_string(),
+                "-w",
+                "2",
+                "-h",
+                hosts.to_str().expect("utf8"),
+                "--connect-timeout",
+                "30s",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let mut rng = rand::thread_rng();
+    for _ in 0..4 {
+        let mut children = [spawn(0), spawn(1)];
+        std::thread::sleep(Duration::from_millis(rng.gen_range(500..2500)));
+        for child in &mut children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+    assert!(
+        state(0).join("COMMITTED").exists(),
+        "process 0 committed checkpoints before the kills"
+    );
+    let outputs: Vec<Output> = [spawn(0), spawn(1)]
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("wait"))
+        .collect();
+    for out in &outputs {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let last = json_lines(&outputs[0].stdout).pop().expect("final");
+    assert_report_matches(&last, &recompute(&std::fs::read(&input).expect("read")));
+
+    // Restarting with another layout is refused rather than resumed wrongly.
+    let out = hygroflow()
+        .args([
+            "run",
+            "-b",
+            &brokers,
+            "-t",
+            "restart",
+            "--until-end",
+            "--state-dir",
+            state(0).to_str().expect("utf8"),
+        ])
+        .args([
+            "-n",
+            "2",
+            "-p",
+            "0",
+            "-w",
+            "1",
+            "-h",
+            hosts.to_str().expect("utf8"),
+            "--connect-timeout",
+            "30s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let other = hygroflow()
+        .args([
+            "run",
+            "-b",
+            &brokers,
+            "-t",
+            "restart",
+            "--until-end",
+            "--state-dir",
+            state(1).to_str().expect("utf8"),
+        ])
+        .args([
+            "-n",
+            "2",
+            "-p",
+            "1",
+            "-w",
+            "1",
+            "-h",
+            hosts.to_str().expect("utf8"),
+            "--connect-timeout",
+            "30s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let first = out.wait_with_output().expect("wait");
+    let _ = other.wait_with_output();
+    assert!(!first.status.success());
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(stderr.contains("same -n and -w"), "{stderr}");
 }

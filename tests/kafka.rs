@@ -2,9 +2,9 @@
 //! restarts after `kill -9`, a broker outage, and bad checkpoints. Each test has its own
 //! broker and topics.
 
-mod common;
 #[path = "common/broker.rs"]
 mod broker;
+mod common;
 #[path = "common/proxy.rs"]
 mod proxy;
 
@@ -43,11 +43,18 @@ fn read_all(brokers: &str, topic: &str) -> Vec<Record> {
         .set("enable.partition.eof", "true")
         .create()
         .expect("consumer");
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
-    let partitions: Vec<i32> = metadata.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let partitions: Vec<i32> = metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect();
     let mut tpl = TopicPartitionList::new();
     for p in &partitions {
-        tpl.add_partition_offset(topic, *p, Offset::Beginning).expect("tpl");
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .expect("tpl");
     }
     consumer.assign(&tpl).expect("assign");
     let mut at_end: BTreeMap<i32, bool> = partitions.iter().map(|p| (*p, false)).collect();
@@ -62,7 +69,13 @@ fn read_all(brokers: &str, topic: &str) -> Vec<Record> {
                     .headers()
                     .map(|h| {
                         h.iter()
-                            .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                            .map(|h| {
+                                (
+                                    h.key.to_owned(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
@@ -94,13 +107,20 @@ fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> BTreeM
     for p in 0..partitions {
         tpl.add_partition(topic, p);
     }
-    let got = consumer.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
+    let got = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
     got.elements()
         .iter()
-        .map(|e| (e.partition(), match e.offset() {
-            Offset::Offset(o) => o,
-            _ => -1,
-        }))
+        .map(|e| {
+            (
+                e.partition(),
+                match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => -1,
+                },
+            )
+        })
         .collect()
 }
 
@@ -111,17 +131,43 @@ fn produce(brokers: &str, topic: &str, path: &Path) {
 
 /// Produces with extra `-X` properties.
 fn produce_with(brokers: &str, topic: &str, path: &Path, extra: &[&str]) {
-    let mut args = vec!["produce", "-b", brokers, "-t", topic, path.to_str().expect("utf8")];
+    let mut args = vec![
+        "produce",
+        "-b",
+        brokers,
+        "-t",
+        topic,
+        path.to_str().expect("utf8"),
+    ];
     args.extend_from_slice(extra);
     let out = run(&args);
-    assert!(out.status.success(), "produce: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "produce: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn job(brokers: &str, topic: &str, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["run", "-b", brokers, "-t", topic, "--format", "json", "--until-end", "--epoch", "200ms"];
+    let mut args = vec![
+        "run",
+        "-b",
+        brokers,
+        "-t",
+        topic,
+        "--format",
+        "json",
+        "--until-end",
+        "--epoch",
+        "200ms",
+    ];
     args.extend_from_slice(extra);
     let out = run(&args);
-    assert!(out.status.success(), "run {extra:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "run {extra:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -151,18 +197,33 @@ fn four_partitions_at_1_and_3_workers_match_recomputation_and_dead_letters() {
         let dlq = format!("readings.dlq.w{workers}");
         broker.create_topic(&dlq, 1);
         let group = format!("g{workers}");
-        let out = job(&brokers, "readings", &["-w", workers, "--group", &group, "--dlq-topic", &dlq]);
+        let out = job(
+            &brokers,
+            "readings",
+            &["-w", workers, "--group", &group, "--dlq-topic", &dlq],
+        );
         let reports = json_lines(&out.stdout);
         assert_report_matches(reports.last().expect("final report"), &expected);
 
         let letters = read_all(&brokers, &dlq);
-        assert_eq!(letters.len() as i64, expected.rejected_messages, "every rejected message, once");
+        assert_eq!(
+            letters.len() as i64,
+            expected.rejected_messages,
+            "every rejected message, once"
+        );
         for letter in &letters {
             assert_eq!(letter.headers["hygroflow.source.topic"], "readings");
-            let p: i32 = letter.headers["hygroflow.source.partition"].parse().expect("partition");
-            let o: i64 = letter.headers["hygroflow.source.offset"].parse().expect("offset");
+            let p: i32 = letter.headers["hygroflow.source.partition"]
+                .parse()
+                .expect("partition");
+            let o: i64 = letter.headers["hygroflow.source.offset"]
+                .parse()
+                .expect("offset");
             assert_eq!(source[&(p, o)], letter.payload, "the original bytes");
-            assert!(!valid(&letter.payload), "only invalid messages are dead letters");
+            assert!(
+                !valid(&letter.payload),
+                "only invalid messages are dead letters"
+            );
             assert!(!letter.headers["hygroflow.error"].is_empty());
             assert!(!letter.headers["hygroflow.error.kind"].is_empty());
         }
@@ -175,7 +236,17 @@ fn four_partitions_at_1_and_3_workers_match_recomputation_and_dead_letters() {
 /// The true end offset of each partition, from what was read.
 fn end_offsets(source: &HashMap<(i32, i64), Vec<u8>>, partitions: i32) -> BTreeMap<i32, i64> {
     (0..partitions)
-        .map(|p| (p, source.keys().filter(|(q, _)| *q == p).map(|(_, o)| o + 1).max().unwrap_or(0)))
+        .map(|p| {
+            (
+                p,
+                source
+                    .keys()
+                    .filter(|(q, _)| *q == p)
+                    .map(|(_, o)| o + 1)
+                    .max()
+                    .unwrap_or(0),
+            )
+        })
         .collect()
 }
 
@@ -190,13 +261,34 @@ fn more_workers_than_partitions() {
     generate(&path, 5_000, 8, 0.02);
     produce(&brokers, "few", &path);
     let out = job(&brokers, "few", &["-w", "4"]);
-    assert_report_matches(json_lines(&out.stdout).last().expect("final"), &recompute(&std::fs::read(&path).expect("read")));
+    assert_report_matches(
+        json_lines(&out.stdout).last().expect("final"),
+        &recompute(&std::fs::read(&path).expect("read")),
+    );
 }
 
 fn spawn_job(brokers: &str, topic: &str, state: &Path, group: &str) -> Child {
     hygroflow()
-        .args(["run", "-b", brokers, "-t", topic, "--format", "json", "--until-end", "--epoch", "100ms", "-w", "2"])
-        .args(["--group", group, "--state-dir", state.to_str().expect("utf8")])
+        .args([
+            "run",
+            "-b",
+            brokers,
+            "-t",
+            topic,
+            "--format",
+            "json",
+            "--until-end",
+            "--epoch",
+            "100ms",
+            "-w",
+            "2",
+        ])
+        .args([
+            "--group",
+            group,
+            "--state-dir",
+            state.to_str().expect("utf8"),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -241,7 +333,11 @@ fn kill_9_and_restart_gives_the_uninterrupted_result() {
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         reader.join().expect("reader");
-        let totals: Vec<i64> = rx.try_iter().filter_map(|l| serde_json::from_str::<Value>(&l).ok()).map(|r| r["total_messages"].as_i64().expect("n")).collect();
+        let totals: Vec<i64> = rx
+            .try_iter()
+            .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+            .map(|r| r["total_messages"].as_i64().expect("n"))
+            .collect();
         if let Some(first) = totals.first() {
             assert!(*first >= last_total, "a report after a restart shows fewer messages ({first}) than before ({last_total})");
         }
@@ -256,11 +352,33 @@ fn kill_9_and_restart_gives_the_uninterrupted_result() {
     assert!(finished_early || kills >= 5, "at least five kills");
     // The last run goes to the end.
     let out = hygroflow()
-        .args(["run", "-b", &brokers, "-t", "crashy", "--format", "json", "--until-end", "--epoch", "100ms", "-w", "2"])
-        .args(["--group", "crashy-group", "--state-dir", state.to_str().expect("utf8")])
+        .args([
+            "run",
+            "-b",
+            &brokers,
+            "-t",
+            "crashy",
+            "--format",
+            "json",
+            "--until-end",
+            "--epoch",
+            "100ms",
+            "-w",
+            "2",
+        ])
+        .args([
+            "--group",
+            "crashy-group",
+            "--state-dir",
+            state.to_str().expect("utf8"),
+        ])
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let restarted = json_lines(&out.stdout);
     let last = restarted.last().expect("final report");
     assert!(last["total_messages"].as_i64().expect("n") >= last_total);
@@ -269,17 +387,34 @@ fn kill_9_and_restart_gives_the_uninterrupted_result() {
     // The same as a run that never crashed.
     let clean = job(&brokers, "crashy", &["-w", "2", "--group", "clean"]);
     let clean_last = json_lines(&clean.stdout).pop().expect("final");
-    for key in ["total_messages", "rejected_messages", "total_sensors", "sensors_by_device", "avg_humidity_by_device"] {
+    for key in [
+        "total_messages",
+        "rejected_messages",
+        "total_sensors",
+        "sensors_by_device",
+        "avg_humidity_by_device",
+    ] {
         assert_eq!(last[key], clean_last[key], "{key}");
     }
     // And the consumer group's offsets are at the end.
-    let source: HashMap<(i32, i64), Vec<u8>> = read_all(&brokers, "crashy").into_iter().map(|r| ((r.partition, r.offset), r.payload)).collect();
-    assert_eq!(committed(&brokers, "crashy-group", "crashy", 4), end_offsets(&source, 4));
+    let source: HashMap<(i32, i64), Vec<u8>> = read_all(&brokers, "crashy")
+        .into_iter()
+        .map(|r| ((r.partition, r.offset), r.payload))
+        .collect();
+    assert_eq!(
+        committed(&brokers, "crashy-group", "crashy", 4),
+        end_offsets(&source, 4)
+    );
     // Dead letters are at least once across crashes: every rejected message is there.
     let letters = read_all(&brokers, "crashy.dlq");
     let distinct: std::collections::HashSet<(String, String)> = letters
         .iter()
-        .map(|l| (l.headers["hygroflow.source.partition"].clone(), l.headers["hygroflow.source.offset"].clone()))
+        .map(|l| {
+            (
+                l.headers["hygroflow.source.partition"].clone(),
+                l.headers["hygroflow.source.offset"].clone(),
+            )
+        })
         .collect();
     assert_eq!(distinct.len() as i64, expected.rejected_messages);
 }
@@ -300,7 +435,9 @@ fn broker_outage_loses_nothing() {
     produce(&brokers, "flaky", &first);
 
     let mut child = hygroflow()
-        .args(["run", "-b", &brokers, "-t", "flaky", "--format", "json", "--epoch", "200ms", "-w", "2"])
+        .args([
+            "run", "-b", &brokers, "-t", "flaky", "--format", "json", "--epoch", "200ms", "-w", "2",
+        ])
         .args(["-X", "reconnect.backoff.max.ms=500"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -319,10 +456,16 @@ fn broker_outage_loses_nothing() {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let r = rx.recv_timeout(Duration::from_secs(60)).expect("a report");
-            if r["total_messages"].as_i64().expect("n") + r["rejected_messages"].as_i64().expect("n") >= total {
+            if r["total_messages"].as_i64().expect("n")
+                + r["rejected_messages"].as_i64().expect("n")
+                >= total
+            {
                 return r;
             }
-            assert!(Instant::now() < deadline, "waited too long for {total} messages");
+            assert!(
+                Instant::now() < deadline,
+                "waited too long for {total} messages"
+            );
         }
     };
     wait_for(6_000);
@@ -331,10 +474,16 @@ fn broker_outage_loses_nothing() {
     proxy.restore();
     produce(&brokers, "flaky", &second);
     let last = wait_for(12_000);
-    let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
     let out = child.wait_with_output().expect("wait");
     reader.join().expect("reader");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut all = std::fs::read(&first).expect("read");
     all.extend(std::fs::read(&second).expect("read"));
     assert_report_matches(&last, &recompute(&all));
@@ -351,19 +500,48 @@ fn corrupt_checkpoint_is_refused() {
     generate(&path, 3_000, 5, 0.0);
     produce(&brokers, "ckpt", &path);
     let state = dir.path().join("state");
-    job(&brokers, "ckpt", &["--state-dir", state.to_str().expect("utf8")]);
-    let generation = std::fs::read_dir(&state).expect("state dir").filter_map(Result::ok).find(|e| e.path().is_dir()).expect("a generation").path();
-    let file = std::fs::read_dir(&generation).expect("gen").filter_map(Result::ok).next().expect("a checkpoint").path();
+    job(
+        &brokers,
+        "ckpt",
+        &["--state-dir", state.to_str().expect("utf8")],
+    );
+    let generation = std::fs::read_dir(&state)
+        .expect("state dir")
+        .filter_map(Result::ok)
+        .find(|e| e.path().is_dir())
+        .expect("a generation")
+        .path();
+    let file = std::fs::read_dir(&generation)
+        .expect("gen")
+        .filter_map(Result::ok)
+        .next()
+        .expect("a checkpoint")
+        .path();
     let mut bytes = std::fs::read(&file).expect("read");
     let n = bytes.len();
     bytes[n - 10] ^= 0x20;
     std::fs::write(&file, bytes).expect("write");
-    let out = run(&["run", "-b", &brokers, "-t", "ckpt", "--until-end", "--state-dir", state.to_str().expect("utf8")]);
+    let out = run(&[
+        "run",
+        "-b",
+        &brokers,
+        "-t",
+        "ckpt",
+        "--until-end",
+        "--state-dir",
+        state.to_str().expect("utf8"),
+    ]);
     assert!(!out.status.success());
-    assert!(out.stdout.is_empty(), "nothing is reported from a half-loaded state");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing is reported from a half-loaded state"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     let error = stderr.lines().last().expect("an error");
-    assert!(error.contains("refusing checkpoint") && error.contains("checksum"), "{stderr}");
+    assert!(
+        error.contains("refusing checkpoint") && error.contains("checksum"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -373,14 +551,49 @@ fn missing_topic_and_bad_property_fail_with_one_line() {
     let out = run(&["run", "-b", &brokers, "-t", "no-such-topic", "--until-end"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.lines().last().expect("error").contains("no-such-topic does not exist"), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .expect("error")
+            .contains("no-such-topic does not exist"),
+        "{stderr}"
+    );
     broker.create_topic("exists", 1);
-    let out = run(&["run", "-b", &brokers, "-t", "exists", "--until-end", "-X", "no.such.property=1"]);
+    let out = run(&[
+        "run",
+        "-b",
+        &brokers,
+        "-t",
+        "exists",
+        "--until-end",
+        "-X",
+        "no.such.property=1",
+    ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.lines().last().expect("error").contains("no.such.property"), "{stderr}");
-    let out = run(&["run", "-b", &brokers, "-t", "exists", "--until-end", "-X", "sasl.password=hunter2"]);
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"), "secrets never appear in logs");
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .expect("error")
+            .contains("no.such.property"),
+        "{stderr}"
+    );
+    let out = run(&[
+        "run",
+        "-b",
+        &brokers,
+        "-t",
+        "exists",
+        "--until-end",
+        "-X",
+        "sasl.password=hunter2",
+    ]);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("hunter2"),
+        "secrets never appear in logs"
+    );
 }
 
 #[test]
@@ -394,10 +607,27 @@ fn event_time_from_kafka_with_results_topic() {
     let path = dir.path().join("in.jsonl");
     generate(&path, 12_000, 17, 0.02);
     produce(&brokers, "ev", &path);
-    let out = job(&brokers, "ev", &["--time", "event", "-w", "2", "--results-topic", "ev.results"]);
+    let out = job(
+        &brokers,
+        "ev",
+        &[
+            "--time",
+            "event",
+            "-w",
+            "2",
+            "--results-topic",
+            "ev.results",
+        ],
+    );
     let reports = json_lines(&out.stdout);
-    assert!(reports.len() >= 3, "12,000 readings 0.3 ms apart span several 200 ms epochs");
-    assert_report_matches(reports.last().expect("final"), &recompute(&std::fs::read(&path).expect("read")));
+    assert!(
+        reports.len() >= 3,
+        "12,000 readings 0.3 ms apart span several 200 ms epochs"
+    );
+    assert_report_matches(
+        reports.last().expect("final"),
+        &recompute(&std::fs::read(&path).expect("read")),
+    );
     let published: Vec<Value> = read_all(&brokers, "ev.results")
         .iter()
         .map(|r| serde_json::from_slice(&r.payload).expect("a JSON report"))
@@ -419,7 +649,18 @@ fn broker_unreachable_at_start_is_retried() {
     produce(&brokers, "late", &path);
     proxy.cut();
     let child = hygroflow()
-        .args(["run", "-b", &brokers, "-t", "late", "--format", "json", "--until-end", "--epoch", "200ms"])
+        .args([
+            "run",
+            "-b",
+            &brokers,
+            "-t",
+            "late",
+            "--format",
+            "json",
+            "--until-end",
+            "--epoch",
+            "200ms",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -429,6 +670,12 @@ fn broker_unreachable_at_start_is_retried() {
     let out = child.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("cannot reach the Kafka brokers; retrying"), "{stderr}");
-    assert_report_matches(json_lines(&out.stdout).last().expect("final"), &recompute(&std::fs::read(&path).expect("read")));
+    assert!(
+        stderr.contains("cannot reach the Kafka brokers; retrying"),
+        "{stderr}"
+    );
+    assert_report_matches(
+        json_lines(&out.stdout).last().expect("final"),
+        &recompute(&std::fs::read(&path).expect("read")),
+    );
 }

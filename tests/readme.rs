@@ -8,10 +8,17 @@ use common::{assert_report_matches, json_lines, recompute};
 
 /// The first ```sh block after the "## With Kafka" heading.
 fn kafka_block(readme: &str) -> Vec<String> {
-    let section = readme.split("## With Kafka").nth(1).expect("a With Kafka section");
+    let section = readme
+        .split("## With Kafka")
+        .nth(1)
+        .expect("a With Kafka section");
     let block = section.split("```sh\n").nth(1).expect("a sh block");
     let block = block.split("```").next().expect("block end");
-    block.lines().map(str::to_owned).filter(|l| !l.trim().is_empty()).collect()
+    block
+        .lines()
+        .map(str::to_owned)
+        .filter(|l| !l.trim().is_empty())
+        .collect()
 }
 
 #[test]
@@ -25,7 +32,8 @@ fn readme_with_kafka_commands_work() {
         .expect("free port")
         .port();
     let bin = env!("CARGO_BIN_EXE_hygroflow");
-    let mut script = String::from("set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n");
+    let mut script =
+        String::from("set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n");
     for line in &lines {
         let line = line.replace("9092", &port.to_string());
         let line = match line.strip_prefix("hygroflow ") {
@@ -66,7 +74,10 @@ fn readme_with_kafka_commands_work() {
         .collect();
     assert_eq!(rows.len(), 4, "{describe}");
     for cols in rows {
-        assert!(cols[3].parse::<i64>().is_ok_and(|c| c > 0), "committed offset: {describe}");
+        assert!(
+            cols[3].parse::<i64>().is_ok_and(|c| c > 0),
+            "committed offset: {describe}"
+        );
         assert_eq!(cols[4], "0", "lag: {describe}");
     }
 }

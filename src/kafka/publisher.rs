@@ -178,7 +178,7 @@ impl Publisher {
 
     /// Waits until every message sent so far is acknowledged (resending failures).
     pub fn flush(&mut self) -> Result<(), PublishError> {
-        let started = Instant::now();
+        let mut last_warning = Instant::now();
         loop {
             self.poll()?;
             if self.producer.in_flight_count() == 0 {
@@ -190,12 +190,12 @@ impl Publisher {
             }
             // flush serves delivery callbacks while it waits.
             let _ = self.producer.flush(Duration::from_millis(100));
-            if started.elapsed() > Duration::from_secs(10) && started.elapsed().as_secs() % 10 == 0
-            {
+            if last_warning.elapsed() >= Duration::from_secs(10) {
                 warn!(
                     in_flight = self.producer.in_flight_count(),
                     "waiting for Kafka to acknowledge messages"
                 );
+                last_warning = Instant::now();
             }
         }
     }

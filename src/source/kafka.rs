@@ -39,7 +39,12 @@ pub fn owns_partition(partition: i32, index: usize, peers: usize) -> bool {
 
 /// The partitions of `all` that worker `index` of `peers` owns but has not assigned yet:
 /// at start every owned partition, later the ones added to the topic while running.
-pub fn partitions_to_add(all: &[i32], assigned: &BTreeSet<i32>, index: usize, peers: usize) -> Vec<i32> {
+pub fn partitions_to_add(
+    all: &[i32],
+    assigned: &BTreeSet<i32>,
+    index: usize,
+    peers: usize,
+) -> Vec<i32> {
     let mut new: Vec<i32> = all
         .iter()
         .copied()
@@ -69,7 +74,9 @@ pub struct SourceContext;
 
 impl ClientContext for SourceContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if matches!(error, KafkaError::PartitionEOF(_)) || error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
+        if matches!(error, KafkaError::PartitionEOF(_))
+            || error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF)
+        {
             // Reaching the end of a partition is how --until-end knows it is done, not an error.
             return;
         }
@@ -148,7 +155,10 @@ impl KafkaInput {
 }
 
 /// Checks that `topic` exists (a dead-letter or results topic), naming it if not.
-pub fn require_topic(consumer: &BaseConsumer<SourceContext>, topic: &str) -> Result<(), KafkaSourceError> {
+pub fn require_topic(
+    consumer: &BaseConsumer<SourceContext>,
+    topic: &str,
+) -> Result<(), KafkaSourceError> {
     match partitions(consumer, topic, Duration::from_secs(10))? {
         Some(_) => Ok(()),
         None => Err(KafkaSourceError::MissingTopic(topic.to_owned())),
@@ -411,7 +421,10 @@ mod tests {
         assert_eq!(first, vec![1]);
         assigned.extend(first);
         // The topic grows from 4 to 8 partitions while running.
-        assert_eq!(partitions_to_add(&[0, 1, 2, 3, 4, 5, 6, 7], &assigned, 1, 3), vec![4, 7]);
+        assert_eq!(
+            partitions_to_add(&[0, 1, 2, 3, 4, 5, 6, 7], &assigned, 1, 3),
+            vec![4, 7]
+        );
         assigned.extend([4, 7]);
         assert!(partitions_to_add(&[0, 1, 2, 3, 4, 5, 6, 7], &assigned, 1, 3).is_empty());
     }
