@@ -78,6 +78,10 @@ pub struct RunArgs {
     /// One host:port per line, line i for process i (default: localhost:2101+i).
     #[arg(short = 'h', long, value_name = "FILE")]
     pub hostfile: Option<PathBuf>,
+    /// Event time only: after this long without input, a worker's epochs follow the wall clock
+    /// (one epoch behind) so that an idle partition or worker does not hold reports back.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub idle_timeout: String,
     /// Cluster only: how long processes wait for each other at start.
     #[arg(long, default_value = "60s", value_name = "DURATION")]
     pub connect_timeout: String,
@@ -236,6 +240,8 @@ impl RunArgs {
             connect_timeout: humantime::parse_duration(&self.connect_timeout).map_err(|_| {
                 ConfigError::Duration("--connect-timeout", self.connect_timeout.clone())
             })?,
+            idle_timeout: humantime::parse_duration(&self.idle_timeout)
+                .map_err(|_| ConfigError::Duration("--idle-timeout", self.idle_timeout.clone()))?,
         })
     }
 }

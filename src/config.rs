@@ -125,6 +125,8 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// How long cluster processes wait for each other at start.
     pub connect_timeout: std::time::Duration,
+    /// Event time: after this long without input a worker follows the wall clock.
+    pub idle_timeout: std::time::Duration,
 }
 
 /// A flag or setting that cannot work, and what to do about it.

@@ -21,7 +21,7 @@ use std::io::Write;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, Context};
 use differential_dataflow::input::{Input, InputSession};
@@ -570,6 +570,7 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
     let event_time = config.time == TimeMode::Event;
     let mut failure: Option<anyhow::Error> = None;
     let mut finished = false;
+    let mut last_data = Instant::now();
     loop {
         let mut poll = Poll::Finished;
         if !finished {
@@ -626,6 +627,21 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
                 if let Some(reports) = reports.as_mut() {
                     reports.next_epoch = reports.next_epoch.map(|n| n.min(intake.open));
                 }
+            }
+        }
+        if poll == Poll::Busy {
+            last_data = Instant::now();
+        } else if event_time && !finished && last_data.elapsed() >= config.idle_timeout {
+            // An idle input (no partition, or a quiet one) must not hold every report back:
+            // it moves to the wall clock, one epoch behind, as event time does when live.
+            let now = grid.epoch_of(SystemTime::now()).saturating_sub(1);
+            if now > intake.open {
+                debug!(
+                    worker = index,
+                    epoch = now,
+                    "idle input follows the wall clock"
+                );
+                intake.advance_to(now)?;
             }
         }
         if poll == Poll::Busy {

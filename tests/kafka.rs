@@ -679,3 +679,50 @@ fn broker_unreachable_at_start_is_retried() {
         &recompute(&std::fs::read(&path).expect("read")),
     );
 }
+
+#[test]
+fn event_time_live_with_idle_workers_keeps_reporting() {
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    broker.create_topic("quiet", 1);
+    broker.create_topic("quiet.dlq", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("in.jsonl");
+    generate(&path, 4_000, 23, 0.0);
+    produce(&brokers, "quiet", &path);
+    // Three workers, one partition: two workers never see a record.
+    let mut child = hygroflow()
+        .args([
+            "run", "-b", &brokers, "-t", "quiet", "--format", "json", "--time", "event",
+        ])
+        .args(["--epoch", "1s", "-w", "3", "--idle-timeout", "1s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel::<Value>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let last = loop {
+        let report = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("reports keep coming");
+        if report["total_messages"] == 4_000 {
+            break report;
+        }
+        assert!(Instant::now() < deadline, "never reported all readings");
+    };
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    assert!(child.wait().expect("wait").success());
+    reader.join().expect("reader");
+    assert_report_matches(&last, &recompute(&std::fs::read(&path).expect("read")));
+}
