@@ -11,12 +11,12 @@
 //! Every worker runs the same loop: close the epoch when its clock says so, poll its source,
 //! parse and tally, step the dataflow. Closing an epoch sends the epoch's tallies into the
 //! dataflow and, with `--state-dir`, writes the worker's checkpoint before the input moves on.
-//! When the probe shows an epoch complete everywhere, the first worker of the process records
-//! the checkpoint as committed, every worker commits its Kafka offsets, and worker 0 prints
-//! the epoch's report.
+//! When the probe shows an epoch complete everywhere, worker 0 records the checkpoint as
+//! committed (`control`), every worker commits its Kafka offsets, and worker 0 prints the
+//! epoch's report (`reports`). `intake` holds what a worker feeds into the dataflow.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,20 +24,13 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, Context};
-use differential_dataflow::input::{Input, InputSession};
-use hygroflow_dataflows::{
-    analyses, gather_to_first, Counter, Epoch, Results, SensorKey, Stat, Tally,
-};
-use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::vec::{Broadcast, Input as _};
-use timely::dataflow::operators::Inspect;
+use differential_dataflow::input::Input;
+use hygroflow_dataflows::{analyses, gather_to_first, Counter, Epoch, Results, SensorKey, Tally};
 use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-use crate::checkpoint::{
-    old_workers_for, RestorePoint, Restored, SensorTable, StateDir, WorkerState,
-};
+use crate::checkpoint::{old_workers_for, Restored, SensorTable, StateDir};
 use crate::config::{Config, Input as InputConfig};
 use crate::epoch::{parse_event_time, EventClock, TimeMode};
 use crate::fleet::Fleet;
@@ -51,8 +44,13 @@ use crate::source::kafka::{owns_partition, require_topic, KafkaSource};
 use crate::source::{Origin, Poll, RawRecord, Source};
 use crate::tally::EpochTally;
 
-/// Empty processing-time epochs reported after a stall before the rest are skipped.
-const MAX_EMPTY_REPORTS: u64 = 10_000;
+mod control;
+mod intake;
+mod reports;
+
+use control::{commit_complete, start_control, Checkpoints};
+use intake::Intake;
+use reports::Reports;
 
 /// Records a worker handles between two steps of the dataflow.
 const POLL_BUDGET: usize = 4096;
@@ -62,37 +60,6 @@ const POLL_BUDGET: usize = 4096;
 pub struct Outcome {
     /// Reports stopped because stdout was closed (a closed pipe is not an error).
     pub pipe_closed: bool,
-}
-
-/// Checkpointing shared by the workers of a process.
-struct Checkpoints {
-    dir: StateDir,
-    /// Process 0's `COMMITTED` marker, read at start (other processes have none).
-    marker: Option<RestorePoint>,
-    /// Lets the first local worker prepare the new generation before the others write to it.
-    barrier: Barrier,
-}
-
-/// Messages from worker 0 to every worker about checkpoints.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-enum Control {
-    /// The run's generation, and the state to resume from (process 0's marker).
-    Start {
-        generation: u64,
-        restore: Option<RestorePoint>,
-    },
-    /// Process 0 has durably committed every epoch before `frontier`.
-    Committed { frontier: Epoch },
-}
-
-/// A worker's end of the control stream.
-struct ControlLink {
-    /// Open on worker 0 only.
-    input: Option<timely::dataflow::InputHandleVec<u64, Control>>,
-    seen: Rc<RefCell<Vec<Control>>>,
-    generation: u64,
-    /// The latest frontier process 0 has committed, as heard here.
-    committed: Epoch,
 }
 
 /// What the workers of one process share.
@@ -243,169 +210,6 @@ pub fn run(
     match first_error {
         Some(e) => Err(e),
         None => Ok(outcome),
-    }
-}
-
-/// A worker's inputs, the epoch they are open at, and what closing an epoch must record.
-struct Intake<'a> {
-    tallies: InputSession<Epoch, SensorKey, Tally>,
-    counters: InputSession<Epoch, Counter, i64>,
-    tally: EpochTally,
-    rejected: i64,
-    late: i64,
-    open: Epoch,
-    rejects: Rejects,
-    /// Next offset per partition of what has been handled.
-    positions: BTreeMap<i32, i64>,
-    /// Cumulative state, kept only when checkpointing.
-    table: Option<(SensorTable, i64, i64)>,
-    /// Where this worker writes checkpoints, and the run's generation.
-    checkpoints: Option<(&'a StateDir, u64)>,
-    worker: usize,
-    /// Closed epochs whose offsets wait to be committed.
-    to_commit: VecDeque<(Epoch, BTreeMap<i32, i64>)>,
-}
-
-impl Intake<'_> {
-    /// Closes the open epoch and moves the inputs to `epoch` (if later).
-    fn advance_to(&mut self, epoch: Epoch) -> anyhow::Result<()> {
-        if epoch <= self.open {
-            return Ok(());
-        }
-        self.close_open()?;
-        self.tallies.advance_to(epoch);
-        self.counters.advance_to(epoch);
-        self.tallies.flush();
-        self.counters.flush();
-        self.open = epoch;
-        Ok(())
-    }
-
-    /// Sends the open epoch's tallies, makes its dead letters durable and checkpoints it.
-    fn close_open(&mut self) -> anyhow::Result<()> {
-        for (key, tally) in self.tally.drain() {
-            if let Some((table, _, _)) = &mut self.table {
-                table.add(&key, tally);
-            }
-            self.tallies.update(key, tally);
-        }
-        let (rejected, late) = (
-            std::mem::take(&mut self.rejected),
-            std::mem::take(&mut self.late),
-        );
-        if rejected > 0 {
-            self.counters.update(Counter::Rejected, rejected);
-        }
-        if late > 0 {
-            self.counters.update(Counter::Late, late);
-        }
-        self.rejects.end_epoch()?;
-        if let (Some((table, all_rejected, all_late)), Some((dir, generation))) =
-            (&mut self.table, self.checkpoints)
-        {
-            *all_rejected += rejected;
-            *all_late += late;
-            let state = WorkerState {
-                offsets: self.positions.clone(),
-                rejected: *all_rejected,
-                late: *all_late,
-                sensors: table.rows(),
-            };
-            dir.write_worker(generation, self.worker, self.open, state)?;
-        }
-        self.to_commit
-            .push_back((self.open, self.positions.clone()));
-        Ok(())
-    }
-
-    /// Feeds a restored worker state back as weighted records.
-    fn restore(&mut self, state: &WorkerState) {
-        for (device, guid, sum, count) in &state.sensors {
-            let key = (device.clone(), guid.clone());
-            if let Some((table, _, _)) = &mut self.table {
-                table.add(&key, (*sum, *count));
-            }
-            self.tallies.update(key, (*sum, *count));
-        }
-        if let Some((_, rejected, late)) = &mut self.table {
-            *rejected += state.rejected;
-            *late += state.late;
-        }
-        if state.rejected != 0 {
-            self.counters.update(Counter::Rejected, state.rejected);
-        }
-        if state.late != 0 {
-            self.counters.update(Counter::Late, state.late);
-        }
-    }
-
-    /// Closes the last epoch and the inputs.
-    fn finish(&mut self) -> anyhow::Result<()> {
-        self.close_open()?;
-        // Dropping a session closes its input; unattached sessions take their place.
-        std::mem::replace(&mut self.tallies, InputSession::new()).close();
-        std::mem::replace(&mut self.counters, InputSession::new()).close();
-        Ok(())
-    }
-}
-
-/// Worker 0's report state.
-struct Reports {
-    results: Results,
-    collected: Rc<RefCell<Vec<(Stat, Epoch, isize)>>>,
-    reporter: Option<Reporter>,
-    /// Processing time reports every epoch from here on, data or not.
-    next_epoch: Option<Epoch>,
-    /// No report for an earlier epoch: its updates join the first report.
-    first_epoch: Epoch,
-    last_reported: Option<Epoch>,
-}
-
-impl Reports {
-    /// Prints every epoch before `frontier` (`None`: everything is final).
-    fn print_ready(&mut self, frontier: Option<Epoch>) -> std::io::Result<()> {
-        self.results.absorb(self.collected.borrow_mut().drain(..));
-        let mut epochs: BTreeSet<Epoch> = self.results.pending_epochs(frontier);
-        if let (Some(next), Some(frontier)) = (self.next_epoch, frontier) {
-            if frontier.saturating_sub(next) > MAX_EMPTY_REPORTS {
-                warn!(
-                    epochs = frontier - next,
-                    "the clock jumped ahead; skipping reports of empty epochs"
-                );
-                self.next_epoch = Some(frontier - 1);
-            }
-            epochs.extend(self.next_epoch.unwrap_or(next)..frontier);
-        }
-        for epoch in epochs {
-            if epoch < self.first_epoch || self.last_reported.is_some_and(|last| epoch <= last) {
-                // Updates before the first reported epoch (restored state, a worker that
-                // started before worker 0) are folded into the next report.
-                continue;
-            }
-            let changes = self.results.advance(epoch);
-            if let Some(reporter) = &mut self.reporter {
-                reporter.epoch(epoch, &self.results, &changes)?;
-            }
-            self.last_reported = Some(epoch);
-            if self.next_epoch.is_some() {
-                self.next_epoch = Some(epoch + 1);
-            }
-        }
-        Ok(())
-    }
-
-    /// After the input ended: the final report, which is always the full state.
-    fn print_final(&mut self, open: Epoch) -> std::io::Result<()> {
-        self.print_ready(None)?;
-        let last = self.last_reported.unwrap_or(open);
-        let changes = self.results.advance(last);
-        if let Some(reporter) = &mut self.reporter {
-            if self.last_reported.is_none() || reporter.changes_only() || !changes.is_empty() {
-                reporter.full(last, &self.results)?;
-            }
-            reporter.flush_published()?;
-        }
-        Ok(())
     }
 }
 
@@ -683,153 +487,4 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
             return Ok(outcome);
         }
     }
-}
-
-/// Starts the control stream: worker 0 announces the run's generation and where to resume
-/// (its process's `COMMITTED` marker), and every worker waits to hear it. The first worker of
-/// each process then prepares the new generation's directory.
-fn start_control(
-    worker: &mut Worker,
-    checkpoints: &Checkpoints,
-    first_local: bool,
-    stop: &dyn Fn() -> bool,
-) -> anyhow::Result<(ControlLink, Option<RestorePoint>)> {
-    let seen = Rc::new(RefCell::new(Vec::new()));
-    let sink = Rc::clone(&seen);
-    let mut input = worker.dataflow::<u64, _, _>(|scope| {
-        let (input, stream) = scope.new_input::<Control>();
-        stream
-            .broadcast()
-            .inspect(move |message: &Control| sink.borrow_mut().push(message.clone()));
-        input
-    });
-    let input = if worker.index() == 0 {
-        let generation = checkpoints.marker.map_or(0, |m| m.generation + 1);
-        input.send(Control::Start {
-            generation,
-            restore: checkpoints.marker,
-        });
-        input.flush();
-        Some(input)
-    } else {
-        // Only worker 0 speaks on the control stream.
-        None
-    };
-    let (generation, restore) = loop {
-        let start = seen.borrow().iter().find_map(|c| match c {
-            Control::Start {
-                generation,
-                restore,
-            } => Some((*generation, *restore)),
-            Control::Committed { .. } => None,
-        });
-        if let Some(start) = start {
-            break start;
-        }
-        if stop() {
-            return Err(anyhow!("stopped before the run started"));
-        }
-        worker.step_or_park(Some(Duration::from_millis(1)));
-    };
-    seen.borrow_mut()
-        .retain(|c| matches!(c, Control::Committed { .. }));
-    let prepared = if first_local {
-        checkpoints.dir.start_generation(generation)
-    } else {
-        Ok(())
-    };
-    checkpoints.barrier.wait();
-    prepared?;
-    Ok((
-        ControlLink {
-            input,
-            seen,
-            generation,
-            committed: 0,
-        },
-        restore,
-    ))
-}
-
-impl ControlLink {
-    /// Takes in what worker 0 has said; the first worker of each process cleans up old files
-    /// once a new commit is heard.
-    fn absorb(&mut self, dir: &StateDir, first_local: bool, peers: usize) -> anyhow::Result<()> {
-        let heard = self
-            .seen
-            .borrow_mut()
-            .drain(..)
-            .filter_map(|c| match c {
-                Control::Committed { frontier } => Some(frontier),
-                Control::Start { .. } => None,
-            })
-            .max();
-        if let Some(frontier) = heard.filter(|f| *f > self.committed) {
-            self.committed = frontier;
-            if first_local {
-                dir.cleanup(&RestorePoint {
-                    generation: self.generation,
-                    frontier,
-                    workers: peers,
-                })?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Once epochs are complete everywhere: worker 0 records the checkpoint as committed and tells
-/// everyone; each worker then commits the offsets of those epochs to the consumer group.
-#[allow(clippy::too_many_arguments)]
-fn commit_complete(
-    worker: &mut Worker,
-    intake: &mut Intake<'_>,
-    source: &mut dyn Source,
-    control: Option<&mut ControlLink>,
-    frontier: Option<Epoch>,
-    first_local: bool,
-    peers: usize,
-    done: bool,
-    stop: &dyn Fn() -> bool,
-) -> anyhow::Result<()> {
-    let frontier = frontier.unwrap_or(Epoch::MAX);
-    let limit = match (control, intake.checkpoints) {
-        (Some(link), Some((dir, generation))) => {
-            if let Some(input) = link.input.as_mut() {
-                if frontier > link.committed {
-                    dir.commit(&RestorePoint {
-                        generation,
-                        frontier,
-                        workers: peers,
-                    })?;
-                    input.send(Control::Committed { frontier });
-                    input.flush();
-                    if done {
-                        // The final commit: close the control stream.
-                        link.input = None;
-                    }
-                }
-            }
-            link.absorb(dir, first_local, peers)?;
-            while done && link.committed < frontier && !stop() {
-                // The final offsets go in once process 0 has committed the final checkpoint.
-                worker.step_or_park(Some(Duration::from_millis(1)));
-                link.absorb(dir, first_local, peers)?;
-            }
-            link.committed.min(frontier)
-        }
-        _ => frontier,
-    };
-    let mut latest = None;
-    while intake
-        .to_commit
-        .front()
-        .is_some_and(|(epoch, _)| *epoch < limit)
-    {
-        latest = intake.to_commit.pop_front().map(|(_, offsets)| offsets);
-    }
-    if let Some(offsets) = latest {
-        source.commit(&offsets, done)?;
-    }
-    Ok(())
 }
