@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use broker::Broker;
-use common::{assert_report_matches, generate, hygroflow, json_lines, recompute, run};
+use common::{assert_report_matches, generate, hygroflow, json_lines, recompute, run, LiveJob};
 use rand::Rng;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -434,56 +434,28 @@ fn broker_outage_loses_nothing() {
     generate(&second, 6_000, 42, 0.01);
     produce(&brokers, "flaky", &first);
 
-    let mut child = hygroflow()
-        .args([
-            "run", "-b", &brokers, "-t", "flaky", "--format", "json", "--epoch", "200ms", "-w", "2",
-        ])
-        .args(["-X", "reconnect.backoff.max.ms=500"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel::<Value>();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
-    let wait_for = |total: i64| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let r = rx.recv_timeout(Duration::from_secs(60)).expect("a report");
-            if r["total_messages"].as_i64().expect("n")
-                + r["rejected_messages"].as_i64().expect("n")
-                >= total
-            {
-                return r;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "waited too long for {total} messages"
-            );
-        }
-    };
-    wait_for(6_000);
+    let job = LiveJob::spawn(&[
+        "run",
+        "-b",
+        &brokers,
+        "-t",
+        "flaky",
+        "--format",
+        "json",
+        "--epoch",
+        "200ms",
+        "-w",
+        "2",
+        "-X",
+        "reconnect.backoff.max.ms=500",
+    ]);
+    job.wait_for_total(6_000);
     proxy.cut();
     std::thread::sleep(Duration::from_secs(4));
     proxy.restore();
     produce(&brokers, "flaky", &second);
-    let last = wait_for(12_000);
-    let _ = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let out = child.wait_with_output().expect("wait");
-    reader.join().expect("reader");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let last = job.wait_for_total(12_000);
+    job.interrupt();
     let mut all = std::fs::read(&first).expect("read");
     all.extend(std::fs::read(&second).expect("read"));
     assert_report_matches(&last, &recompute(&all));
@@ -691,38 +663,24 @@ fn event_time_live_with_idle_workers_keeps_reporting() {
     generate(&path, 4_000, 23, 0.0);
     produce(&brokers, "quiet", &path);
     // Three workers, one partition: two workers never see a record.
-    let mut child = hygroflow()
-        .args([
-            "run", "-b", &brokers, "-t", "quiet", "--format", "json", "--time", "event",
-        ])
-        .args(["--epoch", "1s", "-w", "3", "--idle-timeout", "1s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel::<Value>();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let last = loop {
-        let report = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("reports keep coming");
-        if report["total_messages"] == 4_000 {
-            break report;
-        }
-        assert!(Instant::now() < deadline, "never reported all readings");
-    };
-    let _ = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    assert!(child.wait().expect("wait").success());
-    reader.join().expect("reader");
+    let job = LiveJob::spawn(&[
+        "run",
+        "-b",
+        &brokers,
+        "-t",
+        "quiet",
+        "--format",
+        "json",
+        "--time",
+        "event",
+        "--epoch",
+        "1s",
+        "-w",
+        "3",
+        "--idle-timeout",
+        "1s",
+    ]);
+    let last = job.wait_for_total(4_000);
+    job.interrupt();
     assert_report_matches(&last, &recompute(&std::fs::read(&path).expect("read")));
 }

@@ -152,3 +152,84 @@ pub fn json_lines(stdout: &[u8]) -> Vec<Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
         .collect()
 }
+
+/// A running job whose JSON reports are read as they come.
+pub struct LiveJob {
+    child: std::process::Child,
+    reports: std::sync::mpsc::Receiver<Value>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LiveJob {
+    /// Starts `hygroflow` with `args` (which should include `--format json`).
+    pub fn spawn(args: &[&str]) -> LiveJob {
+        use std::io::BufRead;
+        let mut child = hygroflow()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn hygroflow");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, reports) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Ok(report) = serde_json::from_str(&line) {
+                    if tx.send(report).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        LiveJob {
+            child,
+            reports,
+            reader: Some(reader),
+        }
+    }
+
+    /// The first report with at least `total` messages (valid and rejected), within a minute.
+    pub fn wait_for_total(&self, total: i64) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let report = self
+                .reports
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no report with {total} messages: {e}"));
+            let seen = report["total_messages"].as_i64().expect("total_messages")
+                + report["rejected_messages"]
+                    .as_i64()
+                    .expect("rejected_messages");
+            if seen >= total {
+                return report;
+            }
+        }
+    }
+
+    /// Stops the job with Ctrl-C and checks that it exits cleanly.
+    pub fn interrupt(mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let mut stderr = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
+        }
+        let status = self.child.wait().expect("wait");
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("report reader");
+        }
+        assert!(status.success(), "{stderr}");
+    }
+}
+
+impl Drop for LiveJob {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
