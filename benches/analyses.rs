@@ -1,9 +1,11 @@
-//! The analyses' per-epoch update cost, for 10k, 100k and 1M distinct sensors.
+//! The analyses' per-epoch update cost, for 2.1k, 10k, 100k and 1M distinct sensors.
 //!
 //! One timely worker on the bench thread builds the engine's dataflow (all analyses, gathered
 //! to worker 0, probed), loads every sensor once in a first epoch, and then each measured
-//! iteration is one epoch: `UPDATES` sensors get a new tally (as a worker sends them when an
-//! epoch closes), the inputs advance, and the worker steps until the probe passes the epoch.
+//! iteration is one epoch: a fixed number of sensors (10k, or all 2.1k of the default fleet,
+//! which is what a 3 s epoch of `hygroflow generate`'s 10k lines touches) get a new tally, as a
+//! worker sends them when an epoch closes; the inputs advance, and the worker steps until the
+//! probe passes the epoch.
 //! The time per iteration is the dataflow's cost of one epoch; the throughput line is sensor
 //! updates per second. Parsing and tallying are not included (see `benches/parse.rs` and
 //! `hygroflow bench`).
@@ -24,8 +26,13 @@ use hygroflow_dataflows::{
 use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
 
-/// Sensors updated in each measured epoch.
-const UPDATES: usize = 10_000;
+/// Benchmark name, distinct sensors, sensors updated in each measured epoch.
+const SIZES: [(&str, usize, usize); 4] = [
+    ("2.1k", 2_100, 2_100),
+    ("10k", 10_000, 10_000),
+    ("100k", 100_000, 10_000),
+    ("1M", 1_000_000, 10_000),
+];
 
 /// A loaded dataflow and where the next epoch's updates start.
 struct Loaded {
@@ -105,14 +112,14 @@ fn bench_analyses(c: &mut Criterion, worker: &mut Worker) {
     group
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4))
-        .throughput(Throughput::Elements(UPDATES as u64));
-    for (name, sensors) in [("10k", 10_000), ("100k", 100_000), ("1M", 1_000_000)] {
+        .measurement_time(Duration::from_secs(4));
+    for (name, sensors, updates) in SIZES {
+        group.throughput(Throughput::Elements(updates as u64));
         // Loaded on first use, so a filtered-out size costs nothing.
         let mut loaded: Option<Loaded> = None;
         group.bench_function(BenchmarkId::new("sensors", name), |b| {
             let state = loaded.get_or_insert_with(|| Loaded::new(worker, sensors));
-            b.iter(|| state.epoch(worker, UPDATES));
+            b.iter(|| state.epoch(worker, updates));
         });
         if let Some(state) = loaded {
             state.close(worker);

@@ -69,18 +69,17 @@ fn bench_parse(c: &mut Criterion) {
             lines.data.len() as f64 / lines.ranges.len() as f64
         );
     }
-    let units: [(&str, fn(&Lines) -> Throughput); 2] = [
-        ("messages", |l| Throughput::Elements(l.ranges.len() as u64)),
-        ("bytes", |l| Throughput::Bytes(l.data.len() as u64)),
-    ];
-    for (unit, throughput) in units {
+    for unit in ["messages", "bytes"] {
         let mut group = c.benchmark_group(format!("parse_{unit}"));
         group
             .sample_size(20)
             .warm_up_time(Duration::from_secs(1))
             .measurement_time(Duration::from_secs(3));
         for (mix, lines) in &mixes {
-            group.throughput(throughput(lines));
+            group.throughput(match unit {
+                "messages" => Throughput::Elements(lines.ranges.len() as u64),
+                _ => Throughput::Bytes(lines.data.len() as u64),
+            });
             group.bench_with_input(BenchmarkId::from_parameter(mix), lines, |b, lines| {
                 b.iter(|| parse_all(lines))
             });
