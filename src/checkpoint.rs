@@ -1,7 +1,7 @@
 //! Checkpoints: restartable state with exactly-once results (`--state-dir`).
 //!
-//! What determines every analysis is small: per `(device, guid)` the sum and count of
-//! readings, plus the rejected and late counters. Each worker keeps that cumulative table for
+//! What determines every analysis is small: per device the sum and count of readings, the set
+//! of `(device, guid)` sensors, and the rejected and late counters. Each worker keeps them for
 //! the records it ingested, and whenever it closes an epoch it writes the table together with
 //! the next offset of each of its partitions, before its input moves on. Both describe the
 //! same cut: offsets of records that belong to later epochs are not in it.
@@ -24,12 +24,12 @@
 //! with a wrong version, length or checksum is refused with a clear error, and nothing is
 //! loaded unless every file loads.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use hygroflow_dataflows::{Epoch, SensorKey, Tally};
+use hygroflow_dataflows::Epoch;
 use serde::{Deserialize, Serialize};
 
 /// The on-disk format version; files of another version are refused.
@@ -85,8 +85,10 @@ pub struct WorkerState {
     pub rejected: i64,
     /// Late messages so far.
     pub late: i64,
-    /// `(device, guid, sum_micro, count)` per sensor.
-    pub sensors: Vec<(String, String, i64, i64)>,
+    /// `(device, sum_micro, count)` of the readings this worker took in.
+    pub devices: Vec<(String, i64, i64)>,
+    /// `(device, guid)` of every sensor this worker has seen.
+    pub sensors: Vec<(String, String)>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -104,32 +106,6 @@ struct CommitBody {
     generation: u64,
     frontier: Epoch,
     workers: usize,
-}
-
-/// The cumulative table a worker keeps when checkpointing.
-#[derive(Debug, Default)]
-pub struct SensorTable {
-    rows: HashMap<SensorKey, Tally>,
-}
-
-impl SensorTable {
-    /// Adds one epoch's tally of a sensor.
-    pub fn add(&mut self, key: &SensorKey, tally: Tally) {
-        let row = self.rows.entry(key.clone()).or_insert((0, 0));
-        row.0 += tally.0;
-        row.1 += tally.1;
-    }
-
-    /// The rows, sorted, as stored in a checkpoint.
-    pub fn rows(&self) -> Vec<(String, String, i64, i64)> {
-        let mut rows: Vec<_> = self
-            .rows
-            .iter()
-            .map(|((d, g), (s, c))| (d.clone(), g.clone(), *s, *c))
-            .collect();
-        rows.sort();
-        rows
-    }
 }
 
 /// Where a run resumes: process 0's `COMMITTED` marker, sent to every worker at start.
@@ -465,9 +441,13 @@ mod tests {
             offsets: offsets.iter().copied().collect(),
             rejected: 1,
             late: 0,
+            devices: rows
+                .iter()
+                .map(|(d, _, s, c)| (d.to_string(), *s, *c))
+                .collect(),
             sensors: rows
                 .iter()
-                .map(|(d, g, s, c)| (d.to_string(), g.to_string(), *s, *c))
+                .map(|(d, g, _, _)| (d.to_string(), g.to_string()))
                 .collect(),
         }
     }
@@ -513,10 +493,7 @@ mod tests {
         let files = fs::read_dir(dir.path().join("gen-0")).expect("dir").count();
         assert_eq!(files, 2);
         let restored = sd.load(&point(0, 13, 2), 0..2).expect("load");
-        assert_eq!(
-            restored.workers[0].1.sensors,
-            vec![("CT1".into(), "a".into(), 9, 2)]
-        );
+        assert_eq!(restored.workers[0].1.devices, vec![("CT1".into(), 9, 2)]);
     }
 
     #[test]

@@ -1,9 +1,12 @@
-//! Per-epoch pre-aggregation on each worker.
+//! Per-worker pre-aggregation, so the dataflow's input follows devices and sensors, not
+//! messages.
 //!
-//! Within one epoch a worker adds up each sensor's readings in a hash map keyed by borrowed
-//! strings, so a message costs one lookup and no allocation (a new sensor costs two strings).
-//! When the epoch closes, each sensor becomes one dataflow update whose difference is
-//! `(sum, count)`: exactly what one update per message would have summed to.
+//! Within one epoch a worker adds up each device's readings, and remembers every
+//! `(device, guid)` pair it has ever seen, in hash maps looked up with borrowed strings: a
+//! message costs two lookups and no allocation (a new device or sensor costs its strings).
+//! When the epoch closes, each device becomes one update whose difference is `(sum, count)`,
+//! exactly what one update per message would have summed to, and each pair seen for the first
+//! time becomes one `+1`.
 
 use std::collections::HashMap;
 
@@ -11,44 +14,68 @@ use hygroflow_dataflows::{SensorKey, Tally};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// One epoch's readings on one worker, summed per sensor.
+/// One worker's tallies.
 #[derive(Debug, Default)]
-pub struct EpochTally {
-    /// guid -> the devices it reported to this epoch (almost always one) and their tallies.
-    by_guid: FastMap<String, Vec<(String, Tally)>>,
+pub struct WorkerTally {
+    /// This epoch's sum and count per device.
+    devices: FastMap<String, Tally>,
+    /// Every sensor this worker has seen: guid -> its devices (almost always one).
+    seen: FastMap<String, Vec<String>>,
+    /// Sensors first seen this epoch.
+    new_sensors: Vec<SensorKey>,
 }
 
-impl EpochTally {
+impl WorkerTally {
     /// Adds one reading.
     pub fn add(&mut self, guid: &str, device: &str, humidity_micro: i64) {
-        if let Some(devices) = self.by_guid.get_mut(guid) {
-            match devices.iter_mut().find(|(d, _)| d == device) {
-                Some((_, tally)) => {
-                    tally.0 += humidity_micro;
-                    tally.1 += 1;
-                }
-                None => devices.push((device.to_owned(), (humidity_micro, 1))),
+        match self.devices.get_mut(device) {
+            Some(tally) => {
+                tally.0 += humidity_micro;
+                tally.1 += 1;
             }
-        } else {
-            self.by_guid.insert(
-                guid.to_owned(),
-                vec![(device.to_owned(), (humidity_micro, 1))],
-            );
+            None => {
+                self.devices.insert(device.to_owned(), (humidity_micro, 1));
+            }
+        }
+        if self.mark_seen(device, guid) {
+            self.new_sensors.push((device.to_owned(), guid.to_owned()));
         }
     }
 
-    /// Whether nothing was added since the last drain.
-    pub fn is_empty(&self) -> bool {
-        self.by_guid.is_empty()
+    /// Records that `(device, guid)` is known; true if it was not.
+    pub fn mark_seen(&mut self, device: &str, guid: &str) -> bool {
+        match self.seen.get_mut(guid) {
+            Some(devices) if devices.iter().any(|d| d == device) => false,
+            Some(devices) => {
+                devices.push(device.to_owned());
+                true
+            }
+            None => {
+                self.seen.insert(guid.to_owned(), vec![device.to_owned()]);
+                true
+            }
+        }
     }
 
-    /// Takes every sensor's tally, leaving the map empty (its capacity is kept).
-    pub fn drain(&mut self) -> impl Iterator<Item = (SensorKey, Tally)> + '_ {
-        self.by_guid.drain().flat_map(|(guid, devices)| {
-            devices
-                .into_iter()
-                .map(move |(device, tally)| ((device, guid.clone()), tally))
-        })
+    /// Takes this epoch's per-device sums (the map keeps its capacity).
+    pub fn drain_devices(&mut self) -> impl Iterator<Item = (String, Tally)> + '_ {
+        self.devices.drain()
+    }
+
+    /// Takes the sensors first seen this epoch.
+    pub fn drain_new_sensors(&mut self) -> impl Iterator<Item = SensorKey> + '_ {
+        self.new_sensors.drain(..)
+    }
+
+    /// Every sensor this worker has seen, sorted, as a checkpoint stores them.
+    pub fn sensors(&self) -> Vec<SensorKey> {
+        let mut all: Vec<SensorKey> = self
+            .seen
+            .iter()
+            .flat_map(|(guid, devices)| devices.iter().map(|d| (d.clone(), guid.clone())))
+            .collect();
+        all.sort();
+        all
     }
 }
 
@@ -57,22 +84,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sums_per_sensor_and_device() {
-        let mut t = EpochTally::default();
+    fn sums_per_device_and_reports_each_sensor_once() {
+        let mut t = WorkerTally::default();
         t.add("g1", "CT1", 10);
         t.add("g1", "CT1", 20);
         t.add("g2", "CT1", 5);
         t.add("g1", "MRI1", 7);
-        let mut got: Vec<_> = t.drain().collect();
-        got.sort();
+        let mut devices: Vec<_> = t.drain_devices().collect();
+        devices.sort();
         assert_eq!(
-            got,
-            vec![
-                (("CT1".into(), "g1".into()), (30, 2)),
-                (("CT1".into(), "g2".into()), (5, 1)),
-                (("MRI1".into(), "g1".into()), (7, 1)),
-            ]
+            devices,
+            vec![("CT1".into(), (35, 3)), ("MRI1".into(), (7, 1))]
         );
-        assert!(t.is_empty());
+        let new: Vec<_> = t.drain_new_sensors().collect();
+        assert_eq!(new.len(), 3, "{new:?}");
+        // The next epoch: known sensors are not sent again.
+        t.add("g1", "CT1", 1);
+        t.add("g3", "CT2", 1);
+        let new: Vec<_> = t.drain_new_sensors().collect();
+        assert_eq!(new, vec![("CT2".into(), "g3".into())]);
+        assert_eq!(t.sensors().len(), 4);
+        assert!(!t.mark_seen("CT1", "g2"));
     }
 }

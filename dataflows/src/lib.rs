@@ -5,17 +5,20 @@
 //! nothing of Kafka, files or flags: `src/pipeline.rs` in the root crate feeds it.
 //!
 //! ```text
-//!  tallies: ((device, guid), (sum_micro, count))  ──┬─> avg_humidity     ──┐
-//!                                                  ├─> total_messages   ──┤
-//!                                                  ├─> sensors_by_device ─┼─> Stat ─> worker 0
-//!                                                  └─> total_sensors    ──┤
-//!  counters: (Counter, i64) ───────────────────────────> counters         ──┘
+//!  device sums: (device, (sum_micro, count))  ──┬─> avg_humidity      ──┐
+//!                                               └─> total_messages    ──┤
+//!  sensors: ((device, guid), +1)  ──────────────┬─> sensors_by_device ──┼─> Stat ─> worker 0
+//!                                               └─> total_sensors     ──┤
+//!  counters: (Counter, i64) ──────────────────────> counters          ──┘
 //! ```
 //!
-//! The input is pre-aggregated: a worker adds up the readings of one sensor within one epoch
-//! and sends a single update whose *difference* is `(sum of humidities, number of readings)`.
-//! Differential sums differences, so the dataflows see exactly what they would have seen with
-//! one update per message, at a cost proportional to sensors rather than messages.
+//! The inputs are pre-aggregated on each worker, so their size follows devices and sensors,
+//! not messages:
+//! - *device sums*: per epoch, one update per device whose *difference* is
+//!   `(sum of humidities, number of readings)`. Differential sums differences, so the analyses
+//!   see exactly what one update per message would have summed to;
+//! - *sensors*: a `(device, guid)` pair enters once, the first time a worker sees it. Several
+//!   workers may each send the same pair; the distinct counts absorb that.
 #![deny(missing_docs)]
 
 pub mod avg_humidity;
@@ -43,8 +46,11 @@ pub type SensorKey = (String, String);
 /// The difference carried by a sensor update: `(sum of humidity in micro-percent, readings)`.
 pub type Tally = (i64, i64);
 
-/// The tallies collection every analysis reads.
-pub type Tallies<'scope> = VecCollection<'scope, Epoch, SensorKey, Tally>;
+/// Per-device sums: the difference of `device` is `(sum_micro, count)`.
+pub type DeviceSums<'scope> = VecCollection<'scope, Epoch, String, Tally>;
+
+/// Sensors seen: `(device, guid)` with a positive count (one per worker that saw it).
+pub type Sensors<'scope> = VecCollection<'scope, Epoch, SensorKey, isize>;
 
 /// Side counts that are not analyses of the readings but travel with them to the report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -85,15 +91,16 @@ pub enum Stat {
     Count(Counter, i64),
 }
 
-/// Builds all analyses over `tallies` and `counters` and concatenates their results.
+/// Builds all analyses and concatenates their results.
 pub fn analyses<'scope>(
-    tallies: Tallies<'scope>,
+    device_sums: DeviceSums<'scope>,
+    sensors: Sensors<'scope>,
     counters: Counters<'scope>,
 ) -> VecCollection<'scope, Epoch, Stat, isize> {
-    avg_humidity::avg_humidity(tallies.clone())
-        .concat(total_messages::total_messages(tallies.clone()))
-        .concat(sensors_by_device::sensors_by_device(tallies.clone()))
-        .concat(total_sensors::total_sensors(tallies))
+    avg_humidity::avg_humidity(device_sums.clone())
+        .concat(total_messages::total_messages(device_sums))
+        .concat(sensors_by_device::sensors_by_device(sensors.clone()))
+        .concat(total_sensors::total_sensors(sensors))
         .concat(counters::counters(counters))
 }
 

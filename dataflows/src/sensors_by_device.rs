@@ -1,10 +1,10 @@
 //! (iii) Number of distinct sensors per device.
 //!
-//! Input: sensor tallies `((device, guid), (sum_micro, count))`.
+//! Input: sensors `((device, guid), n)`, `n` > 0 once any worker has seen the pair.
 //! Output: one `Stat::DeviceSensors { device, sensors }` per device.
 //!
 //! ```text
-//! tallies ─distinct_total─> (device, guid) ─map(device)─> count_total ─map─> DeviceSensors
+//! sensors ─distinct_total─> (device, guid) ─map(device)─> count_total ─map─> DeviceSensors
 //! ```
 //!
 //! State: one row per distinct `(device, guid)` pair and one count per device. A sensor that
@@ -13,11 +13,11 @@
 use differential_dataflow::operators::{CountTotal, ThresholdTotal};
 use differential_dataflow::VecCollection;
 
-use crate::{Epoch, Stat, Tallies};
+use crate::{Epoch, Sensors, Stat};
 
 /// Distinct sensors per device.
-pub fn sensors_by_device(tallies: Tallies<'_>) -> VecCollection<'_, Epoch, Stat, isize> {
-    tallies
+pub fn sensors_by_device(sensors: Sensors<'_>) -> VecCollection<'_, Epoch, Stat, isize> {
+    sensors
         .distinct_total()
         .map(|(device, _guid)| device)
         .count_total()

@@ -1,10 +1,10 @@
 //! (iv) Total number of distinct sensors.
 //!
-//! Input: sensor tallies `((device, guid), (sum_micro, count))`.
+//! Input: sensors `((device, guid), n)`, `n` > 0 once any worker has seen the pair.
 //! Output: one `Stat::TotalSensors(n)`, the number of distinct `guid`s over all devices.
 //!
 //! ```text
-//! tallies ─map(guid)─> distinct_total ─map(())─> count_total ─map─> TotalSensors
+//! sensors ─map(guid)─> distinct_total ─map(())─> count_total ─map─> TotalSensors
 //! ```
 //!
 //! State: one row per distinct `guid`.
@@ -12,11 +12,11 @@
 use differential_dataflow::operators::{CountTotal, ThresholdTotal};
 use differential_dataflow::VecCollection;
 
-use crate::{Epoch, Stat, Tallies};
+use crate::{Epoch, Sensors, Stat};
 
 /// Distinct sensors over all devices.
-pub fn total_sensors(tallies: Tallies<'_>) -> VecCollection<'_, Epoch, Stat, isize> {
-    tallies
+pub fn total_sensors(sensors: Sensors<'_>) -> VecCollection<'_, Epoch, Stat, isize> {
+    sensors
         .map(|(_device, guid)| guid)
         .distinct_total()
         .map(|_guid| ())

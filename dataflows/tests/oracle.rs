@@ -93,40 +93,51 @@ fn run_dataflow(
         let (index, peers) = (worker.index(), worker.peers());
         let collected = Rc::new(RefCell::new(Vec::new()));
         let sink = Rc::clone(&collected);
-        let (mut tallies, mut counters, probe) = worker.dataflow::<Epoch, _, _>(|scope| {
-            let (ti, t) = scope.new_collection::<SensorKey, Tally>();
-            let (ci, c) = scope.new_collection::<Counter, i64>();
-            let (probe, _) = gather_to_first(analyses(t, c))
-                .inspect_batch(move |_, updates| sink.borrow_mut().extend(updates.iter().cloned()))
-                .probe();
-            (ti, ci, probe)
-        });
+        let (mut sums, mut sensors, mut counters, probe) =
+            worker.dataflow::<Epoch, _, _>(|scope| {
+                let (si, s) = scope.new_collection::<String, Tally>();
+                let (ni, n) = scope.new_collection::<SensorKey, isize>();
+                let (ci, c) = scope.new_collection::<Counter, i64>();
+                let (probe, _) = gather_to_first(analyses(s, n, c))
+                    .inspect_batch(move |_, updates| {
+                        sink.borrow_mut().extend(updates.iter().cloned())
+                    })
+                    .probe();
+                (si, ni, ci, probe)
+            });
         let mut results = Results::default();
         let mut reports = BTreeMap::new();
+        // As the engine does: per epoch one sum per device, and each sensor once per worker.
+        let mut seen: BTreeSet<SensorKey> = BTreeSet::new();
         for epoch in 0..=last {
-            let mut tally: BTreeMap<SensorKey, Tally> = BTreeMap::new();
+            let mut device_sums: BTreeMap<String, Tally> = BTreeMap::new();
             for (i, (_, device, guid, h)) in
                 readings.iter().enumerate().filter(|(_, r)| r.0 == epoch)
             {
                 if i % peers == index {
-                    let t = tally.entry((device.clone(), guid.clone())).or_default();
+                    let t = device_sums.entry(device.clone()).or_default();
                     t.0 += h;
                     t.1 += 1;
+                    if seen.insert((device.clone(), guid.clone())) {
+                        sensors.update((device.clone(), guid.clone()), 1);
+                    }
                 }
             }
-            for (key, t) in tally {
-                tallies.update(key, t);
+            for (device, t) in device_sums {
+                sums.update(device, t);
             }
             if index == 0 {
                 if let Some(n) = rejected.get(&epoch) {
                     counters.update(Counter::Rejected, *n);
                 }
             }
-            tallies.advance_to(epoch + 1);
+            sums.advance_to(epoch + 1);
+            sensors.advance_to(epoch + 1);
             counters.advance_to(epoch + 1);
-            tallies.flush();
+            sums.flush();
+            sensors.flush();
             counters.flush();
-            worker.step_while(|| probe.less_than(tallies.time()));
+            worker.step_while(|| probe.less_than(sums.time()));
             if index == 0 {
                 results.absorb(collected.borrow_mut().drain(..));
                 let changes = results.advance(epoch);

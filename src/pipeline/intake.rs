@@ -6,23 +6,32 @@ use std::collections::{BTreeMap, VecDeque};
 use differential_dataflow::input::InputSession;
 use hygroflow_dataflows::{Counter, Epoch, SensorKey, Tally};
 
-use crate::checkpoint::{SensorTable, StateDir, WorkerState};
+use crate::checkpoint::{StateDir, WorkerState};
 use crate::sink::rejects::Rejects;
-use crate::tally::EpochTally;
+use crate::tally::WorkerTally;
+
+/// Cumulative counts a worker keeps for its checkpoints.
+#[derive(Debug, Default)]
+pub(super) struct Totals {
+    devices: BTreeMap<String, Tally>,
+    rejected: i64,
+    late: i64,
+}
 
 /// A worker's inputs, the epoch they are open at, and what closing an epoch must record.
 pub(super) struct Intake<'a> {
-    pub(super) tallies: InputSession<Epoch, SensorKey, Tally>,
+    pub(super) device_sums: InputSession<Epoch, String, Tally>,
+    pub(super) sensors: InputSession<Epoch, SensorKey, isize>,
     pub(super) counters: InputSession<Epoch, Counter, i64>,
-    pub(super) tally: EpochTally,
+    pub(super) tally: WorkerTally,
     pub(super) rejected: i64,
     pub(super) late: i64,
     pub(super) open: Epoch,
     pub(super) rejects: Rejects,
     /// Next offset per partition of what has been handled.
     pub(super) positions: BTreeMap<i32, i64>,
-    /// Cumulative state, kept only when checkpointing.
-    pub(super) table: Option<(SensorTable, i64, i64)>,
+    /// Cumulative counts, kept only when checkpointing.
+    pub(super) totals: Option<Totals>,
     /// Where this worker writes checkpoints, and the run's generation.
     pub(super) checkpoints: Option<(&'a StateDir, u64)>,
     pub(super) worker: usize,
@@ -37,9 +46,11 @@ impl Intake<'_> {
             return Ok(());
         }
         self.close_open()?;
-        self.tallies.advance_to(epoch);
+        self.device_sums.advance_to(epoch);
+        self.sensors.advance_to(epoch);
         self.counters.advance_to(epoch);
-        self.tallies.flush();
+        self.device_sums.flush();
+        self.sensors.flush();
         self.counters.flush();
         self.open = epoch;
         Ok(())
@@ -47,11 +58,14 @@ impl Intake<'_> {
 
     /// Sends the open epoch's tallies, makes its dead letters durable and checkpoints it.
     pub(super) fn close_open(&mut self) -> anyhow::Result<()> {
-        for (key, tally) in self.tally.drain() {
-            if let Some((table, _, _)) = &mut self.table {
-                table.add(&key, tally);
+        for (device, tally) in self.tally.drain_devices() {
+            if let Some(totals) = &mut self.totals {
+                add(totals.devices.entry(device.clone()).or_default(), tally);
             }
-            self.tallies.update(key, tally);
+            self.device_sums.update(device, tally);
+        }
+        for sensor in self.tally.drain_new_sensors() {
+            self.sensors.update(sensor, 1);
         }
         let (rejected, late) = (
             std::mem::take(&mut self.rejected),
@@ -64,16 +78,19 @@ impl Intake<'_> {
             self.counters.update(Counter::Late, late);
         }
         self.rejects.end_epoch()?;
-        if let (Some((table, all_rejected, all_late)), Some((dir, generation))) =
-            (&mut self.table, self.checkpoints)
-        {
-            *all_rejected += rejected;
-            *all_late += late;
+        if let (Some(totals), Some((dir, generation))) = (&mut self.totals, self.checkpoints) {
+            totals.rejected += rejected;
+            totals.late += late;
             let state = WorkerState {
                 offsets: self.positions.clone(),
-                rejected: *all_rejected,
-                late: *all_late,
-                sensors: table.rows(),
+                rejected: totals.rejected,
+                late: totals.late,
+                devices: totals
+                    .devices
+                    .iter()
+                    .map(|(d, (s, c))| (d.clone(), *s, *c))
+                    .collect(),
+                sensors: self.tally.sensors(),
             };
             dir.write_worker(generation, self.worker, self.open, state)?;
         }
@@ -84,16 +101,23 @@ impl Intake<'_> {
 
     /// Feeds a restored worker state back as weighted records.
     pub(super) fn restore(&mut self, state: &WorkerState) {
-        for (device, guid, sum, count) in &state.sensors {
-            let key = (device.clone(), guid.clone());
-            if let Some((table, _, _)) = &mut self.table {
-                table.add(&key, (*sum, *count));
+        for (device, sum, count) in &state.devices {
+            if let Some(totals) = &mut self.totals {
+                add(
+                    totals.devices.entry(device.clone()).or_default(),
+                    (*sum, *count),
+                );
             }
-            self.tallies.update(key, (*sum, *count));
+            self.device_sums.update(device.clone(), (*sum, *count));
         }
-        if let Some((_, rejected, late)) = &mut self.table {
-            *rejected += state.rejected;
-            *late += state.late;
+        for (device, guid) in &state.sensors {
+            if self.tally.mark_seen(device, guid) {
+                self.sensors.update((device.clone(), guid.clone()), 1);
+            }
+        }
+        if let Some(totals) = &mut self.totals {
+            totals.rejected += state.rejected;
+            totals.late += state.late;
         }
         if state.rejected != 0 {
             self.counters.update(Counter::Rejected, state.rejected);
@@ -107,8 +131,14 @@ impl Intake<'_> {
     pub(super) fn finish(&mut self) -> anyhow::Result<()> {
         self.close_open()?;
         // Dropping a session closes its input; unattached sessions take their place.
-        std::mem::replace(&mut self.tallies, InputSession::new()).close();
+        std::mem::replace(&mut self.device_sums, InputSession::new()).close();
+        std::mem::replace(&mut self.sensors, InputSession::new()).close();
         std::mem::replace(&mut self.counters, InputSession::new()).close();
         Ok(())
     }
+}
+
+fn add(total: &mut Tally, more: Tally) {
+    total.0 += more.0;
+    total.1 += more.1;
 }

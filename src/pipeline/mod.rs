@@ -1,7 +1,8 @@
 //! The one wiring point: each worker's dataflow, its source, and the loop that drives them.
 //!
 //! ```text
-//!  Source ─poll─> RawRecord ─parse─┬─ok──> EpochTally ──(epoch closes)──> tallies input ─┐
+//!  Source ─poll─> RawRecord ─parse─┬─ok──> WorkerTally ─(epoch closes)─> device sums,  ─┐
+//!                                  │                                     new sensors    │
 //!                                  └─err─> dead letters + Rejected counter ─────────────┤
 //!                                                       analyses (dataflows/) <─────────┘
 //!                                                            │ gather to worker 0
@@ -30,7 +31,7 @@ use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
 use tracing::{debug, info};
 
-use crate::checkpoint::{old_workers_for, Restored, SensorTable, StateDir};
+use crate::checkpoint::{old_workers_for, Restored, StateDir};
 use crate::config::{Config, Input as InputConfig};
 use crate::epoch::{parse_event_time, EventClock, TimeMode};
 use crate::fleet::Fleet;
@@ -42,14 +43,14 @@ use crate::source::file::{spawn_reader, FileSource};
 use crate::source::generator::GeneratorSource;
 use crate::source::kafka::{owns_partition, require_topic, KafkaSource};
 use crate::source::{Origin, Poll, RawRecord, Source};
-use crate::tally::EpochTally;
+use crate::tally::WorkerTally;
 
 mod control;
 mod intake;
 mod reports;
 
 use control::{commit_complete, start_control, Checkpoints};
-use intake::Intake;
+use intake::{Intake, Totals};
 use reports::Reports;
 
 /// Records a worker handles between two steps of the dataflow.
@@ -221,14 +222,15 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
     let collected = Rc::new(RefCell::new(Vec::new()));
 
     let sink = Rc::clone(&collected);
-    let (tallies, counters, probe): (_, _, ProbeHandle<Epoch>) =
-        worker.dataflow::<Epoch, _, _>(|scope| {
-            let (tallies_in, tallies) = scope.new_collection::<SensorKey, Tally>();
+    let (device_sums, sensors, counters, probe): (_, _, _, ProbeHandle<Epoch>) = worker
+        .dataflow::<Epoch, _, _>(|scope| {
+            let (sums_in, sums) = scope.new_collection::<String, Tally>();
+            let (sensors_in, sensors) = scope.new_collection::<SensorKey, isize>();
             let (counters_in, counters) = scope.new_collection::<Counter, i64>();
-            let (probe, _) = gather_to_first(analyses(tallies, counters))
+            let (probe, _) = gather_to_first(analyses(sums, sensors, counters))
                 .inspect_batch(move |_, updates| sink.borrow_mut().extend(updates.iter().cloned()))
                 .probe();
-            (tallies_in, counters_in, probe)
+            (sums_in, sensors_in, counters_in, probe)
         });
 
     let stop = || shared.shutdown.load(Ordering::Relaxed);
@@ -314,9 +316,10 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
         _ => None,
     };
     let mut intake = Intake {
-        tallies,
+        device_sums,
+        sensors,
         counters,
-        tally: EpochTally::default(),
+        tally: WorkerTally::default(),
         rejected: 0,
         late: 0,
         open: 0,
@@ -327,7 +330,7 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
             .filter(|(p, _)| owns_partition(**p, index, peers))
             .map(|(p, o)| (*p, *o))
             .collect(),
-        table: checkpoints.map(|_| (SensorTable::default(), 0, 0)),
+        totals: checkpoints.map(|_| Totals::default()),
         checkpoints,
         worker: index,
         to_commit: VecDeque::new(),
