@@ -150,7 +150,9 @@ pub fn run(
                 ),
             }
         }
-        InputConfig::Demo { .. } => {}
+        InputConfig::Demo { rate, sensors, .. } => {
+            info!(sensors, rate, "streaming the simulated fleet (devices CT1-SPECT8); Ctrl-C stops with a final report");
+        }
     }
     let rejects_file = match &config.rejects {
         Some(path) => {
