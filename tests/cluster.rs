@@ -98,24 +98,8 @@ fn two_processes_of_two_workers_equal_one_worker_from_a_file() {
 fn two_processes_of_two_workers_equal_one_worker_from_kafka() {
     let broker = broker::Broker::start();
     let brokers = broker.brokers();
-    broker.create_topic("cluster", 4);
-    broker.create_topic("cluster.dlq", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let input = dir.path().join("in.jsonl");
-    generate(&input, 20_000, 13, 0.02);
-    let out = run(&[
-        "produce",
-        "-b",
-        &brokers,
-        "-t",
-        "cluster",
-        input.to_str().expect("utf8"),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let readings = broker.topic_with_readings("cluster", 4, 20_000, 13, 0.02, &[]);
+    let dir = &readings.dir;
     let base = [
         "run",
         "-b",
@@ -157,10 +141,7 @@ fn two_processes_of_two_workers_equal_one_worker_from_kafka() {
     ] {
         assert_eq!(cluster_last[key], single_last[key], "{key}");
     }
-    assert_report_matches(
-        &cluster_last,
-        &recompute(&std::fs::read(&input).expect("read")),
-    );
+    assert_report_matches(&cluster_last, &recompute(&readings.bytes));
 }
 
 #[test]
@@ -247,28 +228,17 @@ fn a_whole_cluster_restarted_after_kill_9_resumes_exactly() {
     use rand::Rng;
     let broker = broker::Broker::start();
     let brokers = broker.brokers();
-    broker.create_topic("restart", 4);
-    broker.create_topic("restart.dlq", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let input = dir.path().join("in.jsonl");
-    generate(&input, 120_000, 14, 0.01);
     // One message per batch: Tansu loses the tail of a batch when a fetch starts inside it
     // (README, "The test broker").
-    let out = run(&[
-        "produce",
-        "-b",
-        &brokers,
-        "-t",
+    let readings = broker.topic_with_readings(
         "restart",
-        input.to_str().expect("utf8"),
-        "-X",
-        "batch.num.messages=1",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        4,
+        120_000,
+        14,
+        0.01,
+        &["-X", "batch.num.messages=1"],
     );
+    let dir = &readings.dir;
     let hosts = hostfile(dir.path(), 2);
     let state = |p: usize| dir.path().join(format!("state-{p}"));
     let spawn = |p: usize| {
@@ -333,7 +303,7 @@ fn a_whole_cluster_restarted_after_kill_9_resumes_exactly() {
         );
     }
     let last = json_lines(&outputs[0].stdout).pop().expect("final");
-    assert_report_matches(&last, &recompute(&std::fs::read(&input).expect("read")));
+    assert_report_matches(&last, &recompute(&readings.bytes));
 
     // Restarting with another layout is refused rather than resumed wrongly.
     let out = hygroflow()

@@ -126,12 +126,7 @@ fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> BTreeM
 
 /// Produces the lines of `path` into `topic` with `hygroflow produce`.
 fn produce(brokers: &str, topic: &str, path: &Path) {
-    produce_with(brokers, topic, path, &[]);
-}
-
-/// Produces with extra `-X` properties.
-fn produce_with(brokers: &str, topic: &str, path: &Path, extra: &[&str]) {
-    let mut args = vec![
+    let args = [
         "produce",
         "-b",
         brokers,
@@ -139,7 +134,6 @@ fn produce_with(brokers: &str, topic: &str, path: &Path, extra: &[&str]) {
         topic,
         path.to_str().expect("utf8"),
     ];
-    args.extend_from_slice(extra);
     let out = run(&args);
     assert!(
         out.status.success(),
@@ -180,13 +174,8 @@ fn valid(bytes: &[u8]) -> bool {
 fn four_partitions_at_1_and_3_workers_match_recomputation_and_dead_letters() {
     let broker = Broker::start();
     let brokers = broker.brokers();
-    broker.create_topic("readings", 4);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("in.jsonl");
-    generate(&path, 20_000, 21, 0.03);
-    let bytes = std::fs::read(&path).expect("read");
-    let expected = recompute(&bytes);
-    produce(&brokers, "readings", &path);
+    let readings = broker.topic_with_readings("readings", 4, 20_000, 21, 0.03, &[]);
+    let expected = recompute(&readings.bytes);
     let source: HashMap<(i32, i64), Vec<u8>> = read_all(&brokers, "readings")
         .into_iter()
         .map(|r| ((r.partition, r.offset), r.payload))
@@ -254,16 +243,11 @@ fn end_offsets(source: &HashMap<(i32, i64), Vec<u8>>, partitions: i32) -> BTreeM
 fn more_workers_than_partitions() {
     let broker = Broker::start();
     let brokers = broker.brokers();
-    broker.create_topic("few", 2);
-    broker.create_topic("few.dlq", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("in.jsonl");
-    generate(&path, 5_000, 8, 0.02);
-    produce(&brokers, "few", &path);
+    let readings = broker.topic_with_readings("few", 2, 5_000, 8, 0.02, &[]);
     let out = job(&brokers, "few", &["-w", "4"]);
     assert_report_matches(
         json_lines(&out.stdout).last().expect("final"),
-        &recompute(&std::fs::read(&path).expect("read")),
+        &recompute(&readings.bytes),
     );
 }
 
@@ -299,19 +283,20 @@ fn spawn_job(brokers: &str, topic: &str, state: &Path, group: &str) -> Child {
 fn kill_9_and_restart_gives_the_uninterrupted_result() {
     let broker = Broker::start();
     let brokers = broker.brokers();
-    broker.create_topic("crashy", 4);
-    broker.create_topic("crashy.dlq", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("in.jsonl");
-    generate(&path, 150_000, 33, 0.01);
-    let bytes = std::fs::read(&path).expect("read");
-    let expected = recompute(&bytes);
     // Tansu 0.6.0 answers a fetch that starts inside a record batch with the *next* batch, so a
-    // consumer resuming mid-batch would lose the batch's tail (README, "Tansu's faults"). One
+    // consumer resuming mid-batch would lose the batch's tail (README, "The test broker"). One
     // message per batch keeps every resume offset on a batch boundary; Kafka itself needs no
     // such care.
-    produce_with(&brokers, "crashy", &path, &["-X", "batch.num.messages=1"]);
-    let state = dir.path().join("state");
+    let readings = broker.topic_with_readings(
+        "crashy",
+        4,
+        150_000,
+        33,
+        0.01,
+        &["-X", "batch.num.messages=1"],
+    );
+    let expected = recompute(&readings.bytes);
+    let state = readings.dir.path().join("state");
 
     let mut rng = rand::thread_rng();
     let mut last_total = 0i64;
@@ -425,14 +410,9 @@ fn broker_outage_loses_nothing() {
     let broker = Broker::start_advertised(port);
     let proxy = proxy::Proxy::start(port, &broker.listen_address());
     let brokers = broker.brokers();
-    broker.create_topic("flaky", 2);
-    broker.create_topic("flaky.dlq", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let first = dir.path().join("first.jsonl");
-    generate(&first, 6_000, 41, 0.01);
-    let second = dir.path().join("second.jsonl");
+    let first = broker.topic_with_readings("flaky", 2, 6_000, 41, 0.01, &[]);
+    let second = first.dir.path().join("second.jsonl");
     generate(&second, 6_000, 42, 0.01);
-    produce(&brokers, "flaky", &first);
 
     let job = LiveJob::spawn(&[
         "run",
@@ -456,7 +436,7 @@ fn broker_outage_loses_nothing() {
     produce(&brokers, "flaky", &second);
     let last = job.wait_for_total(12_000);
     job.interrupt();
-    let mut all = std::fs::read(&first).expect("read");
+    let mut all = first.bytes.clone();
     all.extend(std::fs::read(&second).expect("read"));
     assert_report_matches(&last, &recompute(&all));
 }
@@ -465,12 +445,8 @@ fn broker_outage_loses_nothing() {
 fn corrupt_checkpoint_is_refused() {
     let broker = Broker::start();
     let brokers = broker.brokers();
-    broker.create_topic("ckpt", 2);
-    broker.create_topic("ckpt.dlq", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("in.jsonl");
-    generate(&path, 3_000, 5, 0.0);
-    produce(&brokers, "ckpt", &path);
+    let readings = broker.topic_with_readings("ckpt", 2, 3_000, 5, 0.0, &[]);
+    let dir = &readings.dir;
     let state = dir.path().join("state");
     job(
         &brokers,
@@ -572,13 +548,8 @@ fn missing_topic_and_bad_property_fail_with_one_line() {
 fn event_time_from_kafka_with_results_topic() {
     let broker = Broker::start();
     let brokers = broker.brokers();
-    broker.create_topic("ev", 3);
-    broker.create_topic("ev.dlq", 1);
     broker.create_topic("ev.results", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("in.jsonl");
-    generate(&path, 12_000, 17, 0.02);
-    produce(&brokers, "ev", &path);
+    let readings = broker.topic_with_readings("ev", 3, 12_000, 17, 0.02, &[]);
     let out = job(
         &brokers,
         "ev",
@@ -596,10 +567,7 @@ fn event_time_from_kafka_with_results_topic() {
         reports.len() >= 3,
         "12,000 readings 0.3 ms apart span several 200 ms epochs"
     );
-    assert_report_matches(
-        reports.last().expect("final"),
-        &recompute(&std::fs::read(&path).expect("read")),
-    );
+    assert_report_matches(reports.last().expect("final"), &recompute(&readings.bytes));
     let published: Vec<Value> = read_all(&brokers, "ev.results")
         .iter()
         .map(|r| serde_json::from_slice(&r.payload).expect("a JSON report"))
@@ -613,12 +581,7 @@ fn broker_unreachable_at_start_is_retried() {
     let broker = Broker::start_advertised(port);
     let proxy = proxy::Proxy::start(port, &broker.listen_address());
     let brokers = broker.brokers();
-    broker.create_topic("late", 2);
-    broker.create_topic("late.dlq", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("in.jsonl");
-    generate(&path, 3_000, 3, 0.01);
-    produce(&brokers, "late", &path);
+    let readings = broker.topic_with_readings("late", 2, 3_000, 3, 0.01, &[]);
     proxy.cut();
     let child = hygroflow()
         .args([
@@ -648,7 +611,7 @@ fn broker_unreachable_at_start_is_retried() {
     );
     assert_report_matches(
         json_lines(&out.stdout).last().expect("final"),
-        &recompute(&std::fs::read(&path).expect("read")),
+        &recompute(&readings.bytes),
     );
 }
 
@@ -656,12 +619,7 @@ fn broker_unreachable_at_start_is_retried() {
 fn event_time_live_with_idle_workers_keeps_reporting() {
     let broker = Broker::start();
     let brokers = broker.brokers();
-    broker.create_topic("quiet", 1);
-    broker.create_topic("quiet.dlq", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("in.jsonl");
-    generate(&path, 4_000, 23, 0.0);
-    produce(&brokers, "quiet", &path);
+    let readings = broker.topic_with_readings("quiet", 1, 4_000, 23, 0.0, &[]);
     // Three workers, one partition: two workers never see a record.
     let job = LiveJob::spawn(&[
         "run",
@@ -682,5 +640,5 @@ fn event_time_live_with_idle_workers_keeps_reporting() {
     ]);
     let last = job.wait_for_total(4_000);
     job.interrupt();
-    assert_report_matches(&last, &recompute(&std::fs::read(&path).expect("read")));
+    assert_report_matches(&last, &recompute(&readings.bytes));
 }

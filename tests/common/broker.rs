@@ -151,6 +151,74 @@ impl Broker {
     }
 }
 
+/// Generated readings produced into a topic (see [`Broker::topic_with_readings`]).
+pub struct Readings {
+    /// Holds the generated file.
+    pub dir: tempfile::TempDir,
+    /// The generated JSON lines.
+    pub path: PathBuf,
+    /// Their bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl Broker {
+    /// Creates `topic` with `partitions` partitions and its dead-letter topic `topic.dlq`,
+    /// then produces `count` lines of `hygroflow generate --seed seed --bad-fraction bad` into
+    /// it, with `produce_args` added to `hygroflow produce`.
+    pub fn topic_with_readings(
+        &self,
+        topic: &str,
+        partitions: u32,
+        count: u64,
+        seed: u64,
+        bad: f64,
+        produce_args: &[&str],
+    ) -> Readings {
+        self.create_topic(topic, partitions);
+        self.create_topic(&format!("{topic}.dlq"), 1);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(format!("{topic}.jsonl"));
+        let hygroflow = || {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_hygroflow"));
+            cmd.env("RUST_LOG", "warn");
+            cmd
+        };
+        let out = hygroflow()
+            .args([
+                "generate",
+                "--count",
+                &count.to_string(),
+                "--seed",
+                &seed.to_string(),
+            ])
+            .args(["--bad-fraction", &bad.to_string()])
+            .output()
+            .expect("run hygroflow generate");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(&path, &out.stdout).expect("write the readings");
+        let produced = hygroflow()
+            .args(["produce", "-b", &self.brokers(), "-t", topic])
+            .arg(&path)
+            .args(produce_args)
+            .output()
+            .expect("run hygroflow produce");
+        assert!(
+            produced.status.success(),
+            "hygroflow produce: {}",
+            String::from_utf8_lossy(&produced.stderr)
+        );
+        Readings {
+            dir,
+            path,
+            bytes: out.stdout,
+        }
+    }
+}
+
 impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
