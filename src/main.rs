@@ -53,7 +53,10 @@ fn main() -> ExitCode {
         default_hook(info);
     }));
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Ended::Normally) => ExitCode::SUCCESS,
+        // Nobody reads any more: stop quietly, with the status a shell gives a process that
+        // SIGPIPE ended (128 + 13), so pipelines still see that the output was cut short.
+        Ok(Ended::PipeClosed) => ExitCode::from(141),
         Err(e) => {
             eprintln!("hygroflow: {e:#}");
             ExitCode::FAILURE
@@ -61,18 +64,25 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// How a command ended without error.
+enum Ended {
+    Normally,
+    /// Stdout was closed by its reader (`| head`).
+    PipeClosed,
+}
+
+fn run(cli: Cli) -> anyhow::Result<Ended> {
+    let done = |result: anyhow::Result<()>| result.map(|()| Ended::Normally);
     let args = match cli.command {
         Some(Command::Generate(args)) => {
-            let result = args.write(&mut std::io::stdout().lock());
-            return match result {
-                Err(e) if is_broken_pipe(&e) => Ok(()),
-                other => other,
+            return match args.write(&mut std::io::stdout().lock()) {
+                Err(e) if is_broken_pipe(&e) => Ok(Ended::PipeClosed),
+                other => done(other),
             };
         }
-        Some(Command::Produce(args)) => return hygroflow::kafka::produce::run(&args),
-        Some(Command::Topic(args)) => return hygroflow::kafka::admin::run(&args),
-        Some(Command::Bench(args)) => return hygroflow::bench::run(&args),
+        Some(Command::Produce(args)) => return done(hygroflow::kafka::produce::run(&args)),
+        Some(Command::Topic(args)) => return done(hygroflow::kafka::admin::run(&args)),
+        Some(Command::Bench(args)) => return done(hygroflow::bench::run(&args)),
         Some(Command::Run(args)) => *args,
         None => cli.run,
     };
@@ -86,8 +96,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     })?;
     let out: Box<dyn Write + Send> = Box::new(std::io::stdout());
-    pipeline::run(config, out, shutdown)?;
-    Ok(())
+    let outcome = pipeline::run(config, out, shutdown)?;
+    Ok(if outcome.pipe_closed {
+        Ended::PipeClosed
+    } else {
+        Ended::Normally
+    })
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -320,7 +320,32 @@ fn closed_stdout_pipe_exits_quietly() {
         .expect("spawn");
     drop(child.stdout.take());
     let out = child.wait_with_output().expect("wait");
-    assert!(out.status.success(), "a closed pipe is not an error");
+    assert_eq!(
+        out.status.code(),
+        Some(141),
+        "quietly, with SIGPIPE's shell status"
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The same for `generate | head -1`.
+    let mut child = hygroflow()
+        .args(["generate", "--count", "10000000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut first,
+    )
+    .expect("one line");
+    assert!(first.starts_with('{'));
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(141));
     assert!(
         out.stderr.is_empty(),
         "{}",
