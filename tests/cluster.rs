@@ -241,7 +241,7 @@ fn a_whole_cluster_restarted_after_kill_9_resumes_exactly() {
     let dir = &readings.dir;
     let hosts = hostfile(dir.path(), 2);
     let state = |p: usize| dir.path().join(format!("state-{p}"));
-    let spawn = |p: usize| {
+    let spawn = |p: usize, workers: &str| {
         hygroflow()
             .args([
                 "run",
@@ -267,7 +267,7 @@ fn a_whole_cluster_restarted_after_kill_9_resumes_exactly() {
                 "-p",
                 &p.to_string(),
                 "-w",
-                "2",
+                workers,
                 "-h",
                 hosts.to_str().expect("utf8"),
                 "--connect-timeout",
@@ -280,7 +280,7 @@ fn a_whole_cluster_restarted_after_kill_9_resumes_exactly() {
     };
     let mut rng = rand::thread_rng();
     for _ in 0..4 {
-        let mut children = [spawn(0), spawn(1)];
+        let mut children = [spawn(0, "2"), spawn(1, "2")];
         std::thread::sleep(Duration::from_millis(rng.gen_range(500..2500)));
         for child in &mut children {
             let _ = child.kill();
@@ -291,7 +291,7 @@ fn a_whole_cluster_restarted_after_kill_9_resumes_exactly() {
         state(0).join("COMMITTED").exists(),
         "process 0 committed checkpoints before the kills"
     );
-    let outputs: Vec<Output> = [spawn(0), spawn(1)]
+    let outputs: Vec<Output> = [spawn(0, "2"), spawn(1, "2")]
         .into_iter()
         .map(|c| c.wait_with_output().expect("wait"))
         .collect();
@@ -306,60 +306,7 @@ fn a_whole_cluster_restarted_after_kill_9_resumes_exactly() {
     assert_report_matches(&last, &recompute(&readings.bytes));
 
     // Restarting with another layout is refused rather than resumed wrongly.
-    let out = hygroflow()
-        .args([
-            "run",
-            "-b",
-            &brokers,
-            "-t",
-            "restart",
-            "--until-end",
-            "--state-dir",
-            state(0).to_str().expect("utf8"),
-        ])
-        .args([
-            "-n",
-            "2",
-            "-p",
-            "0",
-            "-w",
-            "1",
-            "-h",
-            hosts.to_str().expect("utf8"),
-            "--connect-timeout",
-            "30s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let other = hygroflow()
-        .args([
-            "run",
-            "-b",
-            &brokers,
-            "-t",
-            "restart",
-            "--until-end",
-            "--state-dir",
-            state(1).to_str().expect("utf8"),
-        ])
-        .args([
-            "-n",
-            "2",
-            "-p",
-            "1",
-            "-w",
-            "1",
-            "-h",
-            hosts.to_str().expect("utf8"),
-            "--connect-timeout",
-            "30s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let (out, other) = (spawn(0, "1"), spawn(1, "1"));
     let first = out.wait_with_output().expect("wait");
     let _ = other.wait_with_output();
     assert!(!first.status.success());

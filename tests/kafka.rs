@@ -338,28 +338,8 @@ fn kill_9_and_restart_gives_the_uninterrupted_result() {
     }
     assert_eq!(kills, 6, "six kill -9s of a running job");
     // The last run goes to the end.
-    let out = hygroflow()
-        .args([
-            "run",
-            "-b",
-            &brokers,
-            "-t",
-            "crashy",
-            "--format",
-            "json",
-            "--until-end",
-            "--epoch",
-            "100ms",
-            "-w",
-            "2",
-        ])
-        .args([
-            "--group",
-            "crashy-group",
-            "--state-dir",
-            state.to_str().expect("utf8"),
-        ])
-        .output()
+    let out = spawn_job(&brokers, "crashy", &state, "crashy-group")
+        .wait_with_output()
         .expect("run");
     assert!(
         out.status.success(),
