@@ -15,6 +15,25 @@ fn input(count: u64, seed: u64, bad: f64) -> (tempfile::TempDir, std::path::Path
     (dir, path, bytes)
 }
 
+/// Runs `hygroflow run -i PATH --format json EXTRA...`, which must succeed.
+fn run_file(path: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "run",
+        "-i",
+        path.to_str().expect("utf8"),
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    assert!(
+        out.status.success(),
+        "{extra:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 #[test]
 fn json_final_report_matches_recomputation_at_1_and_4_workers() {
     let (_dir, path, bytes) = input(30_000, 11, 0.03);
@@ -25,22 +44,7 @@ fn json_final_report_matches_recomputation_at_1_and_4_workers() {
     );
     for workers in ["1", "4"] {
         for time in ["processing", "event"] {
-            let out = run(&[
-                "run",
-                "--input",
-                path.to_str().expect("utf8"),
-                "-w",
-                workers,
-                "--format",
-                "json",
-                "--time",
-                time,
-            ]);
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let out = run_file(&path, &["-w", workers, "--time", time]);
             let reports = json_lines(&out.stdout);
             let last = reports.last().expect("at least one report");
             assert_report_matches(last, &expected);
@@ -76,25 +80,8 @@ fn json_final_report_matches_recomputation_at_1_and_4_workers() {
 #[test]
 fn event_time_epochs_are_the_same_at_any_worker_count() {
     let (_dir, path, bytes) = input(20_000, 5, 0.01);
-    let per_epoch = |workers: &str| {
-        let out = run(&[
-            "run",
-            "-i",
-            path.to_str().expect("utf8"),
-            "-w",
-            workers,
-            "--format",
-            "json",
-            "--time",
-            "event",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        json_lines(&out.stdout)
-    };
+    let per_epoch =
+        |workers: &str| json_lines(&run_file(&path, &["-w", workers, "--time", "event"]).stdout);
     let one = per_epoch("1");
     // 20,000 lines 0.3 ms apart span 6 s: two 3-second epochs after the first partial one.
     assert!(one.len() >= 2, "{one:?}");
@@ -207,21 +194,9 @@ fn stdin_input_and_changes() {
 fn dead_letters_keep_every_rejected_line() {
     let (dir, path, bytes) = input(4_000, 9, 0.1);
     let rejects = dir.path().join("rejects.jsonl");
-    let out = run(&[
-        "run",
-        "-i",
-        path.to_str().expect("utf8"),
-        "-w",
-        "3",
-        "--format",
-        "json",
-        "--rejects",
-        rejects.to_str().expect("utf8"),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_file(
+        &path,
+        &["-w", "3", "--rejects", rejects.to_str().expect("utf8")],
     );
     let expected = recompute(&bytes);
     let letters = json_lines(&std::fs::read(&rejects).expect("rejects file"));
@@ -259,18 +234,7 @@ fn huge_and_hostile_lines_are_rejected_not_fatal() {
     bytes.extend_from_slice(b"\xff\xfe\n\n{\"guid\":\n[]\n");
     bytes.extend_from_slice(good.as_bytes());
     std::fs::write(&path, &bytes).expect("write");
-    let out = run(&[
-        "run",
-        "-i",
-        path.to_str().expect("utf8"),
-        "--format",
-        "json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_file(&path, &[]);
     let last = json_lines(&out.stdout).pop().expect("final");
     assert_eq!(last["total_messages"], 2);
     assert_eq!(last["rejected_messages"], 5);
