@@ -391,7 +391,7 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
             } else {
                 source.poll(POLL_BUDGET, &mut |record: RawRecord<'_>| {
                     if failure.is_some() {
-                        return;
+                        return Ok(());
                     }
                     match parse(record.bytes, record.len, max_bytes) {
                         Ok(reading) => {
@@ -404,7 +404,7 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
                                 let assigned = event_clock.assign(event_epoch, intake.open);
                                 if let Err(e) = intake.advance_to(assigned.epoch) {
                                     failure = Some(e);
-                                    return;
+                                    return Ok(());
                                 }
                                 intake.late += i64::from(assigned.late);
                             }
@@ -424,6 +424,7 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> anyhow::Result<Outcome> {
                     if let Origin::Kafka { partition, offset } = record.origin {
                         intake.positions.insert(partition, offset + 1);
                     }
+                    Ok(())
                 })?
             };
             if let Some(e) = failure.take() {

@@ -13,7 +13,7 @@ use std::ops::Range;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 
-use super::{Origin, Poll, RawRecord, Source, SourceError};
+use super::{Deliver, Origin, Poll, PollError, RawRecord, Source, SourceError};
 
 /// Bytes per batch before it is sent to its worker.
 const BATCH_BYTES: usize = 256 * 1024;
@@ -206,11 +206,7 @@ pub struct FileSource {
 }
 
 impl Source for FileSource {
-    fn poll(
-        &mut self,
-        budget: usize,
-        deliver: &mut dyn FnMut(RawRecord<'_>),
-    ) -> Result<Poll, SourceError> {
+    fn poll(&mut self, budget: usize, deliver: &mut Deliver<'_>) -> Result<Poll, PollError> {
         let mut delivered = 0;
         while delivered < budget {
             if self.next == self.batch.lines.len() {
@@ -223,7 +219,8 @@ impl Source for FileSource {
                         return Err(SourceError::Read {
                             what: self.name.clone(),
                             error,
-                        })
+                        }
+                        .into())
                     }
                     Err(TryRecvError::Empty) => {
                         return Ok(if delivered > 0 {
@@ -250,7 +247,8 @@ impl Source for FileSource {
                 bytes,
                 len: len.max(bytes.len()),
                 origin: Origin::Line(line),
-            });
+            })
+            .map_err(PollError::Deliver)?;
         }
         Ok(Poll::Busy)
     }
@@ -271,6 +269,7 @@ mod tests {
                             if let Origin::Line(n) = r.origin {
                                 got.push((n, r.bytes.to_vec(), r.len));
                             }
+                            Ok(())
                         })
                         .expect("no read error");
                     if poll == Poll::Finished {

@@ -5,7 +5,7 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::{Origin, Poll, RawRecord, Source, SourceError};
+use super::{Deliver, Origin, Poll, PollError, RawRecord, Source};
 use crate::fleet::{Fleet, Generator};
 
 /// Generates fleet readings at a fixed rate.
@@ -31,11 +31,7 @@ impl GeneratorSource {
 }
 
 impl Source for GeneratorSource {
-    fn poll(
-        &mut self,
-        budget: usize,
-        deliver: &mut dyn FnMut(RawRecord<'_>),
-    ) -> Result<Poll, SourceError> {
+    fn poll(&mut self, budget: usize, deliver: &mut Deliver<'_>) -> Result<Poll, PollError> {
         let due = (self.started.elapsed().as_secs_f64() * self.per_second) as u64;
         let n = due.saturating_sub(self.sent).min(budget as u64);
         if n == 0 {
@@ -52,7 +48,8 @@ impl Source for GeneratorSource {
                 bytes: &self.line,
                 len: self.line.len(),
                 origin: Origin::Generated(self.sent),
-            });
+            })
+            .map_err(PollError::Deliver)?;
         }
         Ok(Poll::Busy)
     }

@@ -25,7 +25,7 @@ use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{debug, info, warn};
 
-use super::{Origin, Poll, RawRecord, Source, SourceError};
+use super::{Deliver, Origin, Poll, PollError, RawRecord, Source, SourceError};
 
 /// How often a worker looks for new partitions.
 const METADATA_EVERY: Duration = Duration::from_secs(5);
@@ -322,11 +322,7 @@ impl KafkaSource {
 }
 
 impl Source for KafkaSource {
-    fn poll(
-        &mut self,
-        budget: usize,
-        deliver: &mut dyn FnMut(RawRecord<'_>),
-    ) -> Result<Poll, SourceError> {
+    fn poll(&mut self, budget: usize, deliver: &mut Deliver<'_>) -> Result<Poll, PollError> {
         if self.ends.is_none() && self.last_metadata.elapsed() >= METADATA_EVERY {
             self.last_metadata = Instant::now();
             match partitions(&self.consumer, &self.topic, Duration::from_millis(500)) {
@@ -360,7 +356,8 @@ impl Source for KafkaSource {
                         bytes,
                         len: bytes.len(),
                         origin: Origin::Kafka { partition, offset },
-                    });
+                    })
+                    .map_err(PollError::Deliver)?;
                     self.position.insert(partition, offset + 1);
                     if let Some(end) = self.ends.as_mut().and_then(|e| e.get_mut(&partition)) {
                         end.eof = false;

@@ -77,14 +77,27 @@ pub enum SourceError {
     Kafka(String),
 }
 
+/// What the consumer of a source's records failed with; the poll stops at that record.
+pub type DeliverError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a poll stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// The source itself failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The consumer of the records failed (writing a checkpoint or a dead letter, say).
+    #[error(transparent)]
+    Deliver(DeliverError),
+}
+
+/// Hands one record to the worker; an error stops the poll at that record.
+pub type Deliver<'d> = dyn FnMut(RawRecord<'_>) -> Result<(), DeliverError> + 'd;
+
 /// A worker's share of an input.
 pub trait Source {
-    /// Delivers at most `budget` records to `deliver`.
-    fn poll(
-        &mut self,
-        budget: usize,
-        deliver: &mut dyn FnMut(RawRecord<'_>),
-    ) -> Result<Poll, SourceError>;
+    /// Delivers at most `budget` records to `deliver`, stopping at the first one it refuses.
+    fn poll(&mut self, budget: usize, deliver: &mut Deliver<'_>) -> Result<Poll, PollError>;
 
     /// Records that everything before `offsets` (next offset per partition) is complete and
     /// checkpointed; `wait` asks to wait for the broker's answer (at the end of a run).
