@@ -8,14 +8,14 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::ResultsTopic;
-use crate::config::{addresses, parse_epoch, Cluster, Config, ConfigError, Input};
+use crate::config::{
+    addresses, parse_epoch, Cluster, Config, ConfigError, Input, KafkaInput, ResultsTopic,
+};
 use crate::epoch::TimeMode;
 use crate::fleet::{Fleet, Generator, DEFAULT_SENSORS, GENERATE_START_MS};
 use crate::kafka::{client_config, Property};
 use crate::message::DEFAULT_MAX_MESSAGE_BYTES;
 use crate::sink::report::ReportFormat;
-use crate::source::kafka::KafkaInput;
 
 /// Real-time humidity analytics for the dataloggers that protect hospital imaging machines.
 ///
@@ -186,6 +186,10 @@ impl RunArgs {
             self.rejects.is_none() || self.topic.is_none(),
             "with a Kafka input rejected messages go to --dlq-topic, not --rejects",
         )?;
+        combination(
+            self.rejects.is_none() || self.input.is_some(),
+            "--rejects needs --input (the demo fleet sends no malformed messages)",
+        )?;
         let client = self
             .brokers
             .as_deref()
@@ -196,19 +200,30 @@ impl RunArgs {
                 topic: topic.clone(),
                 group: self.group.clone(),
                 until_end: self.until_end,
+                dlq_topic: self
+                    .dlq_topic
+                    .clone()
+                    .unwrap_or_else(|| format!("{topic}.dlq")),
+                state_dir: self.state_dir.clone(),
             }),
             (None, _, _) => Input::Demo {
                 rate: self.rate,
                 sensors: self.sensors,
                 seed: self.seed,
             },
-            (Some(path), _, _) if path.as_os_str() == "-" => Input::File(None),
+            (Some(path), _, _) if path.as_os_str() == "-" => Input::File {
+                path: None,
+                rejects: self.rejects.clone(),
+            },
             (Some(path), _, _) => {
                 std::fs::File::open(path).map_err(|error| ConfigError::Input {
                     path: path.clone(),
                     error,
                 })?;
-                Input::File(Some(path.clone()))
+                Input::File {
+                    path: Some(path.clone()),
+                    rejects: self.rejects.clone(),
+                }
             }
         };
         Ok(Config {
@@ -224,11 +239,6 @@ impl RunArgs {
             format: self.format,
             changes: self.changes,
             max_message_bytes: self.max_message_bytes,
-            rejects: self.rejects.clone(),
-            dlq_topic: self
-                .topic
-                .as_ref()
-                .map(|t| self.dlq_topic.clone().unwrap_or_else(|| format!("{t}.dlq"))),
             results: match (&self.results_topic, client) {
                 (Some(topic), Some(client)) => Some(ResultsTopic {
                     client,
@@ -236,7 +246,6 @@ impl RunArgs {
                 }),
                 _ => None,
             },
-            state_dir: self.state_dir.clone(),
             connect_timeout: humantime::parse_duration(&self.connect_timeout).map_err(|_| {
                 ConfigError::Duration("--connect-timeout", self.connect_timeout.clone())
             })?,

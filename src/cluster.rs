@@ -72,8 +72,7 @@ pub fn allocators(
 ) -> Result<(Vec<AllocatorBuilder>, Box<dyn Any + Send>), ClusterError> {
     if cluster.processes <= 1 {
         return cluster
-            .timely()
-            .communication
+            .single_process()
             .try_build()
             .map_err(ClusterError::Timely);
     }

@@ -9,9 +9,8 @@ use rdkafka::config::ClientConfig;
 
 use crate::epoch::{EpochGrid, TimeMode};
 use crate::sink::report::ReportFormat;
-use crate::source::kafka::KafkaInput;
 
-/// Where readings come from.
+/// Where readings come from, with the options that only make sense for that input.
 #[derive(Clone, Debug)]
 pub enum Input {
     /// The built-in simulated fleet, streaming until stopped.
@@ -23,21 +22,52 @@ pub enum Input {
         /// Seed of the fleet and of the readings.
         seed: u64,
     },
-    /// JSON lines from a file, or stdin when `None`.
-    File(Option<PathBuf>),
+    /// JSON lines from a file or stdin.
+    File {
+        /// The file; `None` for stdin.
+        path: Option<PathBuf>,
+        /// Dead-letter file for rejected lines (`--rejects`).
+        rejects: Option<PathBuf>,
+    },
     /// A Kafka topic.
     Kafka(KafkaInput),
 }
 
 impl Input {
-    /// A short name for logs and checkpoints (`kafka:topic`, a file name, `demo`).
+    /// A short name for logs and rejected messages (a topic, a file name, `stdin`, `demo`).
     pub fn name(&self) -> String {
         match self {
             Input::Demo { .. } => "demo".to_owned(),
-            Input::File(Some(path)) => path.display().to_string(),
-            Input::File(None) => "stdin".to_owned(),
-            Input::Kafka(k) => format!("kafka:{}", k.topic),
+            Input::File {
+                path: Some(path), ..
+            } => path.display().to_string(),
+            Input::File { path: None, .. } => "stdin".to_owned(),
+            Input::Kafka(k) => k.topic.clone(),
         }
+    }
+}
+
+/// Settings of the Kafka input.
+#[derive(Clone, Debug)]
+pub struct KafkaInput {
+    /// The client configuration (brokers, `-X` properties).
+    pub client: ClientConfig,
+    /// The topic.
+    pub topic: String,
+    /// Consumer group for committed offsets.
+    pub group: String,
+    /// Stop at the end offsets seen at start.
+    pub until_end: bool,
+    /// Dead-letter topic for rejected messages (`--dlq-topic`, default `<topic>.dlq`).
+    pub dlq_topic: String,
+    /// Directory for checkpoints (`--state-dir`).
+    pub state_dir: Option<PathBuf>,
+}
+
+impl KafkaInput {
+    /// The name checkpoints record, so a state directory is never used for another topic.
+    pub fn checkpoint_name(&self) -> String {
+        format!("kafka:{}", self.topic)
     }
 }
 
@@ -75,25 +105,12 @@ impl Cluster {
         first..first + self.workers
     }
 
-    /// timely's configuration for this layout.
-    pub fn timely(&self) -> timely::Config {
-        use timely::{CommunicationConfig, WorkerConfig};
-        let communication = if self.processes > 1 {
-            CommunicationConfig::Cluster {
-                threads: self.workers,
-                process: self.process,
-                addresses: self.addresses.clone(),
-                report: false,
-                zerocopy: false,
-            }
-        } else if self.workers > 1 {
-            CommunicationConfig::Process(self.workers)
+    /// timely's communication for one process (`cluster.rs` connects several itself).
+    pub fn single_process(&self) -> timely::CommunicationConfig {
+        if self.workers > 1 {
+            timely::CommunicationConfig::Process(self.workers)
         } else {
-            CommunicationConfig::Thread
-        };
-        timely::Config {
-            communication,
-            worker: WorkerConfig::default(),
+            timely::CommunicationConfig::Thread
         }
     }
 }
@@ -115,14 +132,8 @@ pub struct Config {
     pub changes: bool,
     /// Messages larger than this are rejected.
     pub max_message_bytes: usize,
-    /// Dead-letter file for rejected messages.
-    pub rejects: Option<PathBuf>,
-    /// Dead-letter topic (Kafka input).
-    pub dlq_topic: Option<String>,
     /// Topic that receives every report.
     pub results: Option<ResultsTopic>,
-    /// Directory for checkpoints (Kafka input).
-    pub state_dir: Option<PathBuf>,
     /// How long cluster processes wait for each other at start.
     pub connect_timeout: std::time::Duration,
     /// Event time: after this long without input a worker follows the wall clock.

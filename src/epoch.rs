@@ -88,45 +88,26 @@ pub struct Assignment {
     pub late: bool,
 }
 
-/// One worker's event-time watermark: the open epoch only moves forward.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct EventClock {
-    open: Option<Epoch>,
-}
-
-impl EventClock {
-    /// The epoch open on this worker, if any record has been seen.
-    pub fn open(&self) -> Option<Epoch> {
-        self.open
-    }
-
-    /// Assigns a record whose event time falls in `event_epoch` (`None`: it has no usable
-    /// event time and joins the open epoch, or `fallback` when nothing is open yet).
-    pub fn assign(&mut self, event_epoch: Option<Epoch>, fallback: Epoch) -> Assignment {
-        match (event_epoch, self.open) {
-            (Some(e), Some(open)) if e < open => Assignment {
-                epoch: open,
-                late: true,
-            },
-            (Some(e), _) => {
-                self.open = Some(e);
-                Assignment {
-                    epoch: e,
-                    late: false,
-                }
-            }
-            (None, Some(open)) => Assignment {
-                epoch: open,
-                late: false,
-            },
-            (None, None) => {
-                self.open = Some(fallback);
-                Assignment {
-                    epoch: fallback,
-                    late: false,
-                }
-            }
-        }
+/// Assigns an event-time record whose event time falls in `event_epoch` on a worker whose
+/// open epoch is `open`: its own epoch when that is still open or later, otherwise the open
+/// epoch, as a late record. A record without a usable event time joins the open epoch.
+///
+/// The open epoch has one owner (the pipeline's epoch writer); whatever moved it (records,
+/// or the wall clock when the input was idle) decides what is late.
+pub fn assign_event(open: Epoch, event_epoch: Option<Epoch>) -> Assignment {
+    match event_epoch {
+        Some(e) if e < open => Assignment {
+            epoch: open,
+            late: true,
+        },
+        Some(e) => Assignment {
+            epoch: e,
+            late: false,
+        },
+        None => Assignment {
+            epoch: open,
+            late: false,
+        },
     }
 }
 
@@ -167,50 +148,25 @@ mod tests {
     }
 
     #[test]
-    fn event_clock_moves_forward_and_marks_late_records() {
-        let mut c = EventClock::default();
+    fn event_records_join_their_epoch_or_the_open_one_as_late() {
+        let at = |epoch, late| Assignment { epoch, late };
+        assert_eq!(assign_event(0, Some(10)), at(10, false));
+        assert_eq!(assign_event(10, Some(12)), at(12, false));
+        assert_eq!(assign_event(12, Some(12)), at(12, false));
+        assert_eq!(assign_event(12, Some(11)), at(12, true));
+        assert_eq!(assign_event(12, None), at(12, false));
+        assert_eq!(assign_event(7, None), at(7, false));
+    }
+
+    #[test]
+    fn gh_7_a_record_older_than_a_wall_clock_advance_is_late() {
+        // The worker saw epoch 10, then idled and followed the wall clock to epoch 500: a
+        // record for epoch 11 arriving now is late, although no record had moved past 11.
         assert_eq!(
-            c.assign(Some(10), 0),
+            assign_event(500, Some(11)),
             Assignment {
-                epoch: 10,
-                late: false
-            }
-        );
-        assert_eq!(
-            c.assign(Some(12), 0),
-            Assignment {
-                epoch: 12,
-                late: false
-            }
-        );
-        assert_eq!(
-            c.assign(Some(12), 0),
-            Assignment {
-                epoch: 12,
-                late: false
-            }
-        );
-        assert_eq!(
-            c.assign(Some(11), 0),
-            Assignment {
-                epoch: 12,
+                epoch: 500,
                 late: true
-            }
-        );
-        assert_eq!(
-            c.assign(None, 0),
-            Assignment {
-                epoch: 12,
-                late: false
-            }
-        );
-        assert_eq!(c.open(), Some(12));
-        let mut fresh = EventClock::default();
-        assert_eq!(
-            fresh.assign(None, 7),
-            Assignment {
-                epoch: 7,
-                late: false
             }
         );
     }

@@ -23,6 +23,7 @@
 
 pub mod avg_humidity;
 pub mod counters;
+mod inputs;
 pub mod results;
 pub mod sensors_by_device;
 pub mod total_messages;
@@ -32,7 +33,10 @@ use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::Exchange;
 
+use differential_dataflow::input::Input;
+pub use inputs::InputHandles;
 pub use results::Results;
+use timely::dataflow::Scope;
 
 /// An epoch: the index of a batch of `--epoch` length since the Unix epoch.
 pub type Epoch = u64;
@@ -109,4 +113,17 @@ pub fn gather_to_first(
     stats: VecCollection<'_, Epoch, Stat, isize>,
 ) -> VecCollection<'_, Epoch, Stat, isize> {
     stats.inner.exchange(|_| 0).as_collection()
+}
+
+/// temporary
+pub fn build(scope: Scope<'_, Epoch>) -> (InputHandles, VecCollection<'_, Epoch, Stat, isize>) {
+    let (device_sums, sums) = scope.new_collection::<String, Tally>();
+    let (sensors, seen) = scope.new_collection::<SensorKey, isize>();
+    let (counters, counts) = scope.new_collection::<Counter, i64>();
+    let inputs = InputHandles {
+        device_sums,
+        sensors,
+        counters,
+    };
+    (inputs, gather_to_first(analyses(sums, seen, counts)))
 }

@@ -25,6 +25,8 @@ use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{debug, info, warn};
 
+use crate::config::KafkaInput;
+
 use super::{Deliver, Origin, Poll, PollError, RawRecord, Source, SourceError};
 
 /// How often a worker looks for new partitions.
@@ -90,19 +92,6 @@ impl ConsumerContext for SourceContext {
             warn!(%error, "offset commit failed; the next epoch's commit supersedes it");
         }
     }
-}
-
-/// Settings of the Kafka input.
-#[derive(Clone, Debug)]
-pub struct KafkaInput {
-    /// The client configuration (brokers, `-X` properties).
-    pub client: ClientConfig,
-    /// The topic.
-    pub topic: String,
-    /// Consumer group for committed offsets.
-    pub group: String,
-    /// Stop at the end offsets seen at start.
-    pub until_end: bool,
 }
 
 impl KafkaInput {

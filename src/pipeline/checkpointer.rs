@@ -1,0 +1,337 @@
+//! The checkpointer: one worker's side of `--state-dir` (see `checkpoint.rs` for the files).
+//!
+//! It owns the state directory's generation for this run, the control stream on which worker
+//! 0 announces where the run resumes and what is committed, and the worker's cumulative totals
+//! (what a checkpoint file holds). Its rules, in order:
+//!
+//! 1. the epoch writer hands it every epoch it closes ([`Checkpointer::write`]), and the
+//!    worker's file for that epoch is durable before the input moves on;
+//! 2. when the probe's frontier shows epochs complete on every worker, worker 0 writes the
+//!    `COMMITTED` marker naming the frontier and tells every worker;
+//! 3. only then ([`Checkpointer::on_frontier`] returns the committed frontier) are the offsets
+//!    of those epochs committed to the consumer group.
+//!
+//! Materialize drives its offset commits from a resume frontier the same way.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Barrier;
+use std::time::Duration;
+
+use hygroflow_dataflows::{Epoch, Tally};
+use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::vec::{Broadcast, Input as _};
+use timely::dataflow::operators::Inspect;
+use timely::dataflow::InputHandleVec;
+use timely::worker::Worker;
+
+use crate::checkpoint::{old_workers_for, CheckpointError, RestorePoint, StateDir, WorkerState};
+use crate::tally::WorkerTally;
+
+use super::writer::Offsets;
+
+/// Checkpointing shared by the workers of a process.
+pub(crate) struct Checkpoints {
+    dir: StateDir,
+    /// Process 0's `COMMITTED` marker, read at start (other processes have none).
+    marker: Option<RestorePoint>,
+    /// Lets the first local worker prepare the new generation before the others write to it.
+    barrier: Barrier,
+    /// More than one process: a restart must keep the same number of workers.
+    cluster: bool,
+}
+
+impl Checkpoints {
+    /// Checkpointing in `dir` for `local_workers` threads; `marker` is process 0's marker.
+    pub(crate) fn new(
+        dir: StateDir,
+        marker: Option<RestorePoint>,
+        local_workers: usize,
+        cluster: bool,
+    ) -> Self {
+        Checkpoints {
+            dir,
+            marker,
+            barrier: Barrier::new(local_workers),
+            cluster,
+        }
+    }
+}
+
+/// Why checkpointing cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CheckpointerError {
+    /// Reading or writing the state directory failed.
+    #[error(transparent)]
+    Files(#[from] CheckpointError),
+    /// A cluster restarted with another number of workers.
+    #[error("the checkpoint was taken by {taken} workers in all, this cluster has {now}: restart it with the same -n and -w")]
+    Workers {
+        /// Workers of the checkpointed run.
+        taken: usize,
+        /// Workers now.
+        now: usize,
+    },
+    /// Stopped (Ctrl-C, another worker failed) before worker 0 said where to resume.
+    #[error("stopped before the run started")]
+    Stopped,
+}
+
+/// Messages from worker 0 to every worker about checkpoints.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Control {
+    /// The run's generation, and the state to resume from (process 0's marker).
+    Start {
+        generation: u64,
+        restore: Option<RestorePoint>,
+    },
+    /// Process 0 has durably committed every epoch before `frontier`.
+    Committed { frontier: Epoch },
+}
+
+/// What a worker resumes from.
+#[derive(Debug, Default)]
+pub(crate) struct Resume {
+    /// The states of the old workers this worker takes over.
+    pub(crate) states: Vec<WorkerState>,
+    /// The checkpointed next offset of every partition.
+    pub(crate) offsets: Offsets,
+}
+
+/// Cumulative counts a worker keeps for its checkpoints.
+#[derive(Debug, Default)]
+struct Totals {
+    devices: BTreeMap<String, Tally>,
+    rejected: i64,
+    late: i64,
+}
+
+impl Totals {
+    fn add(&mut self, device: &str, (sum, count): Tally) {
+        match self.devices.get_mut(device) {
+            Some(total) => {
+                total.0 += sum;
+                total.1 += count;
+            }
+            None => {
+                self.devices.insert(device.to_owned(), (sum, count));
+            }
+        }
+    }
+}
+
+/// One worker's checkpointing.
+pub(crate) struct Checkpointer {
+    dir: StateDir,
+    generation: u64,
+    worker: usize,
+    peers: usize,
+    first_local: bool,
+    /// Worker 0's end of the control stream; dropped (closed) after the final commit.
+    input: Option<InputHandleVec<u64, Control>>,
+    heard: Rc<RefCell<Vec<Control>>>,
+    /// The latest frontier process 0 has committed, as heard here.
+    committed: Epoch,
+    totals: Totals,
+}
+
+impl Checkpointer {
+    /// Starts the control stream: worker 0 announces the run's generation and where to resume
+    /// (its process's `COMMITTED` marker), and every worker waits to hear it, then loads the
+    /// files of the old workers it takes over, once. The first worker of each process
+    /// prepares the new generation's directory before any worker writes to it.
+    pub(crate) fn start(
+        worker: &mut Worker,
+        shared: &Checkpoints,
+        first_local: bool,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<(Checkpointer, Resume), CheckpointerError> {
+        let heard = Rc::new(RefCell::new(Vec::new()));
+        let sink = Rc::clone(&heard);
+        let input = worker.dataflow::<u64, _, _>(|scope| {
+            let (input, stream) = scope.new_input::<Control>();
+            stream
+                .broadcast()
+                .inspect(move |message: &Control| sink.borrow_mut().push(message.clone()));
+            input
+        });
+        // Only worker 0 speaks on the control stream.
+        let input = (worker.index() == 0).then(|| {
+            let mut input = input;
+            input.send(Control::Start {
+                generation: shared.marker.map_or(0, |m| m.generation + 1),
+                restore: shared.marker,
+            });
+            input.flush();
+            input
+        });
+        let (generation, restore) = loop {
+            let start = heard.borrow().iter().find_map(|c| match c {
+                Control::Start {
+                    generation,
+                    restore,
+                } => Some((*generation, *restore)),
+                Control::Committed { .. } => None,
+            });
+            if let Some(start) = start {
+                break start;
+            }
+            if stop() {
+                return Err(CheckpointerError::Stopped);
+            }
+            worker.step_or_park(Some(Duration::from_millis(1)));
+        };
+        heard
+            .borrow_mut()
+            .retain(|c| matches!(c, Control::Committed { .. }));
+        let prepared = if first_local {
+            shared.dir.start_generation(generation)
+        } else {
+            Ok(())
+        };
+        shared.barrier.wait();
+        prepared?;
+        let mut checkpointer = Checkpointer {
+            dir: shared.dir.clone(),
+            generation,
+            worker: worker.index(),
+            peers: worker.peers(),
+            first_local,
+            input,
+            heard,
+            committed: 0,
+            totals: Totals::default(),
+        };
+        let resume = match restore {
+            Some(point) => checkpointer.load(&point, shared.cluster)?,
+            None => Resume::default(),
+        };
+        Ok((checkpointer, resume))
+    }
+
+    /// Loads the old workers' files this worker needs, each once: the states it takes over,
+    /// and (a single process restarted with another `-w`) the offsets of every partition,
+    /// since a partition it now owns may sit in another old worker's file.
+    fn load(&mut self, point: &RestorePoint, cluster: bool) -> Result<Resume, CheckpointerError> {
+        if cluster && point.workers != self.peers {
+            return Err(CheckpointerError::Workers {
+                taken: point.workers,
+                now: self.peers,
+            });
+        }
+        let mine: Vec<usize> = old_workers_for(self.worker, self.peers, point.workers).collect();
+        let needed = if cluster {
+            mine.clone()
+        } else {
+            (0..point.workers).collect()
+        };
+        let loaded = self.dir.load(point, needed.into_iter())?;
+        let offsets = loaded.offsets();
+        let states: Vec<WorkerState> = loaded
+            .workers
+            .into_iter()
+            .filter(|(old, _)| mine.contains(old))
+            .map(|(_, state)| state)
+            .collect();
+        for state in &states {
+            for (device, sum, count) in &state.devices {
+                self.totals.add(device, (*sum, *count));
+            }
+            self.totals.rejected += state.rejected;
+            self.totals.late += state.late;
+        }
+        Ok(Resume { states, offsets })
+    }
+
+    /// Adds a device's sums of the epoch being closed to the totals.
+    pub(crate) fn add_device(&mut self, device: &str, sums: Tally) {
+        self.totals.add(device, sums);
+    }
+
+    /// Writes this worker's checkpoint for the epoch it just closed (rule 1).
+    pub(crate) fn write(
+        &mut self,
+        epoch: Epoch,
+        rejected: i64,
+        late: i64,
+        offsets: &Offsets,
+        tally: &WorkerTally,
+    ) -> Result<(), CheckpointError> {
+        self.totals.rejected += rejected;
+        self.totals.late += late;
+        let state = WorkerState {
+            offsets: offsets.clone(),
+            rejected: self.totals.rejected,
+            late: self.totals.late,
+            devices: self
+                .totals
+                .devices
+                .iter()
+                .map(|(device, (sum, count))| (device.clone(), *sum, *count))
+                .collect(),
+            sensors: tally.sensors(),
+        };
+        self.dir
+            .write_worker(self.generation, self.worker, epoch, state)
+    }
+
+    /// The dataflow's frontier moved to `frontier` (`done`: the dataflow has finished).
+    /// Worker 0 commits the marker and tells everyone (rule 2); returns the frontier before
+    /// which offsets may be committed (rule 3). When done, waits for the final commit.
+    pub(crate) fn on_frontier(
+        &mut self,
+        worker: &mut Worker,
+        frontier: Epoch,
+        done: bool,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Epoch, CheckpointError> {
+        if let Some(input) = self.input.as_mut() {
+            if frontier > self.committed {
+                self.dir.commit(&RestorePoint {
+                    generation: self.generation,
+                    frontier,
+                    workers: self.peers,
+                })?;
+                input.send(Control::Committed { frontier });
+                input.flush();
+                if done {
+                    // The final commit: close the control stream.
+                    self.input = None;
+                }
+            }
+        }
+        self.absorb()?;
+        while done && self.committed < frontier && !stop() {
+            // The final offsets go in once process 0 has committed the final checkpoint.
+            worker.step_or_park(Some(Duration::from_millis(1)));
+            self.absorb()?;
+        }
+        Ok(self.committed.min(frontier))
+    }
+
+    /// Takes in what worker 0 has said; the first worker of each process cleans up old files
+    /// once a new commit is heard.
+    fn absorb(&mut self) -> Result<(), CheckpointError> {
+        let heard = self
+            .heard
+            .borrow_mut()
+            .drain(..)
+            .filter_map(|c| match c {
+                Control::Committed { frontier } => Some(frontier),
+                Control::Start { .. } => None,
+            })
+            .max();
+        if let Some(frontier) = heard.filter(|f| *f > self.committed) {
+            self.committed = frontier;
+            if self.first_local {
+                self.dir.cleanup(&RestorePoint {
+                    generation: self.generation,
+                    frontier,
+                    workers: self.peers,
+                })?;
+            }
+        }
+        Ok(())
+    }
+}

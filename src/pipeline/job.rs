@@ -1,0 +1,317 @@
+//! The job: what a process builds once from its validated [`Config`], and what each worker
+//! asks it for (its source, its dead-letter target, the reporter), in the spirit of ripgrep's
+//! `HiArgs`. Nothing else in the pipeline matches on the kind of input.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use anyhow::{anyhow, Context};
+use tracing::info;
+
+use crate::checkpoint::StateDir;
+use crate::config::{Config, Input, KafkaInput};
+use crate::epoch::TimeMode;
+use crate::fleet::Fleet;
+use crate::kafka::publisher::Publisher;
+use crate::sink::rejects::{DeadLetterFile, DeadLetters};
+use crate::sink::report::Reporter;
+use crate::source::file::{spawn_reader, FileSource};
+use crate::source::generator::GeneratorSource;
+use crate::source::kafka::{require_topic, KafkaSource};
+use crate::source::Source;
+
+use super::checkpointer::Checkpoints;
+use super::writer::Offsets;
+
+/// Where a process's workers get their records.
+pub(crate) enum Feed {
+    /// The simulated fleet.
+    Demo {
+        /// Messages per second over all workers.
+        rate: u64,
+        /// Sensors in the fleet.
+        sensors: usize,
+        /// Seed of the fleet and its readings.
+        seed: u64,
+    },
+    /// Lines from the process's reader thread, one source per local worker.
+    File {
+        /// Taken by each local worker at start.
+        sources: Mutex<Vec<Option<FileSource>>>,
+        /// The reader thread; joined after the workers end.
+        reader: Mutex<Option<JoinHandle<()>>>,
+        /// `--rejects`.
+        rejects: Option<DeadLetterFile>,
+    },
+    /// A Kafka topic.
+    Kafka(KafkaInput),
+    /// Partitions held in memory (tests of the runtime).
+    #[cfg(test)]
+    Memory(Arc<super::memory::MemoryTopic>),
+}
+
+/// What every worker of a process is built from.
+pub(crate) struct Job {
+    pub(crate) config: Config,
+    feed: Feed,
+    checkpoints: Option<Checkpoints>,
+    out: Mutex<Option<Box<dyn Write + Send>>>,
+    shutdown: Arc<AtomicBool>,
+    /// A worker failed: the others stop without committing anything more.
+    failed: AtomicBool,
+}
+
+impl Job {
+    /// Builds the job from the configuration: opens the input, checks what can be checked
+    /// before any worker starts (Kafka properties, topics, the state directory), and opens
+    /// the dead-letter file.
+    pub(crate) fn new(
+        config: Config,
+        out: Box<dyn Write + Send>,
+        shutdown: Arc<AtomicBool>,
+    ) -> anyhow::Result<Job> {
+        let mut checkpoints = None;
+        let feed = match &config.input {
+            Input::Demo {
+                rate,
+                sensors,
+                seed,
+            } => {
+                info!(sensors, rate, "streaming the simulated fleet (devices CT1-SPECT8); Ctrl-C stops with a final report");
+                Feed::Demo {
+                    rate: *rate,
+                    sensors: *sensors,
+                    seed: *seed,
+                }
+            }
+            Input::File { path, rejects } => file_feed(&config, path.as_ref(), rejects.as_ref())?,
+            Input::Kafka(kafka) => {
+                check_kafka(&config, kafka, &shutdown)?;
+                checkpoints = match &kafka.state_dir {
+                    Some(dir) => Some(open_state_dir(&config, kafka, dir)?),
+                    None => {
+                        info!(topic = %kafka.topic, "no --state-dir: rebuilding the results from the earliest offset of every partition");
+                        None
+                    }
+                };
+                Feed::Kafka(kafka.clone())
+            }
+        };
+        if config.cluster.process != 0 {
+            info!(
+                process = config.cluster.process,
+                "reports are printed by process 0"
+            );
+        }
+        Ok(Job::with_feed(config, feed, checkpoints, out, shutdown))
+    }
+
+    /// A job over a prepared feed.
+    pub(crate) fn with_feed(
+        config: Config,
+        feed: Feed,
+        checkpoints: Option<Checkpoints>,
+        out: Box<dyn Write + Send>,
+        shutdown: Arc<AtomicBool>,
+    ) -> Job {
+        Job {
+            config,
+            feed,
+            checkpoints,
+            out: Mutex::new(Some(out)),
+            shutdown,
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the run has been asked to stop (Ctrl-C, a failed worker, a closed stdout).
+    pub(crate) fn stopped(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed)
+    }
+
+    /// Asks every worker to stop: inputs end, the final report is printed.
+    pub(crate) fn stop(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+    }
+
+    /// A worker failed: every worker stops at once, and no checkpoint is committed from now
+    /// on (the failed worker's state is not in it).
+    pub(crate) fn fail(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+        self.stop();
+    }
+
+    /// Whether a worker has failed.
+    pub(crate) fn failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    /// Checkpointing, when the job has a state directory.
+    pub(crate) fn checkpoints(&self) -> Option<&Checkpoints> {
+        self.checkpoints.as_ref()
+    }
+
+    /// Worker `index` of `peers`'s source; `resume` holds checkpointed next offsets.
+    pub(crate) fn source(
+        &self,
+        index: usize,
+        peers: usize,
+        resume: &Offsets,
+    ) -> anyhow::Result<Box<dyn Source>> {
+        Ok(match &self.feed {
+            Feed::Demo {
+                rate,
+                sensors,
+                seed,
+            } => Box::new(GeneratorSource::new(
+                Fleet::new(*seed, *sensors),
+                *seed,
+                *rate,
+                index,
+                peers,
+            )),
+            Feed::File { sources, .. } => {
+                let local = index - self.config.cluster.local_workers().start;
+                let source = sources
+                    .lock()
+                    .map_err(|_| anyhow!("file sources lock poisoned"))?
+                    .get_mut(local)
+                    .and_then(Option::take)
+                    .ok_or_else(|| anyhow!("no file source for worker {index}"))?;
+                Box::new(source)
+            }
+            Feed::Kafka(kafka) => {
+                let stop = || self.stopped();
+                Box::new(KafkaSource::new(kafka, index, peers, resume, &stop)?)
+            }
+            #[cfg(test)]
+            Feed::Memory(topic) => Box::new(topic.source(index, peers, resume)),
+        })
+    }
+
+    /// Where a worker keeps rejected messages.
+    pub(crate) fn dead_letters(&self) -> anyhow::Result<DeadLetters> {
+        Ok(match &self.feed {
+            Feed::File {
+                rejects: Some(file),
+                ..
+            } => DeadLetters::File(Arc::clone(file)),
+            Feed::Kafka(kafka) => DeadLetters::Topic {
+                publisher: Box::new(Publisher::new(&kafka.client)?),
+                topic: kafka.dlq_topic.clone(),
+            },
+            _ => DeadLetters::Log,
+        })
+    }
+
+    /// The reporter: worker 0 takes it, once; every other worker gets `None`.
+    pub(crate) fn reporter(&self) -> anyhow::Result<Option<Reporter>> {
+        let out = self.out.lock().ok().and_then(|mut out| out.take());
+        let Some(out) = out else {
+            return Ok(None);
+        };
+        let config = &self.config;
+        let mut reporter = Reporter::new(out, config.format, config.changes, config.grid);
+        if let Some(results) = &config.results {
+            reporter = reporter.publish_to(Publisher::new(&results.client)?, results.topic.clone());
+        }
+        Ok(Some(reporter))
+    }
+
+    /// Whether epochs follow event time.
+    pub(crate) fn event_time(&self) -> bool {
+        self.config.time == TimeMode::Event
+    }
+
+    /// After the workers end: waits for the file reader, which ends once every worker's
+    /// channel is closed (it never blocks past that).
+    pub(crate) fn join_reader(&self) {
+        if let Feed::File { reader, .. } = &self.feed {
+            if let Some(handle) = reader.lock().ok().and_then(|mut r| r.take()) {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+/// Opens the input file (or stdin) once and starts the reader thread.
+fn file_feed(
+    config: &Config,
+    path: Option<&PathBuf>,
+    rejects: Option<&PathBuf>,
+) -> anyhow::Result<Feed> {
+    let (input, name): (Box<dyn std::io::Read + Send>, String) = match path {
+        Some(path) => (
+            Box::new(
+                std::fs::File::open(path)
+                    .with_context(|| format!("cannot read input {}", path.display()))?,
+            ),
+            path.display().to_string(),
+        ),
+        None => (Box::new(std::io::stdin()), "stdin".to_owned()),
+    };
+    let rejects = match rejects {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create rejects file {}", path.display()))?;
+            Some(Arc::new(Mutex::new(std::io::BufWriter::new(file))))
+        }
+        None => None,
+    };
+    let (sources, reader) = spawn_reader(
+        input,
+        name,
+        config.cluster.local_workers(),
+        config.cluster.peers(),
+        config.max_message_bytes,
+    );
+    Ok(Feed::File {
+        sources: Mutex::new(sources.into_iter().map(Some).collect()),
+        reader: Mutex::new(Some(reader)),
+        rejects,
+    })
+}
+
+/// Fails fast, before any worker starts, on a bad property or a missing topic.
+fn check_kafka(config: &Config, kafka: &KafkaInput, shutdown: &AtomicBool) -> anyhow::Result<()> {
+    let consumer = kafka.consumer()?;
+    let stop = || shutdown.load(Ordering::Relaxed);
+    let partitions = kafka.wait_for_partitions(&consumer, &stop)?;
+    info!(topic = %kafka.topic, partitions = partitions.len(), group = %kafka.group, "kafka input");
+    let results = config.results.as_ref().map(|r| &r.topic);
+    for topic in std::iter::once(&kafka.dlq_topic).chain(results) {
+        require_topic(&consumer, topic)?;
+    }
+    Ok(())
+}
+
+/// Opens and checks the state directory; process 0 reads where to resume.
+fn open_state_dir(
+    config: &Config,
+    kafka: &KafkaInput,
+    dir: &std::path::Path,
+) -> anyhow::Result<Checkpoints> {
+    let state = StateDir::open(dir, &kafka.checkpoint_name())?;
+    // Refuse a damaged directory before anything starts or is loaded.
+    state.validate()?;
+    let first_process = config.cluster.process == 0;
+    let marker = if first_process { state.marker()? } else { None };
+    match &marker {
+        Some(point) => {
+            info!(state_dir = %dir.display(), frontier = point.frontier, "resuming from checkpoint")
+        }
+        None if first_process => {
+            info!(state_dir = %dir.display(), "no checkpoint yet: reading the topic from the earliest offset")
+        }
+        None => info!(state_dir = %dir.display(), "checkpoints: process 0 decides where to resume"),
+    }
+    Ok(Checkpoints::new(
+        state,
+        marker,
+        config.cluster.workers,
+        config.cluster.processes > 1,
+    ))
+}

@@ -1,0 +1,137 @@
+//! The report printer (worker 0): which epochs get a report, and printing them.
+//!
+//! Results gathered on worker 0 arrive as differential updates; an epoch is reported once the
+//! probe's frontier has passed it. In processing time every epoch gets a report, data or not
+//! (the Spark job printed every batch); in event time, the epochs that had updates. Epochs
+//! before the first reported one (restored state, a worker that started before worker 0) are
+//! folded into the first report. When the input has ended, the final report is the full state.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::io;
+use std::rc::Rc;
+
+use hygroflow_dataflows::{Epoch, Results, Stat};
+use tracing::warn;
+
+use crate::sink::report::Reporter;
+
+/// Empty processing-time epochs reported after a stall before the rest are skipped.
+const MAX_EMPTY_REPORTS: u64 = 10_000;
+
+/// Result updates as the dataflow's inspector collects them for the printer.
+pub(crate) type Collected = Rc<RefCell<Vec<(Stat, Epoch, isize)>>>;
+
+/// Whether anybody still reads the reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Readers {
+    /// Reports are being written.
+    Reading,
+    /// Stdout was closed (`| head`): the run should stop, quietly.
+    Gone,
+}
+
+/// Worker 0's report state.
+pub(crate) struct ReportPrinter {
+    results: Results,
+    collected: Collected,
+    reporter: Option<Reporter>,
+    /// Processing time reports every epoch from here on, data or not.
+    next_epoch: Option<Epoch>,
+    /// No report for an earlier epoch: its updates join the first report.
+    first_epoch: Epoch,
+    last_reported: Option<Epoch>,
+    /// The epoch the run started in: what the final report is stamped with if none came before.
+    start_epoch: Epoch,
+}
+
+impl ReportPrinter {
+    /// A printer of what `collected` receives, for a run that started in `start_epoch`.
+    /// `every_epoch`: processing time, where every epoch from the start is reported; in event
+    /// time epoch 0 holds restored state (and records without a time) and reports follow the
+    /// data.
+    pub(crate) fn new(
+        collected: Collected,
+        reporter: Option<Reporter>,
+        start_epoch: Epoch,
+        every_epoch: bool,
+    ) -> Self {
+        ReportPrinter {
+            results: Results::default(),
+            collected,
+            reporter,
+            next_epoch: every_epoch.then_some(start_epoch),
+            first_epoch: if every_epoch { start_epoch } else { 1 },
+            last_reported: None,
+            start_epoch,
+        }
+    }
+
+    /// The input has ended with `open` as its last epoch: nothing later gets a report of its
+    /// own.
+    pub(crate) fn input_finished(&mut self, open: Epoch) {
+        self.next_epoch = self.next_epoch.map(|next| next.min(open));
+    }
+
+    /// Prints what the frontier has made final (`None`: the dataflow is done, print the final
+    /// report). A closed stdout is not an error: printing stops and the caller is told.
+    pub(crate) fn on_frontier(&mut self, frontier: Option<Epoch>) -> io::Result<Readers> {
+        let printed = match frontier {
+            Some(frontier) => self.print_ready(Some(frontier)),
+            None => self.print_final(),
+        };
+        match printed {
+            Ok(()) => Ok(Readers::Reading),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.reporter = None;
+                Ok(Readers::Gone)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Prints every epoch before `frontier` (`None`: everything is final).
+    fn print_ready(&mut self, frontier: Option<Epoch>) -> io::Result<()> {
+        self.results.absorb(self.collected.borrow_mut().drain(..));
+        let mut epochs: BTreeSet<Epoch> = self.results.pending_epochs(frontier);
+        if let (Some(next), Some(frontier)) = (self.next_epoch, frontier) {
+            if frontier.saturating_sub(next) > MAX_EMPTY_REPORTS {
+                warn!(
+                    epochs = frontier - next,
+                    "the clock jumped ahead; skipping reports of empty epochs"
+                );
+                self.next_epoch = Some(frontier - 1);
+            }
+            epochs.extend(self.next_epoch.unwrap_or(next)..frontier);
+        }
+        for epoch in epochs {
+            if epoch < self.first_epoch || self.last_reported.is_some_and(|last| epoch <= last) {
+                // Updates before the first reported epoch are folded into the next report.
+                continue;
+            }
+            let changes = self.results.advance(epoch);
+            if let Some(reporter) = &mut self.reporter {
+                reporter.epoch(epoch, &self.results, &changes)?;
+            }
+            self.last_reported = Some(epoch);
+            if self.next_epoch.is_some() {
+                self.next_epoch = Some(epoch + 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// After the input ended: the final report, which is always the full state.
+    fn print_final(&mut self) -> io::Result<()> {
+        self.print_ready(None)?;
+        let last = self.last_reported.unwrap_or(self.start_epoch);
+        let changes = self.results.advance(last);
+        if let Some(reporter) = &mut self.reporter {
+            if self.last_reported.is_none() || reporter.changes_only() || !changes.is_empty() {
+                reporter.full(last, &self.results)?;
+            }
+            reporter.flush_published()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,408 @@
+//! The runtime's rules, in process: an in-memory topic, reports into a `Vec<u8>`, at 1 and 3
+//! workers, no broker.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use serde_json::Value;
+
+use super::checkpointer::Checkpoints;
+use super::job::{Feed, Job};
+use super::memory::{Entry, MemoryTopic};
+use super::writer::Offsets;
+use super::{run_job, Outcome};
+use crate::checkpoint::StateDir;
+use crate::config::{Cluster, Config, Input, KafkaInput};
+use crate::epoch::{EpochGrid, TimeMode};
+use crate::sink::report::ReportFormat;
+
+/// A report writer the test reads back.
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A reading at `ms` milliseconds after the Unix epoch.
+fn reading(guid: &str, device: &str, humidity: f64, ms: u64) -> Entry {
+    let secs = ms / 1000;
+    let time = format!("1970-01-01T00:00:{:02}.{:03}Z", secs % 60, ms % 1000);
+    let time = if secs >= 60 {
+        format!(
+            "1970-01-01T00:{:02}:{:02}.{:03}Z",
+            secs / 60,
+            secs % 60,
+            ms % 1000
+        )
+    } else {
+        time
+    };
+    Entry::Message(
+        format!(
+            r#"{{"guid":"{guid}","medicalimagingdevice":"{device}","eventTime":"{time}","payload":{{"format":"urn:example:sensor:humidity","data":{{"humidity":{humidity}}}}}}}"#
+        )
+        .into_bytes(),
+    )
+}
+
+/// Four partitions of readings over event-time epochs 10..=13 (1 s epochs), ten per
+/// partition and epoch, with a few malformed messages. Polls take five messages from each
+/// partition in turn, so no reading is late, before or after a restart.
+fn fleet() -> Vec<Vec<Entry>> {
+    (0..4)
+        .map(|p| {
+            (0..40u64)
+                .map(|i| {
+                    if (i + p) % 13 == 0 {
+                        return Entry::Message(b"{not json".to_vec());
+                    }
+                    let guid = format!("g{}", (i * 7 + p) % 11);
+                    let device = ["MRI1", "CT2", "SPECT3"][((i + p) % 3) as usize];
+                    reading(
+                        &guid,
+                        device,
+                        30.0 + (i % 50) as f64,
+                        10_000 + (i / 10) * 1000 + (i % 10) * 50 + p * 7,
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+struct Run {
+    result: anyhow::Result<Outcome>,
+    reports: Vec<Value>,
+}
+
+fn config(workers: usize, time: TimeMode, epoch: Duration, idle: Duration) -> Config {
+    Config {
+        input: Input::Kafka(KafkaInput {
+            client: ClientConfig::new(),
+            topic: "memory".into(),
+            group: "test".into(),
+            until_end: true,
+            dlq_topic: "memory.dlq".into(),
+            state_dir: None,
+        }),
+        grid: EpochGrid::new(epoch).expect("a valid epoch"),
+        time,
+        cluster: Cluster {
+            workers,
+            processes: 1,
+            process: 0,
+            addresses: Vec::new(),
+        },
+        format: ReportFormat::Json,
+        changes: false,
+        max_message_bytes: 1 << 20,
+        results: None,
+        connect_timeout: Duration::from_secs(5),
+        idle_timeout: idle,
+    }
+}
+
+fn run(topic: &Arc<MemoryTopic>, config: Config, state: Option<&Path>) -> Run {
+    let checkpoints = state.map(|dir| {
+        let dir = StateDir::open(dir, "kafka:memory").expect("state dir");
+        dir.validate().expect("valid state dir");
+        let marker = dir.marker().expect("readable marker");
+        Checkpoints::new(dir, marker, config.cluster.workers, false)
+    });
+    let out = Shared::default();
+    let job = Job::with_feed(
+        config,
+        Feed::Memory(Arc::clone(topic)),
+        checkpoints,
+        Box::new(out.clone()),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let result = run_job(job);
+    let bytes = out.0.lock().expect("reports").clone();
+    let reports = String::from_utf8(bytes)
+        .expect("utf8 reports")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON report"))
+        .collect();
+    Run { result, reports }
+}
+
+fn event_config(workers: usize) -> Config {
+    // A long idle timeout: epochs follow the data only.
+    config(
+        workers,
+        TimeMode::Event,
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+    )
+}
+
+/// The facts of a report, without its epoch and time.
+fn facts(report: &Value) -> Value {
+    let mut facts = report.clone();
+    if let Some(map) = facts.as_object_mut() {
+        map.remove("epoch");
+        map.remove("time");
+    }
+    facts
+}
+
+fn last(run: &Run) -> Value {
+    facts(run.reports.last().expect("a final report"))
+}
+
+/// The end offset of every partition.
+fn ends(partitions: &[Vec<Entry>]) -> Offsets {
+    partitions
+        .iter()
+        .enumerate()
+        .map(|(p, entries)| {
+            let messages = entries
+                .iter()
+                .filter(|e| matches!(e, Entry::Message(_)))
+                .count();
+            (p as i32, messages as i64)
+        })
+        .collect()
+}
+
+#[test]
+fn gh_7_offsets_are_committed_only_after_the_marker_covers_their_checkpoint() {
+    for workers in [1, 3] {
+        let state = tempfile::tempdir().expect("tempdir");
+        let dir = state.path().to_owned();
+        let checked = Arc::new(Mutex::new(0usize));
+        let count = Arc::clone(&checked);
+        let topic = Arc::new(
+            MemoryTopic::new(fleet()).on_commit(Box::new(move |offsets| {
+                // At the moment offsets go to the group: the marker names a frontier whose
+                // checkpoints (one per worker, all present) hold offsets at or past them.
+                let state = StateDir::open(&dir, "kafka:memory").map_err(|e| e.to_string())?;
+                let mut last_error = String::new();
+                for _ in 0..20 {
+                    // A newer marker may be pruning the files the one just read named: read again.
+                    let Some(point) = state.marker().map_err(|e| e.to_string())? else {
+                        return Err("offsets committed before any marker".into());
+                    };
+                    match state.load(&point, 0..point.workers) {
+                        Ok(restored) => {
+                            let saved = restored.offsets();
+                            for (p, o) in offsets {
+                                if saved.get(p).is_none_or(|s| s < o) {
+                                    return Err(format!(
+                                        "partition {p}: committed {o}, checkpointed {:?}",
+                                        saved.get(p)
+                                    ));
+                                }
+                            }
+                            *count.lock().map_err(|e| e.to_string())? += 1;
+                            return Ok(());
+                        }
+                        Err(e) => last_error = e.to_string(),
+                    }
+                }
+                Err(last_error)
+            })),
+        );
+        let done = run(&topic, event_config(workers), Some(state.path()));
+        done.result.as_ref().expect("the run succeeds");
+        let commits = topic.commits.lock().expect("commits").clone();
+        assert_eq!(*checked.lock().expect("count"), commits.len());
+        assert!(commits.len() > 4, "{workers} workers: {commits:?}");
+        let mut finals: Offsets = BTreeMap::new();
+        for (_, offsets) in &commits {
+            finals.extend(offsets.iter().map(|(p, o)| (*p, *o)));
+        }
+        assert_eq!(finals, ends(&fleet()), "{workers} workers");
+    }
+}
+
+#[test]
+fn gh_7_restart_after_a_crash_at_any_record_gives_the_uninterrupted_result() {
+    for workers in [1, 3] {
+        let whole = run(
+            &Arc::new(MemoryTopic::new(fleet())),
+            event_config(workers),
+            None,
+        );
+        whole.result.as_ref().expect("the uninterrupted run");
+        let expected = last(&whole);
+        assert_eq!(expected["total_messages"], 160 - 13, "{expected}");
+        assert_eq!(expected["late_messages"], 0, "{expected}");
+        for crash in [0, 1, 7, 20, 33, 52, 79] {
+            let state = tempfile::tempdir().expect("tempdir");
+            let crashing = Arc::new(MemoryTopic::new(fleet()).crash_before_record(crash));
+            let crashed = run(&crashing, event_config(workers), Some(state.path()));
+            assert!(
+                crashed.result.is_err(),
+                "crash at {crash} must fail the run"
+            );
+            let topic = Arc::new(MemoryTopic::new(fleet()));
+            let resumed = run(&topic, event_config(workers), Some(state.path()));
+            resumed.result.as_ref().expect("the restarted run");
+            assert_eq!(
+                last(&resumed),
+                expected,
+                "{workers} workers, crash before record {crash}"
+            );
+            let before = crashed.reports.iter().map(|r| r["total_messages"].as_i64());
+            let after = resumed
+                .reports
+                .first()
+                .map(|r| r["total_messages"].as_i64());
+            assert!(
+                before.max().flatten() <= after.flatten(),
+                "a report after the restart shows fewer messages than one before"
+            );
+        }
+    }
+}
+
+#[test]
+fn gh_7_restart_after_a_crash_between_the_marker_and_the_offset_commit() {
+    for workers in [1, 3] {
+        let whole = run(
+            &Arc::new(MemoryTopic::new(fleet())),
+            event_config(workers),
+            None,
+        );
+        let expected = last(&whole);
+        for nth in [0, 1, 3] {
+            let state = tempfile::tempdir().expect("tempdir");
+            let seen = Arc::new(Mutex::new(0usize));
+            let crashing = Arc::new(MemoryTopic::new(fleet()).on_commit(Box::new(move |_| {
+                let mut seen = seen.lock().map_err(|e| e.to_string())?;
+                *seen += 1;
+                if *seen > nth {
+                    return Err("simulated crash before committing offsets".into());
+                }
+                Ok(())
+            })));
+            let crashed = run(&crashing, event_config(workers), Some(state.path()));
+            assert!(crashed.result.is_err(), "commit {nth} must fail the run");
+            let resumed = run(
+                &Arc::new(MemoryTopic::new(fleet())),
+                event_config(workers),
+                Some(state.path()),
+            );
+            resumed.result.as_ref().expect("the restarted run");
+            assert_eq!(last(&resumed), expected, "{workers} workers, commit {nth}");
+        }
+    }
+}
+
+#[test]
+fn gh_7_event_time_reports_the_epochs_that_have_data() {
+    for workers in [1, 3] {
+        let partitions = vec![vec![
+            reading("a", "CT1", 40.0, 10_100),
+            reading("b", "CT1", 50.0, 10_900),
+            reading("a", "CT1", 60.0, 12_500),
+            reading("c", "MRI1", 70.0, 15_000),
+        ]];
+        let done = run(
+            &Arc::new(MemoryTopic::new(partitions)),
+            event_config(workers),
+            None,
+        );
+        done.result.as_ref().expect("the run succeeds");
+        let epochs: Vec<i64> = done
+            .reports
+            .iter()
+            .filter_map(|r| r["epoch"].as_i64())
+            .collect();
+        assert_eq!(
+            epochs,
+            [10, 12, 15],
+            "{workers} workers: {:?}",
+            done.reports
+        );
+        let totals: Vec<i64> = done
+            .reports
+            .iter()
+            .filter_map(|r| r["total_messages"].as_i64())
+            .collect();
+        assert_eq!(totals, [2, 3, 4]);
+    }
+}
+
+#[test]
+fn gh_7_processing_time_reports_every_epoch_even_empty_ones() {
+    for workers in [1, 3] {
+        let partitions = vec![vec![
+            reading("a", "CT1", 40.0, 0),
+            Entry::Pause(Duration::from_millis(600)),
+            reading("b", "CT1", 50.0, 0),
+        ]];
+        let config = config(
+            workers,
+            TimeMode::Processing,
+            Duration::from_millis(100),
+            Duration::from_secs(60),
+        );
+        let done = run(&Arc::new(MemoryTopic::new(partitions)), config, None);
+        done.result.as_ref().expect("the run succeeds");
+        let epochs: Vec<i64> = done
+            .reports
+            .iter()
+            .filter_map(|r| r["epoch"].as_i64())
+            .collect();
+        assert!(epochs.len() >= 5, "{workers} workers: {epochs:?}");
+        assert!(
+            epochs.windows(2).all(|w| w[1] == w[0] + 1),
+            "no epoch is skipped: {epochs:?}"
+        );
+        let totals: Vec<i64> = done
+            .reports
+            .iter()
+            .filter_map(|r| r["total_messages"].as_i64())
+            .collect();
+        assert!(
+            totals.windows(2).any(|w| w[0] == w[1]),
+            "epochs without data are reported too: {totals:?}"
+        );
+        assert_eq!(totals.last(), Some(&2));
+    }
+}
+
+#[test]
+fn gh_7_a_record_for_an_epoch_closed_by_the_idle_clock_is_late() {
+    for workers in [1, 3] {
+        // Epoch 10 gets a reading, the input idles past --idle-timeout (the worker follows
+        // the wall clock), then a reading for epoch 11 arrives: epoch 11 has closed.
+        let partitions = vec![vec![
+            reading("a", "CT1", 40.0, 10_100),
+            Entry::Pause(Duration::from_millis(800)),
+            reading("b", "CT1", 50.0, 11_100),
+        ]];
+        let config = config(
+            workers,
+            TimeMode::Event,
+            Duration::from_secs(1),
+            Duration::from_millis(100),
+        );
+        let done = run(&Arc::new(MemoryTopic::new(partitions)), config, None);
+        done.result.as_ref().expect("the run succeeds");
+        let first = done.reports.first().expect("a report");
+        assert_eq!(first["epoch"], 10, "{:?}", done.reports);
+        assert_eq!(first["total_messages"], 1);
+        let end = last(&done);
+        assert_eq!(end["total_messages"], 2, "{end}");
+        assert_eq!(end["late_messages"], 1, "{end}");
+    }
+}

@@ -1,0 +1,214 @@
+//! One worker's loop: poll -> ingest -> step -> react to the frontier.
+//!
+//! The worker holds one owner per concern: its source, the [`EpochWriter`] (open epoch,
+//! tallies, dead letters, offsets), the optional [`Checkpointer`], and on worker 0 the
+//! [`ReportPrinter`]. The loop only decides when each of them acts.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{anyhow, Context};
+use hygroflow_dataflows::Epoch;
+use timely::dataflow::ProbeHandle;
+use timely::worker::Worker;
+use tracing::debug;
+
+use crate::sink::rejects::Rejects;
+use crate::source::{Poll, Source};
+
+use super::checkpointer::{Checkpointer, Resume};
+use super::job::Job;
+use super::printer::{Readers, ReportPrinter};
+use super::writer::EpochWriter;
+use super::Outcome;
+
+/// Records a worker handles between two steps of the dataflow.
+const POLL_BUDGET: usize = 4096;
+
+/// A worker and everything it owns.
+pub(crate) struct WorkerLoop<'w> {
+    worker: &'w mut Worker,
+    job: &'w Job,
+    source: Box<dyn Source>,
+    writer: EpochWriter,
+    checkpointer: Option<Checkpointer>,
+    printer: Option<ReportPrinter>,
+    probe: ProbeHandle<Epoch>,
+    last_data: Instant,
+    outcome: Outcome,
+}
+
+impl<'w> WorkerLoop<'w> {
+    /// Builds the worker's dataflow, restores its checkpointed state and asks the job for
+    /// its source, dead letters and (worker 0) reporter.
+    pub(crate) fn build(worker: &'w mut Worker, job: &'w Job) -> anyhow::Result<Self> {
+        let collected = Rc::new(RefCell::new(Vec::new()));
+        let sink = Rc::clone(&collected);
+        let (inputs, probe) = worker.dataflow::<Epoch, _, _>(|scope| {
+            let (inputs, results) = hygroflow_dataflows::build(scope);
+            let probe = results
+                .inspect_batch(move |_, updates| sink.borrow_mut().extend(updates.iter().cloned()))
+                .probe();
+            (inputs, probe.0)
+        });
+        let (index, peers) = (worker.index(), worker.peers());
+        let first_local = index == job.config.cluster.local_workers().start;
+        let stop = || job.stopped();
+        let (checkpointer, resume) = match job.checkpoints() {
+            Some(shared) => {
+                let (checkpointer, resume) =
+                    Checkpointer::start(worker, shared, first_local, &stop)?;
+                (Some(checkpointer), resume)
+            }
+            None => (None, Resume::default()),
+        };
+        let source = job.source(index, peers, &resume.offsets)?;
+        let rejects = Rejects::new(job.config.input.name(), job.dead_letters()?);
+        let config = &job.config;
+        // Only this worker's partitions: each partition's offset is in exactly one checkpoint.
+        let offsets = resume
+            .offsets
+            .iter()
+            .filter(|(p, _)| crate::source::kafka::owns_partition(**p, index, peers))
+            .map(|(p, o)| (*p, *o))
+            .collect();
+        let mut writer = EpochWriter::new(
+            inputs,
+            config.time,
+            config.grid,
+            config.max_message_bytes,
+            rejects,
+            offsets,
+        );
+        writer.restore(&resume.states);
+        let start_epoch = config.grid.epoch_of(SystemTime::now());
+        let printer = if index == 0 {
+            let every_epoch = !job.event_time();
+            Some(ReportPrinter::new(
+                collected,
+                job.reporter()?,
+                start_epoch,
+                every_epoch,
+            ))
+        } else {
+            None
+        };
+        Ok(WorkerLoop {
+            worker,
+            job,
+            source,
+            writer,
+            checkpointer,
+            printer,
+            probe,
+            last_data: Instant::now(),
+            outcome: Outcome::default(),
+        })
+    }
+
+    /// Runs until the dataflow is done.
+    pub(crate) fn run(mut self) -> anyhow::Result<Outcome> {
+        loop {
+            let poll = self.poll()?;
+            if poll == Poll::Busy {
+                self.worker.step();
+            } else {
+                self.worker.step_or_park(Some(Duration::from_millis(1)));
+            }
+            if self.on_frontier()? {
+                return Ok(self.outcome);
+            }
+        }
+    }
+
+    /// Moves the clock, polls the source and ingests what it delivers.
+    fn poll(&mut self) -> anyhow::Result<Poll> {
+        if self.writer.finished() {
+            return Ok(Poll::Finished);
+        }
+        let now = self.job.config.grid.epoch_of(SystemTime::now());
+        if !self.job.event_time() {
+            self.writer.advance_to(now, self.checkpointer.as_mut())?;
+        }
+        let poll = if self.job.stopped() {
+            Poll::Finished
+        } else {
+            let (writer, journal) = (&mut self.writer, &mut self.checkpointer);
+            self.source.poll(POLL_BUDGET, &mut |record| {
+                writer.ingest(record, journal.as_mut()).map_err(Into::into)
+            })?
+        };
+        match poll {
+            Poll::Busy => self.last_data = Instant::now(),
+            Poll::Finished => {
+                debug!(
+                    worker = self.worker.index(),
+                    epoch = self.writer.open(),
+                    "input finished"
+                );
+                self.writer.finish(self.checkpointer.as_mut())?;
+                if let Some(printer) = &mut self.printer {
+                    printer.input_finished(self.writer.open());
+                }
+            }
+            Poll::Idle => {
+                if self.job.event_time() && self.last_data.elapsed() >= self.job.config.idle_timeout
+                {
+                    self.follow_wall_clock(now)?;
+                }
+            }
+        }
+        Ok(poll)
+    }
+
+    /// An idle input (no partition, or a quiet one) must not hold every report back: in event
+    /// time it moves to the wall clock, one epoch behind, as event time does when live.
+    fn follow_wall_clock(&mut self, now: Epoch) -> anyhow::Result<()> {
+        let behind = now.saturating_sub(1);
+        if behind > self.writer.open() {
+            debug!(
+                worker = self.worker.index(),
+                epoch = behind,
+                "idle input follows the wall clock"
+            );
+            self.writer.advance_to(behind, self.checkpointer.as_mut())?;
+        }
+        Ok(())
+    }
+
+    /// Acts on the probe's frontier: commits checkpoints and offsets of complete epochs,
+    /// prints their reports. Returns whether the dataflow is done.
+    fn on_frontier(&mut self) -> anyhow::Result<bool> {
+        let done = self.probe.done();
+        let frontier = self.probe.with_frontier(|f| f.first().copied());
+        if self.job.failed() {
+            // Read after the frontier: a failed worker's dropped dataflow releases the
+            // frontier, and its state must not be committed as complete.
+            return Err(anyhow!("stopping: another worker failed"));
+        }
+        let complete = frontier.unwrap_or(Epoch::MAX);
+        let committed = match &mut self.checkpointer {
+            Some(checkpointer) => {
+                let stop = || self.job.stopped();
+                checkpointer.on_frontier(self.worker, complete, done, &stop)?
+            }
+            None => complete,
+        };
+        if let Some(offsets) = self.writer.committable(committed) {
+            self.source.commit(&offsets, done)?;
+        }
+        if let Some(printer) = &mut self.printer {
+            let printable = if done { None } else { frontier };
+            let readers = printer
+                .on_frontier(printable)
+                .context("writing the report")?;
+            if readers == Readers::Gone {
+                // Nobody reads the reports any more: stop everything, quietly.
+                self.outcome.pipe_closed = true;
+                self.job.stop();
+            }
+        }
+        Ok(done)
+    }
+}
