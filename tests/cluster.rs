@@ -9,14 +9,7 @@ use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_report_matches, generate, hygroflow, json_lines, recompute, run};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
+use common::{assert_report_matches, free_port, generate, hygroflow, json_lines, recompute, run};
 
 fn hostfile(dir: &Path, processes: usize) -> std::path::PathBuf {
     let path = dir.join("hosts.txt");

@@ -388,7 +388,7 @@ fn kill_9_and_restart_gives_the_uninterrupted_result() {
 
 #[test]
 fn broker_outage_loses_nothing() {
-    let port = proxy::free_port();
+    let port = common::free_port();
     let broker = Broker::start_advertised(port);
     let proxy = proxy::Proxy::start(port, &broker.listen_address());
     let brokers = broker.brokers();
@@ -559,7 +559,7 @@ fn event_time_from_kafka_with_results_topic() {
 
 #[test]
 fn broker_unreachable_at_start_is_retried() {
-    let port = proxy::free_port();
+    let port = common::free_port();
     let broker = Broker::start_advertised(port);
     let proxy = proxy::Proxy::start(port, &broker.listen_address());
     let brokers = broker.brokers();

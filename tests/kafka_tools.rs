@@ -383,7 +383,7 @@ fn produce_to_a_missing_topic_fails_with_one_line() {
 #[test]
 fn produce_to_an_unreachable_broker_fails_cleanly_in_bounded_time() {
     // A port nobody listens on.
-    let port = proxy::free_port();
+    let port = common::free_port();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("input.jsonl");
     common::generate(&path, 10, 1, 0.0);
@@ -418,7 +418,7 @@ fn produce_to_an_unreachable_broker_fails_cleanly_in_bounded_time() {
 
 #[test]
 fn produce_fails_when_the_broker_goes_away_and_works_again_after() {
-    let port = proxy::free_port();
+    let port = common::free_port();
     let broker = Broker::start_advertised(port);
     let proxy = Proxy::start(port, &broker.listen_address());
     let topic = "produce-outage";

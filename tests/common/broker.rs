@@ -9,7 +9,7 @@
 #![allow(dead_code)]
 
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,6 +18,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::common::free_port;
 
 /// How long a starting broker may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -284,14 +286,6 @@ pub fn consume_all(brokers: &str, topic: &str, partitions: i32) -> Vec<Received>
         }
     }
     received
-}
-
-/// A free port on 127.0.0.1.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
 }
 
 /// The tansu binary: `$HYGROFLOW_TANSU`, then `PATH`, then `~/.cargo/bin/tansu`.

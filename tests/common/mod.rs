@@ -9,6 +9,14 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// A free port on 127.0.0.1 (free when asked; another process may take it before it is used).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
 /// The built binary.
 pub fn hygroflow() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hygroflow"));

@@ -6,7 +6,7 @@
 //! traffic through the proxy:
 //!
 //! ```ignore
-//! let port = proxy::free_port();
+//! let port = common::free_port();
 //! let broker = Broker::start_advertised(port);
 //! let proxy = Proxy::start(port, &broker.listen_address());
 //! // clients use proxy.address() (== the advertised address)
@@ -25,14 +25,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
-
-/// A free port on 127.0.0.1 (free when asked; another process may take it before it is used).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
-}
 
 /// Open connections: both sockets of each, to shut down on `cut()`.
 type Connections = Mutex<HashMap<u64, (TcpStream, TcpStream)>>;
