@@ -181,11 +181,6 @@ impl StateDir {
         }))
     }
 
-    /// The newest generation with files here (a process without a marker counts from it).
-    pub fn newest_generation(&self) -> Result<Option<u64>, CheckpointError> {
-        Ok(self.generations()?.into_iter().max())
-    }
-
     fn generations(&self) -> Result<Vec<u64>, CheckpointError> {
         let mut found = Vec::new();
         for entry in fs::read_dir(&self.dir).map_err(io_error(&self.dir))? {

@@ -15,15 +15,15 @@
 //! flags into the validated [`config::Config`] every worker runs with.
 
 pub mod bench;
-pub mod checkpoint;
+pub(crate) mod checkpoint;
 pub mod cli;
-pub mod cluster;
+pub(crate) mod cluster;
 pub mod config;
 pub mod epoch;
 pub mod fleet;
 pub mod kafka;
 pub mod message;
 pub mod pipeline;
-pub mod sink;
-pub mod source;
-pub mod tally;
+pub(crate) mod sink;
+pub(crate) mod source;
+pub(crate) mod tally;
