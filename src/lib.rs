@@ -4,15 +4,17 @@
 //! Data flows one way, and the modules follow it:
 //!
 //! ```text
-//! bytes (file / generator)  -> source/    : raw messages, divided among workers
+//! bytes (Kafka / file / generator) -> source/ : raw messages, divided among workers
 //!   -> message              : JSON -> Result<Reading, MessageError>
-//!   -> epoch, tally         : which batch a record belongs to, summed per sensor
+//!   -> epoch, tally         : which batch a record belongs to, summed per device and sensor
 //!   -> analyses             : differential dataflows, no I/O (the `hygroflow-dataflows` crate)
-//!   -> sink/                : stdout report, dead letters
+//!   -> sink/                : stdout report, dead letters, results topic
 //! ```
 //!
-//! `pipeline` is the one place where a worker's dataflow is assembled; `cli` and `config` turn
-//! flags into the validated [`config::Config`] every worker runs with.
+//! `cli` turns flags into the validated [`config::Config`]; `pipeline` builds a job from it
+//! once per process and runs each worker's loop (poll -> ingest -> step -> on_frontier), with
+//! one owner per concern: the epoch writer, the checkpointer (`checkpoint` holds its files),
+//! the report printer. `kafka` holds the Kafka plumbing and the `produce` and `topic` tools.
 
 pub mod bench;
 pub(crate) mod checkpoint;
