@@ -1,0 +1,134 @@
+//! The dataflow's three inputs, moved together.
+//!
+//! [`InputHandles`] owns the input sessions that [`build`](crate::build) creates: device sums,
+//! sensors and counters. Every worker must move all three to the same epochs, data or not, or
+//! the frontier stalls; `advance_to`, `flush` and `close` act on all three at once, so no caller
+//! can forget one (differential's `tpchlike` shares one `InputHandles` between its queries and
+//! their tests the same way).
+//!
+//! `advance_to` only records the next epoch, as `InputSession::advance_to` does; `flush` sends
+//! what is buffered and tells timely that earlier epochs are closed. Call both, in that order.
+
+use differential_dataflow::input::InputSession;
+
+use crate::{Counter, Epoch, SensorKey, Tally};
+
+/// The dataflow's inputs: what a worker sends into the analyses.
+pub struct InputHandles {
+    /// Per-device sums: one `(device, (sum_micro, count))` update per device and epoch.
+    pub device_sums: InputSession<Epoch, String, Tally>,
+    /// Sensors: `((device, guid), 1)` the first time this worker sees the pair.
+    pub sensors: InputSession<Epoch, SensorKey, isize>,
+    /// Side counters: `(Counter, n)`, the count being the difference.
+    pub counters: InputSession<Epoch, Counter, i64>,
+}
+
+impl InputHandles {
+    /// Records `epoch` as the time of later updates on all three inputs (no effect until `flush`).
+    ///
+    /// Panics, as `InputSession::advance_to` does, if `epoch` is before the inputs' time.
+    pub fn advance_to(&mut self, epoch: Epoch) {
+        self.device_sums.advance_to(epoch);
+        self.sensors.advance_to(epoch);
+        self.counters.advance_to(epoch);
+    }
+
+    /// Sends the buffered updates of all three inputs and moves their frontier to their time.
+    pub fn flush(&mut self) {
+        self.device_sums.flush();
+        self.sensors.flush();
+        self.counters.flush();
+    }
+
+    /// The epoch later updates go to: the time of all three inputs, which move together.
+    pub fn time(&self) -> &Epoch {
+        self.device_sums.time()
+    }
+
+    /// Flushes and closes all three inputs; the dataflow finishes once every worker has.
+    pub fn close(self) {
+        let InputHandles {
+            device_sums,
+            sensors,
+            counters,
+        } = self;
+        device_sums.close();
+        sensors.close();
+        counters.close();
+    }
+}
+
+impl Default for InputHandles {
+    /// Inputs attached to no dataflow: what `std::mem::take` leaves behind when a caller that
+    /// holds its inputs by `&mut` closes them.
+    fn default() -> Self {
+        InputHandles {
+            device_sums: InputSession::new(),
+            sensors: InputSession::new(),
+            counters: InputSession::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use crate::{build, Counter, Epoch, Stat};
+
+    #[test]
+    fn the_inputs_move_together_and_close_together() {
+        timely::execute_directly(|worker| {
+            let seen = Rc::new(RefCell::new(Vec::new()));
+            let sink = Rc::clone(&seen);
+            let (mut inputs, probe) = worker.dataflow::<Epoch, _, _>(|scope| {
+                let (inputs, stats) = build(scope);
+                let (probe, _) = stats
+                    .inspect_batch(move |_, updates| {
+                        sink.borrow_mut().extend(updates.iter().cloned())
+                    })
+                    .probe();
+                (inputs, probe)
+            });
+            inputs.device_sums.update("CT1".into(), (50_000_000, 1));
+            inputs.sensors.update(("CT1".into(), "g1".into()), 1);
+            inputs.counters.update(Counter::Rejected, 2);
+            inputs.advance_to(4);
+            inputs.flush();
+            assert_eq!(*inputs.time(), 4);
+            worker.step_while(|| probe.less_than(inputs.time()));
+            let mut got: Vec<(Stat, Epoch, isize)> = seen.borrow_mut().drain(..).collect();
+            got.sort();
+            let device = "CT1".to_string();
+            assert_eq!(
+                got,
+                [
+                    (
+                        Stat::DeviceHumidity {
+                            device: device.clone(),
+                            sum_micro: 50_000_000,
+                            count: 1
+                        },
+                        0,
+                        1
+                    ),
+                    (Stat::TotalMessages(1), 0, 1),
+                    (Stat::DeviceSensors { device, sensors: 1 }, 0, 1),
+                    (Stat::TotalSensors(1), 0, 1),
+                    (Stat::Count(Counter::Rejected, 2), 0, 1),
+                ]
+            );
+            inputs.close();
+            worker.step_while(|| !probe.done());
+        });
+    }
+
+    #[test]
+    fn unattached_inputs_close_quietly() {
+        let mut inputs = super::InputHandles::default();
+        inputs.advance_to(3);
+        inputs.flush();
+        std::mem::take(&mut inputs).close();
+    }
+}
