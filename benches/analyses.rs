@@ -1,12 +1,13 @@
 //! The analyses' per-epoch update cost, with 2.1k, 10k, 100k and 1M distinct sensors loaded.
 //!
-//! One timely worker on the bench thread builds the engine's dataflow (all analyses, gathered
-//! to worker 0, probed) and loads every sensor once in a first epoch. Each measured iteration
-//! is then one epoch as a worker sends it when an epoch closes: one `(sum, count)` update per
-//! device (all 51), plus a number of sensors seen for the first time (0 in the steady state of
-//! the default fleet, 1,000 for the larger sizes: a fleet still growing); the inputs advance,
-//! and the worker steps until the probe passes the epoch. Parsing and tallying are not
-//! included (see `benches/parse.rs` and `hygroflow bench`).
+//! One timely worker on the bench thread builds the engine's dataflow with the engine's own
+//! wiring (`hygroflow_dataflows::build`: all analyses, gathered to worker 0), probes it, and
+//! loads every sensor once in a first epoch. Each measured iteration is then one epoch as a
+//! worker sends it when an epoch closes: one `(sum, count)` update per device (all 51), plus
+//! a number of sensors seen for the first time (0 in the steady state of the default fleet,
+//! 1,000 for the larger sizes: a fleet still growing); the inputs advance, and the worker
+//! steps until the probe passes the epoch. Parsing and tallying are not included (see
+//! `benches/parse.rs` and `hygroflow bench`).
 //!
 //! ```text
 //! cargo bench --bench analyses            # all sizes
@@ -16,11 +17,8 @@
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use differential_dataflow::input::{Input, InputSession};
 use hygroflow::fleet::device_names;
-use hygroflow_dataflows::{
-    analyses, gather_to_first, Counter, Epoch, SensorKey, Tally, MICROS_PER_PERCENT,
-};
+use hygroflow_dataflows::{build, Counter, Epoch, InputHandles, MICROS_PER_PERCENT};
 use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
 
@@ -34,9 +32,7 @@ const SIZES: [(&str, usize, usize); 4] = [
 
 /// A loaded dataflow and the next new sensor's number.
 struct Loaded {
-    sums: InputSession<Epoch, String, Tally>,
-    sensors: InputSession<Epoch, SensorKey, isize>,
-    counters: InputSession<Epoch, Counter, i64>,
+    inputs: InputHandles,
     probe: ProbeHandle<Epoch>,
     devices: Vec<String>,
     next: usize,
@@ -45,17 +41,13 @@ struct Loaded {
 impl Loaded {
     /// Builds the dataflow and loads `sensors` sensors in epoch 0.
     fn new(worker: &mut Worker, sensors: usize) -> Self {
-        let (sums, sensors_in, counters, probe) = worker.dataflow::<Epoch, _, _>(|scope| {
-            let (sums_in, sums) = scope.new_collection::<String, Tally>();
-            let (sensors_in, sensors) = scope.new_collection::<SensorKey, isize>();
-            let (counters_in, counters) = scope.new_collection::<Counter, i64>();
-            let (probe, _) = gather_to_first(analyses(sums, sensors, counters)).probe();
-            (sums_in, sensors_in, counters_in, probe)
+        let (inputs, probe) = worker.dataflow::<Epoch, _, _>(|scope| {
+            let (inputs, stats) = build(scope);
+            let (probe, _) = stats.probe();
+            (inputs, probe)
         });
         let mut loaded = Loaded {
-            sums,
-            sensors: sensors_in,
-            counters,
+            inputs,
             probe,
             devices: device_names(),
             next: 0,
@@ -73,41 +65,31 @@ impl Loaded {
     fn epoch(&mut self, worker: &mut Worker, new: usize) {
         for (i, device) in self.devices.iter().enumerate() {
             let humidity = (i as i64 % 100) * MICROS_PER_PERCENT;
-            self.sums.update(device.clone(), (humidity * 40, 40));
+            self.inputs
+                .device_sums
+                .update(device.clone(), (humidity * 40, 40));
         }
         for _ in 0..new {
             let i = self.next;
             self.next += 1;
             let device = self.devices[(i * 7_919) % self.devices.len()].clone();
-            self.sensors.update(
+            self.inputs.sensors.update(
                 (device, format!("0-ZZZ{:08}-{:03}", i / 1_000, i % 1_000)),
                 1,
             );
         }
-        self.counters.update(Counter::Rejected, 1);
-        let next = self.sums.time() + 1;
-        self.sums.advance_to(next);
-        self.sensors.advance_to(next);
-        self.counters.advance_to(next);
-        self.sums.flush();
-        self.sensors.flush();
-        self.counters.flush();
-        let (probe, time) = (&self.probe, *self.sums.time());
+        self.inputs.counters.update(Counter::Rejected, 1);
+        let next = self.inputs.time() + 1;
+        self.inputs.advance_to(next);
+        self.inputs.flush();
+        let (probe, time) = (&self.probe, *self.inputs.time());
         worker.step_while(|| probe.less_than(&time));
     }
 
     /// Closes the inputs and lets the dataflow finish.
     fn close(self, worker: &mut Worker) {
-        let Loaded {
-            sums,
-            sensors,
-            counters,
-            probe,
-            ..
-        } = self;
-        sums.close();
-        sensors.close();
-        counters.close();
+        let Loaded { inputs, probe, .. } = self;
+        inputs.close();
         worker.step_while(|| !probe.done());
     }
 }

@@ -2,15 +2,23 @@
 //!
 //! This crate turns typed sensor tallies into the four per-epoch results of the original
 //! Spark job, maintained incrementally with differential dataflow. It does no I/O and knows
-//! nothing of Kafka, files or flags: `src/pipeline.rs` in the root crate feeds it.
+//! nothing of Kafka, files or flags: the pipeline in the root crate (`src/pipeline/`) feeds it.
 //!
 //! ```text
+//!  InputHandles                                  build(scope)
 //!  device sums: (device, (sum_micro, count))  ──┬─> avg_humidity      ──┐
 //!                                               └─> total_messages    ──┤
 //!  sensors: ((device, guid), +1)  ──────────────┬─> sensors_by_device ──┼─> Stat ─> worker 0
 //!                                               └─> total_sensors     ──┤
 //!  counters: (Counter, i64) ──────────────────────> counters          ──┘
 //! ```
+//!
+//! The wiring exists once: [`build`] creates the three inputs in a scope, builds every
+//! analysis and gathers their results to worker 0; the caller gets the [`InputHandles`] and
+//! the result collection, and attaches its own `inspect_batch` and `probe`. The pipeline, the
+//! oracle test (`tests/oracle.rs`) and the benchmark (`benches/analyses.rs`) all call it.
+//! [`Results`] turns the gathered updates into the cumulative facts of each epoch; sorting and
+//! dividing them for display is the report sink's business, not this crate's.
 //!
 //! The inputs are pre-aggregated on each worker, so their size follows devices and sensors,
 //! not messages:
@@ -23,20 +31,20 @@
 
 pub mod avg_humidity;
 pub mod counters;
-mod inputs;
+pub mod inputs;
 pub mod results;
 pub mod sensors_by_device;
 pub mod total_messages;
 pub mod total_sensors;
 
+use differential_dataflow::input::Input;
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::Exchange;
+use timely::dataflow::Scope;
 
-use differential_dataflow::input::Input;
 pub use inputs::InputHandles;
 pub use results::Results;
-use timely::dataflow::Scope;
 
 /// An epoch: the index of a batch of `--epoch` length since the Unix epoch.
 pub type Epoch = u64;
@@ -95,8 +103,43 @@ pub enum Stat {
     Count(Counter, i64),
 }
 
+/// Builds the analyses in `scope`: their three inputs, every analysis, and the results
+/// gathered to worker 0.
+///
+/// Every worker calls it in the same dataflow. The caller feeds the returned inputs and
+/// attaches what reads the results (`inspect_batch`, `probe`, `capture`); on workers other
+/// than 0 the result collection stays empty.
+///
+/// ```
+/// use hygroflow_dataflows::{build, Epoch};
+///
+/// timely::execute_directly(|worker| {
+///     let (mut inputs, probe) = worker.dataflow::<Epoch, _, _>(|scope| {
+///         let (inputs, stats) = build(scope);
+///         let (probe, _) = stats.inspect(|(stat, epoch, diff)| println!("{epoch}: {stat:?} {diff:+}")).probe();
+///         (inputs, probe)
+///     });
+///     inputs.device_sums.update("CT1".into(), (66_500_000, 1));
+///     inputs.advance_to(1);
+///     inputs.flush();
+///     worker.step_while(|| probe.less_than(inputs.time()));
+///     inputs.close();
+/// });
+/// ```
+pub fn build(scope: Scope<'_, Epoch>) -> (InputHandles, VecCollection<'_, Epoch, Stat, isize>) {
+    let (device_sums, sums) = scope.new_collection::<String, Tally>();
+    let (sensors, seen) = scope.new_collection::<SensorKey, isize>();
+    let (counters, counts) = scope.new_collection::<Counter, i64>();
+    let inputs = InputHandles {
+        device_sums,
+        sensors,
+        counters,
+    };
+    (inputs, gather_to_first(analyses(sums, seen, counts)))
+}
+
 /// Builds all analyses and concatenates their results.
-pub fn analyses<'scope>(
+fn analyses<'scope>(
     device_sums: DeviceSums<'scope>,
     sensors: Sensors<'scope>,
     counters: Counters<'scope>,
@@ -109,21 +152,8 @@ pub fn analyses<'scope>(
 }
 
 /// Routes every result update to worker 0, where reports are assembled.
-pub fn gather_to_first(
+fn gather_to_first(
     stats: VecCollection<'_, Epoch, Stat, isize>,
 ) -> VecCollection<'_, Epoch, Stat, isize> {
     stats.inner.exchange(|_| 0).as_collection()
-}
-
-/// temporary
-pub fn build(scope: Scope<'_, Epoch>) -> (InputHandles, VecCollection<'_, Epoch, Stat, isize>) {
-    let (device_sums, sums) = scope.new_collection::<String, Tally>();
-    let (sensors, seen) = scope.new_collection::<SensorKey, isize>();
-    let (counters, counts) = scope.new_collection::<Counter, i64>();
-    let inputs = InputHandles {
-        device_sums,
-        sensors,
-        counters,
-    };
-    (inputs, gather_to_first(analyses(sums, seen, counts)))
 }

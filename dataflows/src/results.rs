@@ -1,13 +1,15 @@
-//! Results: turns the stream of `Stat` updates gathered on worker 0 into reports.
+//! Results: turns the stream of `Stat` updates gathered on worker 0 into the cumulative facts
+//! of each epoch.
 //!
 //! Differential sends changes (`+1` for a new fact, `-1` for a retracted one). `Results`
 //! keeps the updates that arrived for epochs not yet complete, and when the caller says an
 //! epoch is complete, applies every update at or before it to the cumulative state. Updates
 //! for later epochs can arrive early (another worker may be ahead) and are kept for later.
+//! The facts stay exact integers; the report sink in the root crate divides and sorts them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::{Counter, Epoch, Stat, MICROS_PER_PERCENT};
+use crate::{Epoch, Stat};
 
 /// Cumulative state plus updates not yet applied.
 #[derive(Debug, Default)]
@@ -55,70 +57,19 @@ impl Results {
         changes.into_iter().collect()
     }
 
-    /// The cumulative state as a report.
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot::from_facts(self.state.iter().filter(|(_, r)| **r > 0).map(|(s, _)| s))
-    }
-
     /// The facts in the cumulative state (each with multiplicity one when healthy).
     pub fn facts(&self) -> impl Iterator<Item = (&Stat, &isize)> {
         self.state.iter()
     }
 }
 
-/// The four analyses plus the side counters, sorted as the seed prints them.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Snapshot {
-    /// (i) Average humidity per device, by value descending, ties by device ascending.
-    pub avg_humidity_by_device: Vec<(String, f64)>,
-    /// (ii) Valid messages processed.
-    pub total_messages: i64,
-    /// (iii) Distinct sensors per device, by device ascending (plain string order).
-    pub sensors_by_device: Vec<(String, i64)>,
-    /// (iv) Distinct sensors in total.
-    pub total_sensors: i64,
-    /// Messages rejected by validation.
-    pub rejected_messages: i64,
-    /// Messages that arrived after their event-time epoch had closed.
-    pub late_messages: i64,
-}
-
-impl Snapshot {
-    /// Builds a report from facts (the full state, or only the facts added in one epoch).
-    pub fn from_facts<'a>(facts: impl IntoIterator<Item = &'a Stat>) -> Self {
-        let mut snapshot = Snapshot::default();
-        for fact in facts {
-            match fact {
-                Stat::DeviceHumidity {
-                    device,
-                    sum_micro,
-                    count,
-                } => {
-                    if *count > 0 {
-                        let avg = *sum_micro as f64 / *count as f64 / MICROS_PER_PERCENT as f64;
-                        snapshot.avg_humidity_by_device.push((device.clone(), avg));
-                    }
-                }
-                Stat::TotalMessages(n) => snapshot.total_messages = *n,
-                Stat::DeviceSensors { device, sensors } => {
-                    snapshot.sensors_by_device.push((device.clone(), *sensors));
-                }
-                Stat::TotalSensors(n) => snapshot.total_sensors = *n,
-                Stat::Count(Counter::Rejected, n) => snapshot.rejected_messages = *n,
-                Stat::Count(Counter::Late, n) => snapshot.late_messages = *n,
-            }
-        }
-        snapshot
-            .avg_humidity_by_device
-            .sort_by(|(da, a), (db, b)| b.total_cmp(a).then_with(|| da.cmp(db)));
-        snapshot.sensors_by_device.sort();
-        snapshot
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn facts(results: &Results) -> Vec<(Stat, isize)> {
+        results.facts().map(|(s, r)| (s.clone(), *r)).collect()
+    }
 
     #[test]
     fn later_updates_wait_for_their_epoch() {
@@ -130,31 +81,10 @@ mod tests {
         ]);
         assert_eq!(results.pending_epochs(Some(2)), BTreeSet::from([1]));
         assert_eq!(results.advance(1), vec![(Stat::TotalMessages(3), 1)]);
-        assert_eq!(results.snapshot().total_messages, 3);
+        assert_eq!(facts(&results), [(Stat::TotalMessages(3), 1)]);
         let changes = results.advance(2);
         assert_eq!(changes.len(), 2);
-        assert_eq!(results.snapshot().total_messages, 5);
+        assert_eq!(facts(&results), [(Stat::TotalMessages(5), 1)]);
         assert!(results.pending_epochs(None).is_empty());
-    }
-
-    #[test]
-    fn averages_sort_descending_with_ties_by_device() {
-        let fact = |device: &str, sum_micro, count| Stat::DeviceHumidity {
-            device: device.into(),
-            sum_micro,
-            count,
-        };
-        let facts = [
-            fact("MRI1", 50_000_000, 1),
-            fact("CT2", 100_000_000, 2),
-            fact("CT1", 140_000_000, 2),
-        ];
-        let snapshot = Snapshot::from_facts(&facts);
-        let order: Vec<&str> = snapshot
-            .avg_humidity_by_device
-            .iter()
-            .map(|(d, _)| d.as_str())
-            .collect();
-        assert_eq!(order, ["CT1", "CT2", "MRI1"]);
     }
 }

@@ -1,13 +1,19 @@
 //! The per-epoch report, as text (the seed's layout) or as one JSON object per line.
+//!
+//! Worker 0's [`Results`] hold the exact facts of each epoch; a [`Snapshot`] divides and sorts
+//! them, and the [`Reporter`] prints it.
+
+pub mod snapshot;
 
 use std::io::{self, Write};
 
-use hygroflow_dataflows::results::{Results, Snapshot};
-use hygroflow_dataflows::{Epoch, Stat};
+use hygroflow_dataflows::{Epoch, Results, Stat};
 use serde::Serialize;
 
 use crate::epoch::{rfc3339, spark_time, EpochGrid};
 use crate::kafka::publisher::{Outgoing, Publisher};
+
+pub use snapshot::Snapshot;
 
 /// How reports are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -108,21 +114,21 @@ impl Reporter {
             let mut changed =
                 Snapshot::from_facts(changes.iter().filter(|(_, r)| *r > 0).map(|(s, _)| s));
             // Totals are always shown with their current values.
-            let full = results.snapshot();
+            let full = Snapshot::of(results);
             changed.total_messages = full.total_messages;
             changed.total_sensors = full.total_sensors;
             changed.rejected_messages = full.rejected_messages;
             changed.late_messages = full.late_messages;
             changed
         } else {
-            results.snapshot()
+            Snapshot::of(results)
         };
         self.write(epoch, &snapshot)
     }
 
     /// Reports the full state at `epoch`, whatever `--changes` says (the final line).
     pub fn full(&mut self, epoch: Epoch, results: &Results) -> io::Result<()> {
-        self.write(epoch, &results.snapshot())
+        self.write(epoch, &Snapshot::of(results))
     }
 
     /// Whether reports print only changes.

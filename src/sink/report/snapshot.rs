@@ -1,0 +1,137 @@
+//! What a report shows: the facts of an epoch, divided and sorted for display.
+//!
+//! The analyses (`hygroflow-dataflows`) keep exact integers: a device's humidity is a sum in
+//! micro-percent and a count. Here, and only here, the sum is divided into an average in
+//! percent and the lists are put in the order the seed prints them.
+
+use hygroflow_dataflows::{Counter, Results, Stat, MICROS_PER_PERCENT};
+
+/// The four analyses plus the side counters, sorted as the seed prints them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    /// (i) Average humidity per device, by value descending, ties by device ascending.
+    pub avg_humidity_by_device: Vec<(String, f64)>,
+    /// (ii) Valid messages processed.
+    pub total_messages: i64,
+    /// (iii) Distinct sensors per device, by device ascending (plain string order).
+    pub sensors_by_device: Vec<(String, i64)>,
+    /// (iv) Distinct sensors in total.
+    pub total_sensors: i64,
+    /// Messages rejected by validation.
+    pub rejected_messages: i64,
+    /// Messages that arrived after their event-time epoch had closed.
+    pub late_messages: i64,
+}
+
+impl Snapshot {
+    /// The cumulative state of `results` (the facts it holds).
+    pub fn of(results: &Results) -> Self {
+        Snapshot::from_facts(results.facts().filter(|(_, r)| **r > 0).map(|(s, _)| s))
+    }
+
+    /// Builds a report from facts (the full state, or only the facts added in one epoch).
+    pub fn from_facts<'a>(facts: impl IntoIterator<Item = &'a Stat>) -> Self {
+        let mut snapshot = Snapshot::default();
+        for fact in facts {
+            match fact {
+                Stat::DeviceHumidity {
+                    device,
+                    sum_micro,
+                    count,
+                } => {
+                    if *count > 0 {
+                        let avg = *sum_micro as f64 / *count as f64 / MICROS_PER_PERCENT as f64;
+                        snapshot.avg_humidity_by_device.push((device.clone(), avg));
+                    }
+                }
+                Stat::TotalMessages(n) => snapshot.total_messages = *n,
+                Stat::DeviceSensors { device, sensors } => {
+                    snapshot.sensors_by_device.push((device.clone(), *sensors));
+                }
+                Stat::TotalSensors(n) => snapshot.total_sensors = *n,
+                Stat::Count(Counter::Rejected, n) => snapshot.rejected_messages = *n,
+                Stat::Count(Counter::Late, n) => snapshot.late_messages = *n,
+            }
+        }
+        snapshot
+            .avg_humidity_by_device
+            .sort_by(|(da, a), (db, b)| b.total_cmp(a).then_with(|| da.cmp(db)));
+        snapshot.sensors_by_device.sort();
+        snapshot
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn humidity(device: &str, sum_micro: i64, count: i64) -> Stat {
+        Stat::DeviceHumidity {
+            device: device.into(),
+            sum_micro,
+            count,
+        }
+    }
+
+    #[test]
+    fn averages_sort_descending_with_ties_by_device() {
+        let facts = [
+            humidity("MRI1", 50_000_000, 1),
+            humidity("CT2", 100_000_000, 2),
+            humidity("CT1", 140_000_000, 2),
+        ];
+        let snapshot = Snapshot::from_facts(&facts);
+        let order: Vec<&str> = snapshot
+            .avg_humidity_by_device
+            .iter()
+            .map(|(d, _)| d.as_str())
+            .collect();
+        assert_eq!(order, ["CT1", "CT2", "MRI1"]);
+    }
+
+    #[test]
+    fn averages_are_percent_and_devices_without_readings_are_left_out() {
+        let facts = [humidity("CT1", 133_000_000, 2), humidity("MRI1", 0, 0)];
+        let snapshot = Snapshot::from_facts(&facts);
+        assert_eq!(snapshot.avg_humidity_by_device, [("CT1".to_string(), 66.5)]);
+    }
+
+    #[test]
+    fn sensors_sort_by_device() {
+        let sensors = |device: &str, sensors| Stat::DeviceSensors {
+            device: device.into(),
+            sensors,
+        };
+        let facts = [
+            sensors("PETCT7", 43),
+            sensors("CT10", 2),
+            sensors("CT1", 36),
+        ];
+        let snapshot = Snapshot::from_facts(&facts);
+        assert_eq!(
+            snapshot.sensors_by_device,
+            [
+                ("CT1".to_string(), 36),
+                ("CT10".to_string(), 2),
+                ("PETCT7".to_string(), 43)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_snapshot_of_results_shows_their_state_after_each_epoch() {
+        let mut results = Results::default();
+        results.absorb([
+            (Stat::TotalMessages(3), 1, 1),
+            (Stat::TotalMessages(3), 2, -1),
+            (Stat::TotalMessages(5), 2, 1),
+            (Stat::Count(Counter::Late, 1), 2, 1),
+        ]);
+        results.advance(1);
+        assert_eq!(Snapshot::of(&results).total_messages, 3);
+        results.advance(2);
+        let snapshot = Snapshot::of(&results);
+        assert_eq!(snapshot.total_messages, 5);
+        assert_eq!(snapshot.late_messages, 1);
+    }
+}
