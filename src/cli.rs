@@ -9,13 +9,13 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    addresses, parse_epoch, Cluster, Config, ConfigError, Input, KafkaInput, ResultsTopic,
+    addresses, parse_epoch, Cluster, Config, ConfigError, Input, KafkaInput, ReportFormat,
+    ResultsTopic,
 };
 use crate::epoch::TimeMode;
 use crate::fleet::{Fleet, Generator, DEFAULT_SENSORS, GENERATE_START_MS};
 use crate::kafka::{client_config, Property};
 use crate::message::DEFAULT_MAX_MESSAGE_BYTES;
-use crate::sink::report::ReportFormat;
 
 /// Real-time humidity analytics for the dataloggers that protect hospital imaging machines.
 ///

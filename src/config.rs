@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use rdkafka::config::ClientConfig;
 
 use crate::epoch::{EpochGrid, TimeMode};
-use crate::sink::report::ReportFormat;
 
 /// Where readings come from, with the options that only make sense for that input.
 #[derive(Clone, Debug)]
@@ -69,6 +68,15 @@ impl KafkaInput {
     pub fn checkpoint_name(&self) -> String {
         format!("kafka:{}", self.topic)
     }
+}
+
+/// How reports are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// The Spark job's layout: a `Time:` header and the four analyses.
+    Text,
+    /// One JSON object per epoch, on one line.
+    Json,
 }
 
 /// Where reports are published besides stdout.

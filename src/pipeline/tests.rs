@@ -17,9 +17,8 @@ use super::memory::{Entry, MemoryTopic};
 use super::writer::Offsets;
 use super::{run_job, Outcome};
 use crate::checkpoint::StateDir;
-use crate::config::{Cluster, Config, Input, KafkaInput};
+use crate::config::{Cluster, Config, Input, KafkaInput, ReportFormat};
 use crate::epoch::{EpochGrid, TimeMode};
-use crate::sink::report::ReportFormat;
 
 /// A report writer the test reads back.
 #[derive(Clone, Default)]

@@ -10,19 +10,11 @@ use std::io::{self, Write};
 use hygroflow_dataflows::{Epoch, Results, Stat};
 use serde::Serialize;
 
+use crate::config::ReportFormat;
 use crate::epoch::{rfc3339, spark_time, EpochGrid};
 use crate::kafka::publisher::{Outgoing, Publisher};
 
 pub use snapshot::Snapshot;
-
-/// How reports are printed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ReportFormat {
-    /// The Spark job's layout: a `Time:` header and the four analyses.
-    Text,
-    /// One JSON object per epoch, on one line.
-    Json,
-}
 
 /// The JSON report, field order as documented.
 #[derive(Debug, Serialize)]
