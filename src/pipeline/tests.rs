@@ -161,6 +161,18 @@ fn facts(report: &Value) -> Value {
     facts
 }
 
+/// One field of every report, in order.
+fn each(run: &Run, key: &str) -> Vec<i64> {
+    run.reports.iter().filter_map(|r| r[key].as_i64()).collect()
+}
+
+/// A run over `partitions` that must succeed.
+fn run_ok(partitions: Vec<Vec<Entry>>, config: Config) -> Run {
+    let done = run(&Arc::new(MemoryTopic::new(partitions)), config, None);
+    done.result.as_ref().expect("the run succeeds");
+    done
+}
+
 fn last(run: &Run) -> Value {
     facts(run.reports.last().expect("a final report"))
 }
@@ -314,28 +326,15 @@ fn gh_7_event_time_reports_the_epochs_that_have_data() {
             reading("a", "CT1", 60.0, 12_500),
             reading("c", "MRI1", 70.0, 15_000),
         ]];
-        let done = run(
-            &Arc::new(MemoryTopic::new(partitions)),
-            event_config(workers),
-            None,
-        );
-        done.result.as_ref().expect("the run succeeds");
-        let epochs: Vec<i64> = done
-            .reports
-            .iter()
-            .filter_map(|r| r["epoch"].as_i64())
-            .collect();
+        let done = run_ok(partitions, event_config(workers));
+        let epochs = each(&done, "epoch");
         assert_eq!(
             epochs,
             [10, 12, 15],
             "{workers} workers: {:?}",
             done.reports
         );
-        let totals: Vec<i64> = done
-            .reports
-            .iter()
-            .filter_map(|r| r["total_messages"].as_i64())
-            .collect();
+        let totals = each(&done, "total_messages");
         assert_eq!(totals, [2, 3, 4]);
     }
 }
@@ -354,23 +353,14 @@ fn gh_7_processing_time_reports_every_epoch_even_empty_ones() {
             Duration::from_millis(100),
             Duration::from_secs(60),
         );
-        let done = run(&Arc::new(MemoryTopic::new(partitions)), config, None);
-        done.result.as_ref().expect("the run succeeds");
-        let epochs: Vec<i64> = done
-            .reports
-            .iter()
-            .filter_map(|r| r["epoch"].as_i64())
-            .collect();
+        let done = run_ok(partitions, config);
+        let epochs = each(&done, "epoch");
         assert!(epochs.len() >= 5, "{workers} workers: {epochs:?}");
         assert!(
             epochs.windows(2).all(|w| w[1] == w[0] + 1),
             "no epoch is skipped: {epochs:?}"
         );
-        let totals: Vec<i64> = done
-            .reports
-            .iter()
-            .filter_map(|r| r["total_messages"].as_i64())
-            .collect();
+        let totals = each(&done, "total_messages");
         assert!(
             totals.windows(2).any(|w| w[0] == w[1]),
             "epochs without data are reported too: {totals:?}"
@@ -395,8 +385,7 @@ fn gh_7_a_record_for_an_epoch_closed_by_the_idle_clock_is_late() {
             Duration::from_secs(1),
             Duration::from_millis(100),
         );
-        let done = run(&Arc::new(MemoryTopic::new(partitions)), config, None);
-        done.result.as_ref().expect("the run succeeds");
+        let done = run_ok(partitions, config);
         let first = done.reports.first().expect("a report");
         assert_eq!(first["epoch"], 10, "{:?}", done.reports);
         assert_eq!(first["total_messages"], 1);
