@@ -4,7 +4,7 @@
 //! queue is full ([`enqueue`]).
 //!
 //! Producer and consumer contexts that need more (delivery reports, commit results) embed a
-//! [`ClientLog`] and hand it their log and error events with [`log_through!`].
+//! [`ClientLog`] and hand it their log and error events with `log_through!`.
 
 use std::sync::Mutex;
 use std::time::Duration;
