@@ -98,7 +98,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, value_name = "BYTES")]
     pub max_message_bytes: usize,
     /// Kafka bootstrap brokers, host:port[,host:port...].
-    #[arg(short = 'b', long, value_name = "BROKERS")]
+    #[arg(short = 'b', long, value_name = "BROKERS", value_parser = crate::kafka::parse_brokers)]
     pub brokers: Option<String>,
     /// Kafka topic to consume.
     #[arg(short = 't', long, value_name = "TOPIC")]

@@ -241,6 +241,21 @@ fn huge_and_hostile_lines_are_rejected_not_fatal() {
     assert_eq!(last["avg_humidity_by_device"][0][1], 50.5);
 }
 
+/// Runs the binary with `args`, which must fail with one line on stderr; returns its output.
+fn fails_with_one_line(args: &[&str]) -> std::process::Output {
+    let out = run(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{args:?}: one line, got {stderr:?}"
+    );
+    assert!(stderr.starts_with("hygroflow: "), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+    out
+}
+
 #[test]
 fn bad_flags_and_files_fail_with_one_line() {
     for args in [
@@ -252,16 +267,24 @@ fn bad_flags_and_files_fail_with_one_line() {
         vec!["run", "-n", "2", "-p", "5"],
         vec!["generate", "--bad-fraction", "2"],
     ] {
-        let out = run(&args);
-        assert!(!out.status.success(), "{args:?} should fail");
+        fails_with_one_line(&args);
+    }
+}
+
+#[test]
+fn gh_7_run_checks_the_broker_list() {
+    // The same mistakes `produce` refuses, refused before any connection is tried (no broker
+    // runs here: a list that passed would be retried until the test timed out).
+    for (brokers, why) in [
+        ("host:notaport", "is not host:port"),
+        ("", "no brokers given"),
+        ("a:9092,", "empty broker address"),
+        ("h:99999", "is not host:port"),
+    ] {
+        let out = fails_with_one_line(&["run", "-b", brokers, "-t", "t", "--until-end"]);
+        assert_eq!(out.status.code(), Some(2), "{brokers:?}: a flag error");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            stderr.trim_end().lines().count(),
-            1,
-            "{args:?}: one line, got {stderr:?}"
-        );
-        assert!(stderr.starts_with("hygroflow: "), "{stderr}");
-        assert!(!stderr.contains("panicked"));
+        assert!(stderr.contains(why), "{brokers:?}: {stderr}");
     }
 }
 

@@ -8,11 +8,9 @@ use futures_executor::block_on;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::produce::{check_brokers, BrokerLog};
-use super::Property;
+use super::{check_brokers, ClientLog, Property};
 
 /// Flags of `topic`.
 #[derive(Debug, Args)]
@@ -98,8 +96,8 @@ fn create(args: &CreateArgs) -> anyhow::Result<()> {
         properties = %super::redacted(&args.properties),
         "creating topic"
     );
-    let admin: AdminClient<BrokerLog> = super::client_config(&args.brokers, &args.properties)
-        .create_with_context(BrokerLog::default())
+    let admin: AdminClient<ClientLog> = super::client_config(&args.brokers, &args.properties)
+        .create_with_context(ClientLog::quiet())
         .context("cannot create the Kafka admin client")?;
     let topic = NewTopic::new(
         &args.topic,
@@ -177,46 +175,22 @@ fn describe(args: &DescribeArgs) -> anyhow::Result<String> {
         properties = %super::redacted(&args.properties),
         "describing topic"
     );
-    let consumer: BaseConsumer<BrokerLog> = config
-        .create_with_context(BrokerLog::default())
+    let consumer: BaseConsumer<ClientLog> = config
+        .create_with_context(ClientLog::quiet())
         .context("cannot create the Kafka consumer")?;
-    let metadata = match consumer.fetch_metadata(Some(&args.topic), TIMEOUT) {
-        Ok(metadata) => metadata,
-        Err(e) => {
-            // Connection errors wait as events on the consumer's queue: serve them to learn why.
-            let cause = match consumer.poll(Duration::ZERO) {
-                Some(Err(cause)) => format!("; {cause}"),
-                _ => String::new(),
-            };
-            bail!(
-                "cannot get metadata for topic {} from {} within {TIMEOUT:?}: {e}{cause}{}",
-                args.topic,
-                args.brokers,
-                consumer.context().suffix()
-            )
-        }
-    };
-    let Some(topic) = metadata.topics().iter().find(|t| t.name() == args.topic) else {
-        bail!(
-            "broker {} did not describe topic {}",
-            args.brokers,
-            args.topic
-        );
-    };
-    match topic.error() {
-        None if !topic.partitions().is_empty() => {}
-        None | Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) => {
-            bail!("topic {} does not exist on {}", args.topic, args.brokers)
-        }
-        Some(e) => bail!(
-            "topic {} on {}: {}",
-            args.topic,
-            args.brokers,
-            RDKafkaErrorCode::from(e)
-        ),
-    }
-    let mut partitions: Vec<i32> = topic.partitions().iter().map(|p| p.id()).collect();
-    partitions.sort_unstable();
+    let partitions = super::topic_partitions(
+        consumer.client(),
+        consumer.context(),
+        &args.brokers,
+        &args.topic,
+        TIMEOUT,
+        // Connection errors wait as events on the consumer's queue: serving them hands them
+        // to the context, which keeps the last one for the message. The consumer is assigned
+        // nothing, so the poll returns no message.
+        || {
+            let _ = consumer.poll(Duration::ZERO);
+        },
+    )?;
 
     let mut wanted = TopicPartitionList::new();
     for &p in &partitions {

@@ -1,9 +1,15 @@
 //! Kafka plumbing shared by the source, the sinks and the tools: client configuration from
-//! kcat-style flags (`-b`, `-X key=value`), with secrets kept out of logs.
+//! kcat-style flags (`-b`, `-X key=value`), with the broker list checked and secrets kept out
+//! of logs. What the clients share once created (their context, the metadata lookup, sending
+//! when the queue is full) is in [`client`].
 
 pub mod admin;
+pub mod client;
 pub mod produce;
 pub mod publisher;
+
+pub(crate) use client::log_through;
+pub use client::{enqueue, partitions, topic_partitions, ClientLog, TopicError};
 
 use rdkafka::config::ClientConfig;
 
@@ -52,6 +58,47 @@ pub fn redacted(properties: &[Property]) -> String {
         .join(" ")
 }
 
+/// What is wrong with a `-b` broker list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokersError {
+    /// The list is empty.
+    #[error("no brokers given (-b host:port)")]
+    Empty,
+    /// An entry of the list is empty (`a:1,`).
+    #[error("empty broker address in -b {0:?}")]
+    EmptyAddress(String),
+    /// An entry has an empty host or a port that is not a number from 1 to 65535.
+    #[error("broker address {0:?} is not host:port (port 1 to 65535)")]
+    NotHostPort(String),
+}
+
+/// Catches the `-b` mistakes librdkafka would not report clearly: an empty list or entry, and
+/// a port that is not a number from 1 to 65535 (librdkafka silently wraps 99999 to 34463).
+/// Hosts are left to the resolver, and an unreachable broker to librdkafka's retries.
+pub fn check_brokers(brokers: &str) -> Result<(), BrokersError> {
+    if brokers.trim().is_empty() {
+        return Err(BrokersError::Empty);
+    }
+    for entry in brokers.split(',').map(str::trim) {
+        let address = entry.split_once("://").map_or(entry, |(_, rest)| rest);
+        if address.is_empty() {
+            return Err(BrokersError::EmptyAddress(brokers.to_owned()));
+        }
+        if let Some((host, port)) = address.rsplit_once(':') {
+            if host.is_empty() || !port.parse::<u16>().is_ok_and(|p| p > 0) {
+                return Err(BrokersError::NotHostPort(entry.to_owned()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses `-b` for clap: the list as given, once [`check_brokers`] accepts it.
+pub fn parse_brokers(text: &str) -> Result<String, BrokersError> {
+    check_brokers(text)?;
+    Ok(text.to_owned())
+}
+
 /// A librdkafka configuration for `brokers` with the user's `-X` properties applied last,
 /// so they can override anything hygroflow sets.
 pub fn client_config(brokers: &str, properties: &[Property]) -> ClientConfig {
@@ -80,5 +127,23 @@ mod tests {
         assert_eq!(shown, "sasl.password=*** fetch.min.bytes=1=2");
         assert!(is_secret("ssl.key.password"));
         assert!(!is_secret("bootstrap.servers"));
+    }
+
+    #[test]
+    fn broker_lists_are_checked_for_what_librdkafka_would_hide() {
+        for good in [
+            "localhost:9092",
+            "a:1,b:2",
+            "[::1]:9092",
+            "PLAINTEXT://k:9092",
+            "kafka",
+        ] {
+            assert!(check_brokers(good).is_ok(), "{good}");
+            assert_eq!(parse_brokers(good).as_deref(), Ok(good));
+        }
+        for bad in ["", " ", "a:1,", "h:99999", "h:0", "a:b:c", ":9092", "h:"] {
+            assert!(check_brokers(bad).is_err(), "{bad}");
+            assert!(parse_brokers(bad).is_err(), "{bad}");
+        }
     }
 }

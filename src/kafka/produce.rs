@@ -21,13 +21,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use rdkafka::client::ClientContext;
-use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::types::RDKafkaRespErr;
 
-use super::Property;
+use super::{check_brokers, ClientLog, Property};
 use crate::message::{parse, DEFAULT_MAX_MESSAGE_BYTES};
 
 /// Flags of `produce`.
@@ -55,9 +52,6 @@ pub struct ProduceArgs {
 /// be delivered would not have delivered that message either.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long to serve delivery reports before retrying a send refused with `QueueFull`.
-const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(50);
-
 /// Sends the lines and prints a summary.
 pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
     if args.rate == Some(0) {
@@ -80,7 +74,7 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
         "starting producer"
     );
     let producer: BaseProducer<Tally> = config
-        .create_with_context(Tally::default())
+        .create_with_context(Tally::new())
         .context("cannot create the Kafka producer")?;
     let metadata_timeout = config
         .get("message.timeout.ms")
@@ -90,7 +84,16 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
         .map_or(METADATA_TIMEOUT, |ms| {
             METADATA_TIMEOUT.min(Duration::from_millis(ms))
         });
-    check_topic(&producer, &args.brokers, &args.topic, metadata_timeout)?;
+    // Fails with one line unless the broker answers and knows the topic.
+    super::topic_partitions(
+        producer.client(),
+        &producer.context().log,
+        &args.brokers,
+        &args.topic,
+        metadata_timeout,
+        // Connection errors wait as events on the main queue: serve them to learn why.
+        || producer.poll(Duration::ZERO),
+    )?;
 
     let bar = progress_bar(size);
     let started = Instant::now();
@@ -133,7 +136,7 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
             sent.messages,
             args.topic,
             args.brokers,
-            tally.broker.suffix(),
+            tally.log.suffix(),
         );
     }
     if delivered != sent.messages {
@@ -212,22 +215,11 @@ fn send_lines(
         if let Some(key) = &key {
             record = record.key(key.as_bytes());
         }
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    // The local queue is full: serve delivery reports so it drains, then retry.
-                    record = back;
-                    producer.poll(QUEUE_FULL_BACKOFF);
-                }
-                Err((e, _)) => {
-                    // Refused for this record alone (too large, for one): a per-record failure.
-                    sent.refused += 1;
-                    if sent.first_refusal.is_none() {
-                        sent.first_refusal = Some(format!("line {number}: {e}"));
-                    }
-                    break;
-                }
+        if let Err(e) = super::enqueue(producer, record) {
+            // Refused for this record alone (too large, for one): a per-record failure.
+            sent.refused += 1;
+            if sent.first_refusal.is_none() {
+                sent.first_refusal = Some(format!("line {number}: {e}"));
             }
         }
         sent.messages += 1;
@@ -292,58 +284,6 @@ fn progress_bar(size: Option<u64>) -> ProgressBar {
     }
 }
 
-/// Fails with one line unless the broker answers and knows the topic.
-fn check_topic(
-    producer: &BaseProducer<Tally>,
-    brokers: &str,
-    topic: &str,
-    timeout: Duration,
-) -> anyhow::Result<()> {
-    let metadata = match producer.client().fetch_metadata(Some(topic), timeout) {
-        Ok(metadata) => metadata,
-        Err(e) => {
-            // Connection errors wait as events on the main queue: serve them to learn why.
-            producer.poll(Duration::ZERO);
-            bail!(
-                "cannot get metadata for topic {topic} from {brokers} within {timeout:?}: {e}{}",
-                producer.context().broker.suffix()
-            )
-        }
-    };
-    let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
-        bail!("broker {brokers} did not describe topic {topic}");
-    };
-    match found.error() {
-        None if !found.partitions().is_empty() => Ok(()),
-        None => bail!("topic {topic} has no partitions on {brokers}"),
-        Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) => bail!(
-            "topic {topic} does not exist on {brokers} (create it with `hygroflow topic create`)"
-        ),
-        Some(e) => bail!("topic {topic} on {brokers}: {}", RDKafkaErrorCode::from(e)),
-    }
-}
-
-/// Catches the `-b` mistakes librdkafka would not report clearly: an empty list or entry, and
-/// a port that is not a number from 1 to 65535 (librdkafka silently wraps 99999 to 34463).
-/// Hosts are left to the resolver. (A candidate for `kafka/mod.rs`, next to `client_config`.)
-pub(super) fn check_brokers(brokers: &str) -> anyhow::Result<()> {
-    if brokers.trim().is_empty() {
-        bail!("no brokers given (-b host:port)");
-    }
-    for entry in brokers.split(',').map(str::trim) {
-        let address = entry.split_once("://").map_or(entry, |(_, rest)| rest);
-        if address.is_empty() {
-            bail!("empty broker address in -b {brokers:?}");
-        }
-        if let Some((host, port)) = address.rsplit_once(':') {
-            if host.is_empty() || !port.parse::<u16>().is_ok_and(|p| p > 0) {
-                bail!("broker address {entry:?} is not host:port (port 1 to 65535)");
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Sets `key` unless the user gave it with `-X` (theirs wins, as `client_config` promises).
 fn set_default(
     config: &mut rdkafka::ClientConfig,
@@ -356,66 +296,28 @@ fn set_default(
     }
 }
 
-/// A client context that keeps librdkafka's own logging quiet: librdkafka retries connection
-/// problems itself, so its messages are debug output, and the last error is kept for the
-/// message of a failure it leads to. (A candidate for `kafka/mod.rs`: the source and sinks
-/// want the same.)
-#[derive(Default)]
-pub(super) struct BrokerLog {
-    last_error: Mutex<Option<String>>,
-}
-
-impl BrokerLog {
-    /// `; last broker error: ...` when librdkafka reported one, else nothing.
-    pub(super) fn suffix(&self) -> String {
-        match self.last_error.lock().ok().and_then(|e| e.clone()) {
-            Some(e) => format!("; last broker error: {e}"),
-            None => String::new(),
-        }
-    }
-
-    fn remember(&self, text: String) {
-        if let Ok(mut last) = self.last_error.lock() {
-            *last = Some(text);
-        }
-    }
-}
-
-impl ClientContext for BrokerLog {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        if (level as i32) <= RDKafkaLogLevel::Warning as i32 {
-            self.remember(log_message.to_owned());
-        }
-        tracing::debug!(target: "librdkafka", ?level, facility = fac, "{log_message}");
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.remember(format!("{error}: {reason}"));
-        tracing::debug!(target: "librdkafka", %error, "{reason}");
-    }
-}
-
-impl rdkafka::consumer::ConsumerContext for BrokerLog {}
-
 /// Counts delivery reports and remembers why things failed.
-#[derive(Default)]
 struct Tally {
     delivered: AtomicU64,
     delivered_bytes: AtomicU64,
     failed: AtomicU64,
     first_failure: Mutex<Option<String>>,
-    broker: BrokerLog,
+    log: ClientLog,
 }
 
-impl ClientContext for Tally {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        self.broker.log(level, fac, log_message);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.broker.error(error, reason);
+impl Tally {
+    fn new() -> Self {
+        Tally {
+            delivered: AtomicU64::new(0),
+            delivered_bytes: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            first_failure: Mutex::new(None),
+            log: ClientLog::quiet(),
+        }
     }
 }
+
+super::log_through!(Tally, log);
 
 impl ProducerContext for Tally {
     /// The input line number, for the message of a failure.
@@ -441,22 +343,6 @@ impl ProducerContext for Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn broker_lists_are_checked_for_what_librdkafka_would_hide() {
-        for good in [
-            "localhost:9092",
-            "a:1,b:2",
-            "[::1]:9092",
-            "PLAINTEXT://k:9092",
-            "kafka",
-        ] {
-            assert!(check_brokers(good).is_ok(), "{good}");
-        }
-        for bad in ["", " ", "a:1,", "h:99999", "h:0", "a:b:c", ":9092", "h:"] {
-            assert!(check_brokers(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn line_ends_are_stripped_once() {

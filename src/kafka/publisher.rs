@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::ClientContext;
 use tracing::warn;
+
+use super::ClientLog;
 
 /// Attempts (each with librdkafka's own retries inside) before a message is given up as fatal.
 const MAX_ATTEMPTS: u32 = 5;
@@ -65,7 +66,7 @@ pub enum PublishError {
         /// Attempts made.
         attempts: u32,
         /// The last error.
-        error: String,
+        error: KafkaError,
     },
     /// Sending was refused outright.
     #[error("cannot send to topic {topic}: {error}")]
@@ -77,13 +78,14 @@ pub enum PublishError {
     },
 }
 
-/// Collects failed deliveries so the owner can resend them.
+/// Collects failed deliveries so the owner can resend them; logs through [`ClientLog`].
 #[derive(Default)]
 pub struct PublishContext {
-    failed: Mutex<Vec<(Arc<Outgoing>, String)>>,
+    log: ClientLog,
+    failed: Mutex<Vec<(Arc<Outgoing>, KafkaError)>>,
 }
 
-impl ClientContext for PublishContext {}
+super::log_through!(PublishContext, log);
 
 impl ProducerContext for PublishContext {
     type DeliveryOpaque = Arc<Outgoing>;
@@ -91,7 +93,7 @@ impl ProducerContext for PublishContext {
     fn delivery(&self, result: &DeliveryResult<'_>, outgoing: Arc<Outgoing>) {
         if let Err((error, _)) = result {
             if let Ok(mut failed) = self.failed.lock() {
-                failed.push((outgoing, error.to_string()));
+                failed.push((outgoing, error.clone()));
             }
         }
     }
@@ -118,32 +120,21 @@ impl Publisher {
     }
 
     fn enqueue(&mut self, outgoing: Arc<Outgoing>) -> Result<(), PublishError> {
-        loop {
-            let mut record = BaseRecord::<Vec<u8>, Vec<u8>, Arc<Outgoing>>::with_opaque_to(
-                &outgoing.topic,
-                Arc::clone(&outgoing),
-            )
-            .payload(&outgoing.payload);
-            if let Some(key) = &outgoing.key {
-                record = record.key(key);
-            }
-            if let Some(headers) = &outgoing.headers {
-                record = record.headers(headers.clone());
-            }
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    // The local queue is full: serve callbacks to make room, then try again.
-                    self.producer.poll(Duration::from_millis(10));
-                }
-                Err((error, _)) => {
-                    return Err(PublishError::Send {
-                        topic: outgoing.topic.clone(),
-                        error,
-                    })
-                }
-            }
+        let mut record = BaseRecord::<Vec<u8>, Vec<u8>, Arc<Outgoing>>::with_opaque_to(
+            &outgoing.topic,
+            Arc::clone(&outgoing),
+        )
+        .payload(&outgoing.payload);
+        if let Some(key) = &outgoing.key {
+            record = record.key(key);
         }
+        if let Some(headers) = &outgoing.headers {
+            record = record.headers(headers.clone());
+        }
+        super::enqueue(&self.producer, record).map_err(|error| PublishError::Send {
+            topic: outgoing.topic.clone(),
+            error,
+        })
     }
 
     /// Serves delivery callbacks and resends failed messages.

@@ -11,23 +11,28 @@
 //! checkpointed), so lag tools show true progress.
 //!
 //! `--until-end` stops a partition at the end seen at start. Tansu (the test broker) reports a
-//! short end offset, so "at the end" means: librdkafka's end-of-partition event arrived at or
-//! past the end offset seen at start. Broker errors are retried by librdkafka; they are logged
-//! (at most every few seconds) and the source carries on where it was.
+//! short end offset, so "at the end" means: librdkafka's end-of-partition event arrived, and
+//! librdkafka's own position (the next offset it hands out) is at or past the end offset seen
+//! at start. Broker errors are retried by librdkafka; they are logged (at most every few
+//! seconds) and the source carries on where it was.
+//!
+//! The source keeps no offsets of its own: what was ingested is the pipeline's to know (it
+//! hands the offsets back to [`Source::commit`]), and where the consumer stands, librdkafka's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::Message;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, info, warn};
 
 use crate::config::KafkaInput;
 
 use super::{Deliver, Origin, Poll, PollError, RawRecord, Source, SourceError};
+use crate::kafka::{partitions, ClientLog};
 
 /// How often a worker looks for new partitions.
 const METADATA_EVERY: Duration = Duration::from_secs(5);
@@ -71,20 +76,13 @@ pub enum KafkaSourceError {
     Kafka(#[from] KafkaError),
 }
 
-/// Logs consumer-level events through tracing.
-pub struct SourceContext;
-
-impl ClientContext for SourceContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        if matches!(error, KafkaError::PartitionEOF(_))
-            || error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF)
-        {
-            // Reaching the end of a partition is how --until-end knows it is done, not an error.
-            return;
-        }
-        warn!(%error, reason, "kafka client error; librdkafka keeps retrying");
-    }
+/// The consumer's context: logs through [`ClientLog`], and reports failed commits.
+#[derive(Default)]
+pub struct SourceContext {
+    log: ClientLog,
 }
+
+crate::kafka::log_through!(SourceContext, log);
 
 impl ConsumerContext for SourceContext {
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
@@ -116,7 +114,7 @@ impl KafkaInput {
     /// Creates a consumer.
     pub fn consumer(&self) -> Result<BaseConsumer<SourceContext>, KafkaSourceError> {
         self.consumer_config()
-            .create_with_context(SourceContext)
+            .create_with_context(SourceContext::default())
             .map_err(KafkaSourceError::Create)
     }
 
@@ -129,7 +127,7 @@ impl KafkaInput {
     ) -> Result<Vec<i32>, KafkaSourceError> {
         let mut backoff = Duration::from_millis(250);
         loop {
-            match partitions(consumer, &self.topic, Duration::from_secs(2)) {
+            match partitions(consumer.client(), &self.topic, Duration::from_secs(2)) {
                 Ok(Some(p)) => return Ok(p),
                 Ok(None) => return Err(KafkaSourceError::MissingTopic(self.topic.clone())),
                 Err(error) if stop() => return Err(error.into()),
@@ -148,29 +146,9 @@ pub fn require_topic(
     consumer: &BaseConsumer<SourceContext>,
     topic: &str,
 ) -> Result<(), KafkaSourceError> {
-    match partitions(consumer, topic, Duration::from_secs(10))? {
+    match partitions(consumer.client(), topic, Duration::from_secs(10))? {
         Some(_) => Ok(()),
         None => Err(KafkaSourceError::MissingTopic(topic.to_owned())),
-    }
-}
-
-/// The partitions of `topic`, `None` when it does not exist.
-fn partitions(
-    consumer: &BaseConsumer<SourceContext>,
-    topic: &str,
-    timeout: Duration,
-) -> KafkaResult<Option<Vec<i32>>> {
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
-        return Ok(None);
-    };
-    match t.error() {
-        Some(e) if RDKafkaErrorCode::from(e) == RDKafkaErrorCode::UnknownTopicOrPartition => {
-            Ok(None)
-        }
-        Some(e) => Err(KafkaError::MetadataFetch(e.into())),
-        None if t.partitions().is_empty() => Ok(None),
-        None => Ok(Some(t.partitions().iter().map(|p| p.id()).collect())),
     }
 }
 
@@ -179,8 +157,24 @@ fn partitions(
 struct End {
     /// The end offset the broker reported at start.
     target: i64,
-    /// End-of-partition seen at `position`, with nothing after it yet.
+    /// End-of-partition seen, with nothing after it yet.
     eof: bool,
+}
+
+/// Whether every partition reported its end with nothing after it, at or past the end offset
+/// seen at start; `next_offset` says where a partition's consumer is.
+fn reached_end(ends: &BTreeMap<i32, End>, next_offset: impl Fn(i32) -> i64) -> bool {
+    ends.iter()
+        .all(|(&p, end)| end.eof && next_offset(p) >= end.target)
+}
+
+/// The next offset of a partition: librdkafka's `position` once a message has come, before
+/// that the checkpointed offset it resumed at, or 0 when it started at the beginning.
+fn next_offset(position: Option<Offset>, resumed_at: Option<i64>) -> i64 {
+    match position {
+        Some(Offset::Offset(o)) => o,
+        _ => resumed_at.unwrap_or(0),
+    }
 }
 
 /// One worker's consumer.
@@ -190,12 +184,12 @@ pub struct KafkaSource {
     index: usize,
     peers: usize,
     owned: BTreeSet<i32>,
-    /// Next offset per owned partition (what has been delivered).
-    position: BTreeMap<i32, i64>,
     ends: Option<BTreeMap<i32, End>>,
     last_metadata: Instant,
     last_error_log: Option<Instant>,
-    /// Resumed partitions whose first message has not arrived yet, with the resume offset.
+    /// Resumed partitions whose first message has not arrived yet, with the resume offset:
+    /// for the warning about skipped offsets, and where the partition stands until librdkafka
+    /// has a position for it.
     resumed_at: BTreeMap<i32, i64>,
 }
 
@@ -216,7 +210,6 @@ impl KafkaSource {
             index,
             peers,
             owned: BTreeSet::new(),
-            position: BTreeMap::new(),
             ends: input.until_end.then(BTreeMap::new),
             last_metadata: Instant::now(),
             last_error_log: None,
@@ -227,7 +220,7 @@ impl KafkaSource {
     }
 
     /// Assigns the partitions of `all` that this worker owns and does not have yet.
-    fn assign(&mut self, all: &[i32], resume: &BTreeMap<i32, i64>) -> Result<(), KafkaSourceError> {
+    fn assign(&mut self, all: &[i32], resume: &BTreeMap<i32, i64>) -> KafkaResult<()> {
         let mut tpl = TopicPartitionList::new();
         let mut added = Vec::new();
         for p in partitions_to_add(all, &self.owned, self.index, self.peers) {
@@ -237,7 +230,6 @@ impl KafkaSource {
             };
             tpl.add_partition_offset(&self.topic, p, offset)?;
             if let Some(&o) = resume.get(&p) {
-                self.position.insert(p, o);
                 self.resumed_at.insert(p, o);
             }
             if let Some(ends) = &mut self.ends {
@@ -267,12 +259,31 @@ impl KafkaSource {
         Ok(())
     }
 
-    fn reached_end(&self) -> bool {
+    /// Whether `--until-end` is done: see [`reached_end`].
+    fn at_end(&mut self) -> bool {
         let Some(ends) = &self.ends else {
             return false;
         };
-        ends.iter()
-            .all(|(p, end)| end.eof && self.position.get(p).copied().unwrap_or(0) >= end.target)
+        if !ends.values().all(|end| end.eof) {
+            return false;
+        }
+        match self.consumer.position() {
+            Ok(positions) => reached_end(ends, |p| self.next_offset(&positions, p)),
+            Err(error) => {
+                self.log_error(&error);
+                false
+            }
+        }
+    }
+
+    /// The next offset of `partition` given librdkafka's `positions` (see [`next_offset`]).
+    fn next_offset(&self, positions: &TopicPartitionList, partition: i32) -> i64 {
+        next_offset(
+            positions
+                .find_partition(&self.topic, partition)
+                .map(|e| e.offset()),
+            self.resumed_at.get(&partition).copied(),
+        )
     }
 
     fn log_error(&mut self, error: &KafkaError) {
@@ -281,43 +292,20 @@ impl KafkaSource {
             self.last_error_log = Some(Instant::now());
         }
     }
-
-    /// Commits `offsets` (next offsets per partition) to the consumer group.
-    pub fn commit_offsets(
-        &mut self,
-        offsets: &BTreeMap<i32, i64>,
-        wait: bool,
-    ) -> Result<(), SourceError> {
-        let mut tpl = TopicPartitionList::new();
-        for (&p, &o) in offsets.iter().filter(|(p, _)| self.owned.contains(p)) {
-            tpl.add_partition_offset(&self.topic, p, Offset::Offset(o))
-                .map_err(|e| SourceError::Kafka(e.to_string()))?;
-        }
-        if tpl.count() > 0 {
-            // Async while running: the outcome arrives in commit_callback, a failed commit is
-            // superseded by the next epoch's, and restarts resume from checkpoints, not
-            // commits. Sync at the end, so the final offsets are in before the process exits.
-            let mode = if wait {
-                CommitMode::Sync
-            } else {
-                CommitMode::Async
-            };
-            self.consumer
-                .commit(&tpl, mode)
-                .map_err(|e| SourceError::Kafka(e.to_string()))?;
-        }
-        Ok(())
-    }
 }
 
 impl Source for KafkaSource {
     fn poll(&mut self, budget: usize, deliver: &mut Deliver<'_>) -> Result<Poll, PollError> {
         if self.ends.is_none() && self.last_metadata.elapsed() >= METADATA_EVERY {
             self.last_metadata = Instant::now();
-            match partitions(&self.consumer, &self.topic, Duration::from_millis(500)) {
+            match partitions(
+                self.consumer.client(),
+                &self.topic,
+                Duration::from_millis(500),
+            ) {
                 Ok(Some(all)) => self
                     .assign(&all, &BTreeMap::new())
-                    .map_err(|e| SourceError::Kafka(e.to_string()))?,
+                    .map_err(SourceError::Kafka)?,
                 Ok(None) => {}
                 Err(error) => self.log_error(&error),
             }
@@ -347,14 +335,13 @@ impl Source for KafkaSource {
                         origin: Origin::Kafka { partition, offset },
                     })
                     .map_err(PollError::Deliver)?;
-                    self.position.insert(partition, offset + 1);
                     if let Some(end) = self.ends.as_mut().and_then(|e| e.get_mut(&partition)) {
                         end.eof = false;
                     }
                     delivered += 1;
                 }
                 Some(Err(KafkaError::PartitionEOF(partition))) => {
-                    debug!(worker = self.index, partition, position = ?self.position.get(&partition), "end of partition");
+                    debug!(worker = self.index, partition, "end of partition");
                     if let Some(end) = self.ends.as_mut().and_then(|e| e.get_mut(&partition)) {
                         end.eof = true;
                     }
@@ -368,15 +355,34 @@ impl Source for KafkaSource {
         }
         if delivered > 0 {
             Ok(Poll::Busy)
-        } else if self.reached_end() {
+        } else if self.at_end() {
             Ok(Poll::Finished)
         } else {
             Ok(Poll::Idle)
         }
     }
 
+    /// Commits `offsets` (next offsets per partition) to the consumer group.
     fn commit(&mut self, offsets: &BTreeMap<i32, i64>, wait: bool) -> Result<(), SourceError> {
-        self.commit_offsets(offsets, wait)
+        let mut tpl = TopicPartitionList::new();
+        for (&p, &o) in offsets.iter().filter(|(p, _)| self.owned.contains(p)) {
+            tpl.add_partition_offset(&self.topic, p, Offset::Offset(o))
+                .map_err(SourceError::Kafka)?;
+        }
+        if tpl.count() > 0 {
+            // Async while running: the outcome arrives in commit_callback, a failed commit is
+            // superseded by the next epoch's, and restarts resume from checkpoints, not
+            // commits. Sync at the end, so the final offsets are in before the process exits.
+            let mode = if wait {
+                CommitMode::Sync
+            } else {
+                CommitMode::Async
+            };
+            self.consumer
+                .commit(&tpl, mode)
+                .map_err(SourceError::Kafka)?;
+        }
+        Ok(())
     }
 }
 
@@ -413,6 +419,26 @@ mod tests {
         );
         assigned.extend([4, 7]);
         assert!(partitions_to_add(&[0, 1, 2, 3, 4, 5, 6, 7], &assigned, 1, 3).is_empty());
+    }
+
+    #[test]
+    fn until_end_needs_every_end_event_at_or_past_the_end_seen_at_start() {
+        let end = |target, eof| End { target, eof };
+        let ends = BTreeMap::from([(0, end(10, true)), (1, end(0, true))]);
+        assert!(reached_end(&ends, |p| if p == 0 { 10 } else { 0 }));
+        // Tansu's end-of-partition event can come before the reported end: not done yet.
+        assert!(!reached_end(&ends, |p| if p == 0 { 9 } else { 0 }));
+        let waiting = BTreeMap::from([(0, end(10, true)), (1, end(0, false))]);
+        assert!(!reached_end(&waiting, |_| 10));
+        assert!(reached_end(&BTreeMap::new(), |_| 0), "nothing owned");
+    }
+
+    #[test]
+    fn the_next_offset_is_librdkafkas_position_then_the_resume_point() {
+        assert_eq!(next_offset(Some(Offset::Offset(42)), Some(7)), 42);
+        assert_eq!(next_offset(Some(Offset::Invalid), Some(7)), 7);
+        assert_eq!(next_offset(None, Some(7)), 7);
+        assert_eq!(next_offset(Some(Offset::Invalid), None), 0);
     }
 
     #[test]

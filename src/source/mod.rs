@@ -11,6 +11,8 @@ pub mod kafka;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use rdkafka::error::KafkaError;
+
 /// Where a raw message came from, so a rejected one can be found again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
@@ -74,7 +76,7 @@ pub enum SourceError {
     },
     /// Kafka failed in a way retries cannot fix.
     #[error("kafka: {0}")]
-    Kafka(String),
+    Kafka(KafkaError),
 }
 
 /// What the consumer of a source's records failed with; the poll stops at that record.
