@@ -4,8 +4,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::error::KafkaError;
+
 use crate::source::kafka::owns_partition;
-use crate::source::{Deliver, Origin, Poll, PollError, RawRecord, Source};
+use crate::source::{Deliver, Origin, Poll, PollError, RawRecord, Source, SourceError};
 
 use super::writer::Offsets;
 
@@ -18,8 +20,8 @@ pub(crate) enum Entry {
     Pause(Duration),
 }
 
-/// Called with every commit; an error is returned from the source's `commit` (a crash).
-pub(crate) type CommitHook = Box<dyn Fn(&Offsets) -> Result<(), String> + Send + Sync>;
+/// Called with every commit; an error is returned from the source's `commit` (a failed commit).
+pub(crate) type CommitHook = Box<dyn Fn(&Offsets) -> Result<(), KafkaError> + Send + Sync>;
 
 /// Messages a poll hands over at most, per partition, as a broker's fetch would.
 const FETCH: usize = 5;
@@ -158,7 +160,7 @@ impl Source for MemorySource {
 
     fn commit(&mut self, offsets: &Offsets, _wait: bool) -> Result<(), crate::source::SourceError> {
         if let Some(hook) = &self.topic.on_commit {
-            hook(offsets).map_err(crate::source::SourceError::Kafka)?;
+            hook(offsets).map_err(SourceError::Kafka)?;
         }
         if let Ok(mut commits) = self.topic.commits.lock() {
             commits.push((self.worker, offsets.clone()));
