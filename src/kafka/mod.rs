@@ -4,12 +4,12 @@
 //! when the queue is full) is in [`client`].
 
 pub mod admin;
-pub mod client;
+pub(crate) mod client;
 pub mod produce;
-pub mod publisher;
+pub(crate) mod publisher;
 
 pub(crate) use client::log_through;
-pub use client::{enqueue, partitions, topic_partitions, ClientLog, TopicError};
+pub(crate) use client::{enqueue, partitions, topic_partitions, ClientLog};
 
 use rdkafka::config::ClientConfig;
 
