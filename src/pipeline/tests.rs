@@ -263,7 +263,10 @@ fn gh_7_restart_after_a_crash_at_any_record_gives_the_uninterrupted_result() {
         // 10's checkpoint, and a crash before record 41 (same poll, no step) comes after the
         // checkpoint and before the marker; 81 likewise for epoch 11. The others fall in the
         // middle of epochs, before or after markers and offset commits.
-        for crash in [0, 1, 7, 20, 33, 41, 52, 79, 81, 120] {
+        // At 3 workers, worker 0 (partitions 0 and 3) reads the most: 80 records.
+        let most = if workers == 1 { 160 } else { 80 };
+        let crashes = [0, 1, 7, 20, 33, 41, 52, 79, 81, 120];
+        for crash in crashes.into_iter().filter(|c| *c < most) {
             let state = tempfile::tempdir().expect("tempdir");
             let crashing = Arc::new(MemoryTopic::new(fleet()).crash_before_record(crash));
             let crashed = run(&crashing, event_config(workers), Some(state.path()));
