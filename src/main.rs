@@ -24,12 +24,15 @@ fn main() -> ExitCode {
                 .next()
                 .unwrap_or("invalid arguments")
                 .trim_start_matches("error: ");
-            eprintln!("hygroflow: {first} (see hygroflow --help)");
+            say(&format!("{first} (see hygroflow --help)"));
             return ExitCode::from(2);
         }
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // An unwritable stderr (`2>/dev/full`) must not stop the job: lines that cannot be
+        // written are dropped, without the subscriber's own complaint (which would panic).
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -47,7 +50,9 @@ fn main() -> ExitCode {
             .or_else(|| info.payload().downcast_ref::<&str>().copied())
             .unwrap_or("");
         if message.contains("timely communication error") {
-            eprintln!("hygroflow: lost the connection to a peer process ({message}); stopping");
+            say(&format!(
+                "lost the connection to a peer process ({message}); stopping"
+            ));
             std::process::exit(1);
         }
         default_hook(info);
@@ -58,10 +63,15 @@ fn main() -> ExitCode {
         // SIGPIPE ended (128 + 13), so pipelines still see that the output was cut short.
         Ok(Ended::PipeClosed) => ExitCode::from(141),
         Err(e) => {
-            eprintln!("hygroflow: {e:#}");
+            say(&format!("{e:#}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints `hygroflow: text` on stderr; an unwritable stderr is not a reason to panic.
+fn say(text: &str) {
+    let _ = writeln!(std::io::stderr(), "hygroflow: {text}");
 }
 
 /// How a command ended without error.

@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{BufRead, BufReader, IsTerminal, Read};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -112,7 +112,9 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
     let tally = producer.context();
     let failed = tally.failed.load(Ordering::Relaxed) + sent.refused;
     let delivered = tally.delivered.load(Ordering::Relaxed);
-    eprintln!(
+    // The summary is for people; an unwritable stderr does not fail the command.
+    let _ = writeln!(
+        std::io::stderr(),
         "produced {delivered} messages ({} bytes) to {} in {elapsed:.2} s, {:.0} messages/s{}",
         tally.delivered_bytes.load(Ordering::Relaxed),
         args.topic,
