@@ -1,5 +1,5 @@
 //! Cluster mode: processes on 127.0.0.1 give the same results as one process, a missing peer
-//! is named, and a dead peer stops the rest.
+//! is named, processes that disagree on a flag refuse each other, and a dead peer stops the rest.
 
 #[path = "common/broker.rs"]
 mod broker;
@@ -20,37 +20,81 @@ fn hostfile(dir: &Path, processes: usize) -> std::path::PathBuf {
     path
 }
 
+/// Starts process `p` of `processes` with `args` on the hostfile `hosts`.
+fn spawn_process(p: usize, processes: usize, hosts: &Path, args: &[&str]) -> Child {
+    hygroflow()
+        .env("RUST_LOG", "info")
+        .args(args)
+        .args(["-n", &processes.to_string(), "-p", &p.to_string()])
+        .args([
+            "-h",
+            hosts.to_str().expect("utf8"),
+            "--connect-timeout",
+            "30s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
 /// Runs `processes` processes of `workers` workers each with `args`; returns their outputs.
 fn run_cluster(processes: usize, workers: usize, hosts: &Path, args: &[&str]) -> Vec<Output> {
+    let workers = workers.to_string();
+    let args: Vec<&str> = args.iter().copied().chain(["-w", &workers]).collect();
     let children: Vec<Child> = (0..processes)
-        .map(|p| {
-            hygroflow()
-                .env("RUST_LOG", "info")
-                .args(args)
-                .args([
-                    "-n",
-                    &processes.to_string(),
-                    "-p",
-                    &p.to_string(),
-                    "-w",
-                    &workers.to_string(),
-                ])
-                .args([
-                    "-h",
-                    hosts.to_str().expect("utf8"),
-                    "--connect-timeout",
-                    "30s",
-                ])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn")
-        })
+        .map(|p| spawn_process(p, processes, hosts, &args))
         .collect();
     children
         .into_iter()
         .map(|c| c.wait_with_output().expect("wait"))
         .collect()
+}
+
+/// Waits for `child`, killing it and failing the test if it runs past `limit`.
+fn wait_within(mut child: Child, limit: Duration, what: &str) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait");
+            panic!(
+                "{what} still runs after {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("wait")
+}
+
+/// Two processes, process 0 with `zero` and process 1 with `one` besides the same `common`
+/// flags, both exit with the same one-line error that contains each of `expected`.
+fn assert_refused(common: &[&str], zero: &[&str], one: &[&str], expected: &[&str]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hosts = hostfile(dir.path(), 2);
+    let zero: Vec<&str> = common.iter().chain(zero).copied().collect();
+    let one: Vec<&str> = common.iter().chain(one).copied().collect();
+    let children = [
+        spawn_process(0, 2, &hosts, &zero),
+        spawn_process(1, 2, &hosts, &one),
+    ];
+    let mut errors = Vec::new();
+    for (p, child) in children.into_iter().enumerate() {
+        let out = wait_within(child, Duration::from_secs(20), &format!("process {p}"));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "process {p}: {stderr}");
+        assert!(!stderr.contains("panicked"), "process {p}: {stderr}");
+        let last = stderr.lines().last().expect("an error").to_owned();
+        for part in expected {
+            assert!(
+                last.contains(part),
+                "process {p} does not say {part:?}: {stderr}"
+            );
+        }
+        errors.push(last);
+    }
+    assert_eq!(errors[0], errors[1], "both processes say the same");
 }
 
 #[test]
@@ -305,4 +349,77 @@ fn a_whole_cluster_restarted_after_kill_9_resumes_exactly() {
     assert!(!first.status.success());
     let stderr = String::from_utf8_lossy(&first.stderr);
     assert!(stderr.contains("same -n and -w"), "{stderr}");
+}
+
+#[test]
+fn gh_8_processes_with_other_workers_refuse_each_other() {
+    assert_refused(
+        &["--epoch", "200ms"],
+        &["-w", "2"],
+        &["-w", "1"],
+        &[
+            "process 1 runs with --workers 1 but process 0 with --workers 2",
+            "the same -w",
+        ],
+    );
+}
+
+#[test]
+fn gh_8_processes_with_other_epochs_refuse_each_other() {
+    assert_refused(
+        &[],
+        &["--epoch", "1s"],
+        &["--epoch", "3s"],
+        &[
+            "process 1 runs with --epoch 3s but process 0 with --epoch 1s",
+            "the same --epoch",
+        ],
+    );
+}
+
+#[test]
+fn gh_8_processes_with_other_clocks_refuse_each_other() {
+    assert_refused(
+        &["--epoch", "200ms"],
+        &["--time", "event"],
+        &[],
+        &[
+            "process 1 runs with --time processing but process 0 with --time event",
+            "the same --time",
+        ],
+    );
+}
+
+#[test]
+fn gh_8_process_0_names_each_peer_it_waits_for() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hosts = hostfile(dir.path(), 3);
+    let addresses: Vec<String> = std::fs::read_to_string(&hosts)
+        .expect("read")
+        .lines()
+        .map(String::from)
+        .collect();
+    let out = run(&[
+        "run",
+        "-n",
+        "3",
+        "-p",
+        "0",
+        "-h",
+        hosts.to_str().expect("utf8"),
+        "--connect-timeout",
+        "2s",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for (process, address) in addresses.iter().enumerate().skip(1) {
+        assert!(
+            stderr.lines().any(|l| l.contains("has not connected yet")
+                && l.contains(&format!("process={process}"))
+                && l.contains(address.as_str())),
+            "process 0 names process {process} at {address} while it waits: {stderr}"
+        );
+    }
+    let last = stderr.lines().last().expect("an error");
+    assert!(last.contains("did not connect"), "{stderr}");
 }

@@ -58,8 +58,7 @@ pub fn run(
 
 /// Starts the workers of `job` (timely threads, and the cluster's network) and waits for them.
 fn run_job(job: Job) -> anyhow::Result<Outcome> {
-    let (allocators, network) =
-        crate::cluster::allocators(&job.config.cluster, job.config.connect_timeout)?;
+    let (allocators, network) = crate::cluster::allocators(&job.config)?;
     let job = Arc::new(job);
     let shared = Arc::clone(&job);
     let guards = timely::execute::execute_from(
