@@ -57,6 +57,17 @@ pub enum CheckpointError {
         /// What is wrong.
         reason: String,
     },
+    /// `--state-dir` names something that is not a directory.
+    #[error("--state-dir {0} is a file, not a directory")]
+    NotADirectory(PathBuf),
+    /// The state directory holds something hygroflow did not write.
+    #[error("unexpected entry {entry} in --state-dir {dir}: hygroflow keeps only COMMITTED and gen-N/wW-eE.ckpt there; move it away")]
+    Unexpected {
+        /// The directory.
+        dir: PathBuf,
+        /// The entry.
+        entry: PathBuf,
+    },
     /// The state directory belongs to another input.
     #[error("state directory {dir} holds the state of {found}, not of {expected}; use another --state-dir")]
     OtherInput {
@@ -155,6 +166,9 @@ pub struct StateDir {
 impl StateDir {
     /// Opens (creating it if needed) the state directory for `input` (e.g. `kafka:topic`).
     pub fn open(dir: &Path, input: &str) -> Result<Self, CheckpointError> {
+        if let Some(file) = dir.ancestors().find(|a| a.exists() && !a.is_dir()) {
+            return Err(CheckpointError::NotADirectory(file.to_owned()));
+        }
         fs::create_dir_all(dir).map_err(io_error(dir))?;
         Ok(StateDir {
             dir: dir.to_owned(),
@@ -181,18 +195,31 @@ impl StateDir {
         }))
     }
 
+    /// The generations here; anything else than `COMMITTED`, `gen-N` directories and the
+    /// temporary files of an interrupted write is refused, named.
     fn generations(&self) -> Result<Vec<u64>, CheckpointError> {
         let mut found = Vec::new();
         for entry in fs::read_dir(&self.dir).map_err(io_error(&self.dir))? {
             let path = entry.map_err(io_error(&self.dir))?.path();
-            let generation = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_prefix("gen-"))
-                .and_then(|g| g.parse::<u64>().ok());
-            found.extend(generation);
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let generation = name
+                .strip_prefix("gen-")
+                .and_then(|g| g.parse::<u64>().ok())
+                .filter(|_| path.is_dir());
+            match generation {
+                Some(generation) => found.push(generation),
+                None if (name == COMMITTED && path.is_file()) || is_temporary(&path) => {}
+                None => return Err(self.unexpected(path)),
+            }
         }
         Ok(found)
+    }
+
+    fn unexpected(&self, entry: PathBuf) -> CheckpointError {
+        CheckpointError::Unexpected {
+            dir: self.dir.clone(),
+            entry,
+        }
     }
 
     /// Checks every checkpoint file here (header, length, checksum, input), so that a damaged
@@ -202,9 +229,11 @@ impl StateDir {
             let dir = self.generation_dir(generation);
             for entry in fs::read_dir(&dir).map_err(io_error(&dir))? {
                 let path = entry.map_err(io_error(&dir))?.path();
-                if parse_name(&path).is_some() {
+                if parse_name(&path).is_some() && path.is_file() {
                     let body: CheckpointBody = read_framed(&path, CHECKPOINT_MAGIC)?;
                     self.check_input(&body.input)?;
+                } else if !is_temporary(&path) {
+                    return Err(self.unexpected(path));
                 }
             }
         }
@@ -358,6 +387,11 @@ impl StateDir {
     }
 }
 
+/// What an interrupted atomic write leaves behind (`write_framed`'s temporary file).
+fn is_temporary(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "tmp") && path.is_file()
+}
+
 /// `w3-e17.ckpt` -> (3, 17).
 fn parse_name(path: &Path) -> Option<(usize, Epoch)> {
     let name = path.file_name()?.to_str()?.strip_suffix(".ckpt")?;
@@ -508,6 +542,35 @@ mod tests {
         let p = sd.marker().expect("marker").expect("some");
         assert_eq!(sd.load(&p, 0..1).expect("load").offsets()[&0], 9);
         assert!(!dir.path().join("gen-0").exists());
+    }
+
+    #[test]
+    fn gh_8_a_state_dir_that_is_a_file_or_holds_strangers_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("state");
+        fs::write(&file, b"x").expect("write");
+        let e = StateDir::open(&file, "kafka:t").expect_err("a file");
+        assert_eq!(
+            e.to_string(),
+            format!("--state-dir {} is a file, not a directory", file.display())
+        );
+        let e = StateDir::open(&file.join("below"), "kafka:t").expect_err("below a file");
+        assert!(e.to_string().contains("is a file, not a directory"), "{e}");
+
+        let sd = StateDir::open(&dir.path().join("ok"), "kafka:t").expect("open");
+        sd.start_generation(0).expect("gen");
+        sd.write_worker(0, 0, 1, state(&[("CT1", "a", 5, 1)], &[(0, 1)]))
+            .expect("w");
+        sd.validate().expect("clean");
+        let stray = dir.path().join("ok").join("gen-0").join("notes.txt");
+        fs::write(&stray, b"x").expect("write");
+        let e = sd.validate().expect_err("a stray file");
+        assert!(e.to_string().contains("notes.txt"), "{e}");
+        fs::remove_file(&stray).expect("remove");
+        let stray = dir.path().join("ok").join("gen-7");
+        fs::write(&stray, b"not a directory").expect("write");
+        let e = sd.validate().expect_err("a file named like a generation");
+        assert!(e.to_string().contains("gen-7"), "{e}");
     }
 
     #[test]

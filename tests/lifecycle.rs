@@ -19,7 +19,13 @@ fn gh_8_an_unwritable_stderr_does_not_stop_the_run() {
         .expect("/dev/full");
     let out = hygroflow()
         .env("RUST_LOG", "info")
-        .args(["run", "-i", input.to_str().expect("utf8"), "--format", "json"])
+        .args([
+            "run",
+            "-i",
+            input.to_str().expect("utf8"),
+            "--format",
+            "json",
+        ])
         .stderr(Stdio::from(full))
         .output()
         .expect("the binary runs");
@@ -29,4 +35,51 @@ fn gh_8_an_unwritable_stderr_does_not_stop_the_run() {
     let seen = last["total_messages"].as_i64().unwrap_or(0)
         + last["rejected_messages"].as_i64().unwrap_or(0);
     assert_eq!(seen, 12, "{last}");
+}
+
+/// Runs the binary to its end; returns (exit code, stdout, stderr).
+fn outcome(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = hygroflow().args(args).output().expect("the binary runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn gh_8_state_dir_mistakes_say_what_is_wrong() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("state");
+    std::fs::write(&file, b"x").expect("write");
+    let path = file.to_str().expect("utf8");
+    // No broker answers at port 1: the state directory is checked before any connection.
+    let (code, _, err) = outcome(&["run", "-b", "127.0.0.1:1", "-t", "t", "--state-dir", path]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!("--state-dir {path} is a file, not a directory")),
+        "{err}"
+    );
+    let stray = dir.path().join("dir");
+    std::fs::create_dir_all(stray.join("gen-0")).expect("mkdir");
+    std::fs::write(stray.join("gen-0").join("readme.txt"), b"x").expect("write");
+    let path = stray.to_str().expect("utf8");
+    let (code, _, err) = outcome(&["run", "-b", "127.0.0.1:1", "-t", "t", "--state-dir", path]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("unexpected entry") && err.contains("readme.txt"),
+        "{err}"
+    );
+}
+
+#[test]
+fn gh_8_an_unwritable_rejects_file_says_so_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("small.jsonl");
+    generate(&input, 12, 7, 0.5);
+    let input = input.to_str().expect("utf8");
+    let (code, _, err) = outcome(&["run", "-i", input, "--rejects", "/dev/full"]);
+    assert_eq!(code, Some(1), "{err}");
+    let line = err.lines().last().unwrap_or_default();
+    assert_eq!(line.matches("No space left on device").count(), 1, "{err}");
 }

@@ -89,7 +89,7 @@ impl Job {
             }
             Input::File { path, rejects } => file_feed(&config, path.as_ref(), rejects.as_ref())?,
             Input::Kafka(kafka) => {
-                check_kafka(&config, kafka, &shutdown)?;
+                // The state directory first: a mistake there is not worth waiting for brokers.
                 checkpoints = match &kafka.state_dir {
                     Some(dir) => Some(open_state_dir(&config, kafka, dir)?),
                     None => {
@@ -97,6 +97,7 @@ impl Job {
                         None
                     }
                 };
+                check_kafka(&config, kafka, &shutdown)?;
                 Feed::Kafka(kafka.clone())
             }
         };

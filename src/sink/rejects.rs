@@ -62,10 +62,10 @@ pub enum DeadLetters {
 #[derive(Debug, thiserror::Error)]
 pub enum RejectError {
     /// Writing the dead-letter file failed.
-    #[error("writing dead letters: {0}")]
+    #[error("writing dead letters")]
     Io(#[from] std::io::Error),
     /// Publishing to the dead-letter topic failed.
-    #[error("publishing dead letters: {0}")]
+    #[error("publishing dead letters")]
     Publish(#[from] PublishError),
 }
 
