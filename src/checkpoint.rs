@@ -96,6 +96,9 @@ pub struct WorkerState {
     pub rejected: i64,
     /// Late messages so far.
     pub late: i64,
+    /// Messages stamped too far in the future so far (absent in older files: none).
+    #[serde(default)]
+    pub future: i64,
     /// `(device, sum_micro, count)` of the readings this worker took in.
     pub devices: Vec<(String, i64, i64)>,
     /// `(device, guid)` of every sensor this worker has seen.
@@ -470,6 +473,7 @@ mod tests {
             offsets: offsets.iter().copied().collect(),
             rejected: 1,
             late: 0,
+            future: 0,
             devices: rows
                 .iter()
                 .map(|(d, _, s, c)| (d.to_string(), *s, *c))

@@ -82,6 +82,10 @@ pub struct RunArgs {
     /// (one epoch behind) so that an idle partition or worker does not hold reports back.
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     pub idle_timeout: String,
+    /// Event time only: a reading stamped more than this ahead of the wall clock joins the
+    /// open epoch instead of moving it (counted as `future_messages`).
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub max_clock_skew: String,
     /// Cluster only: how long processes wait for each other at start.
     #[arg(long, default_value = "60s", value_name = "DURATION")]
     pub connect_timeout: String,
@@ -251,6 +255,9 @@ impl RunArgs {
             })?,
             idle_timeout: humantime::parse_duration(&self.idle_timeout)
                 .map_err(|_| ConfigError::Duration("--idle-timeout", self.idle_timeout.clone()))?,
+            max_clock_skew: humantime::parse_duration(&self.max_clock_skew).map_err(|_| {
+                ConfigError::Duration("--max-clock-skew", self.max_clock_skew.clone())
+            })?,
         })
     }
 }

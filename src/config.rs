@@ -146,6 +146,8 @@ pub struct Config {
     pub connect_timeout: std::time::Duration,
     /// Event time: after this long without input a worker follows the wall clock.
     pub idle_timeout: std::time::Duration,
+    /// Event time: readings stamped further ahead of the wall clock are not believed.
+    pub max_clock_skew: std::time::Duration,
 }
 
 /// A flag or setting that cannot work, and what to do about it.

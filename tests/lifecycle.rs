@@ -83,3 +83,29 @@ fn gh_8_an_unwritable_rejects_file_says_so_once() {
     let line = err.lines().last().unwrap_or_default();
     assert_eq!(line.matches("No space left on device").count(), 1, "{err}");
 }
+
+#[test]
+fn gh_8_a_reading_from_the_future_does_not_move_the_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("fleet.jsonl");
+    generate(&input, 200, 7, 0.0);
+    let text = std::fs::read_to_string(&input).expect("read");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    // One datalogger with a broken clock, half way through.
+    let stamp = |l: &str| {
+        let v: serde_json::Value = serde_json::from_str(l).expect("json");
+        v["eventTime"].as_str().expect("eventTime").to_owned()
+    };
+    let broken = lines[100].replace(&stamp(&lines[100]), "2099-01-01T00:00:00Z");
+    lines.insert(100, broken);
+    std::fs::write(&input, lines.join("\n") + "\n").expect("write");
+    let path = input.to_str().expect("utf8");
+    let (code, out, err) = outcome(&["run", "-i", path, "--time", "event", "--format", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let reports = json_lines(out.as_bytes());
+    let last = reports.last().expect("a final report");
+    assert_eq!(last["total_messages"], 201, "{last}");
+    assert_eq!(last["future_messages"], 1, "{last}");
+    assert_eq!(last["late_messages"], 0, "{last}");
+    assert!(err.contains("too far in the future"), "{err}");
+}

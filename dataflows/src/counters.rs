@@ -1,4 +1,4 @@
-//! Side counters: rejected and late messages.
+//! Side counters: rejected, late and future messages.
 //!
 //! Input: `(Counter, i64)` updates, one per counter and epoch and worker.
 //! Output: one `Stat::Count(counter, n)` per counter, cumulative.
@@ -12,7 +12,7 @@ use differential_dataflow::VecCollection;
 
 use crate::{Counters, Epoch, Stat};
 
-/// Cumulative rejected and late counts.
+/// Cumulative rejected, late and future counts.
 pub fn counters(counters: Counters<'_>) -> VecCollection<'_, Epoch, Stat, isize> {
     counters
         .count_total()

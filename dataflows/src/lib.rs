@@ -71,6 +71,9 @@ pub enum Counter {
     Rejected,
     /// Valid messages whose event time fell before the open epoch (event time only).
     Late,
+    /// Valid messages whose event time was too far ahead of the wall clock (event time only):
+    /// they joined the open epoch instead of moving it.
+    Future,
 }
 
 /// The counters collection: one update per counter and epoch, the difference is the count.

@@ -249,6 +249,7 @@ mod tests {
             results: None,
             connect_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(1),
+            max_clock_skew: Duration::from_secs(3600),
         }
     }
 

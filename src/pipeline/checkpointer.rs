@@ -29,7 +29,7 @@ use timely::worker::Worker;
 use crate::checkpoint::{old_workers_for, CheckpointError, RestorePoint, StateDir, WorkerState};
 use crate::tally::WorkerTally;
 
-use super::writer::Offsets;
+use super::writer::{EpochCounts, Offsets};
 
 /// Checkpointing shared by the workers of a process.
 pub(crate) struct Checkpoints {
@@ -103,11 +103,16 @@ pub(crate) struct Resume {
 #[derive(Debug, Default)]
 struct Totals {
     devices: BTreeMap<String, Tally>,
-    rejected: i64,
-    late: i64,
+    counts: EpochCounts,
 }
 
 impl Totals {
+    fn count(&mut self, counts: EpochCounts) {
+        self.counts.rejected += counts.rejected;
+        self.counts.late += counts.late;
+        self.counts.future += counts.future;
+    }
+
     fn add(&mut self, device: &str, (sum, count): Tally) {
         match self.devices.get_mut(device) {
             Some(total) => {
@@ -238,8 +243,11 @@ impl Checkpointer {
             for (device, sum, count) in &state.devices {
                 self.totals.add(device, (*sum, *count));
             }
-            self.totals.rejected += state.rejected;
-            self.totals.late += state.late;
+            self.totals.count(EpochCounts {
+                rejected: state.rejected,
+                late: state.late,
+                future: state.future,
+            });
         }
         Ok(Resume { states, offsets })
     }
@@ -253,17 +261,16 @@ impl Checkpointer {
     pub(crate) fn write(
         &mut self,
         epoch: Epoch,
-        rejected: i64,
-        late: i64,
+        counts: EpochCounts,
         offsets: &Offsets,
         tally: &WorkerTally,
     ) -> Result<(), CheckpointError> {
-        self.totals.rejected += rejected;
-        self.totals.late += late;
+        self.totals.count(counts);
         let state = WorkerState {
             offsets: offsets.clone(),
-            rejected: self.totals.rejected,
-            late: self.totals.late,
+            rejected: self.totals.counts.rejected,
+            late: self.totals.counts.late,
+            future: self.totals.counts.future,
             devices: self
                 .totals
                 .devices

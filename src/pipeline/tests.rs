@@ -114,6 +114,7 @@ fn config(workers: usize, time: TimeMode, epoch: Duration, idle: Duration) -> Co
         results: None,
         connect_timeout: Duration::from_secs(5),
         idle_timeout: idle,
+        max_clock_skew: Duration::from_secs(3600),
     }
 }
 

@@ -75,8 +75,7 @@ impl<'w> WorkerLoop<'w> {
             .collect();
         let mut writer = EpochWriter::new(
             inputs,
-            config.time,
-            config.grid,
+            (config.time, config.grid, config.max_clock_skew),
             config.max_message_bytes,
             rejects,
             offsets,
@@ -127,7 +126,9 @@ impl<'w> WorkerLoop<'w> {
         if self.writer.finished() {
             return Ok(Poll::Finished);
         }
-        let now = self.job.config.grid.epoch_of(SystemTime::now());
+        let wall = SystemTime::now();
+        self.writer.wall_clock(wall);
+        let now = self.job.config.grid.epoch_of(wall);
         if !self.job.event_time() {
             self.writer.advance_to(now, self.checkpointer.as_mut())?;
         }

@@ -10,10 +10,12 @@
 //! when the worker checkpoints, hands the epoch to the [`Checkpointer`] before the input moves
 //! on.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::mem;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hygroflow_dataflows::{Counter, Epoch, InputHandles};
+use tracing::warn;
 
 use crate::checkpoint::{CheckpointError, WorkerState};
 use crate::epoch::{assign_event, parse_event_time, EpochGrid, TimeMode};
@@ -38,6 +40,66 @@ pub(crate) enum WriteError {
 /// Next offset per partition: what has been ingested.
 pub(crate) type Offsets = BTreeMap<i32, i64>;
 
+/// Sensors whose readings from the future are logged one by one; later ones are only counted.
+const FUTURE_LOGGED_SENSORS: usize = 1_000;
+
+/// The side counts of one epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct EpochCounts {
+    /// Messages rejected by validation.
+    pub(crate) rejected: i64,
+    /// Event time: readings whose epoch had closed.
+    pub(crate) late: i64,
+    /// Event time: readings stamped more than `--max-clock-skew` ahead of the wall clock.
+    pub(crate) future: i64,
+}
+
+impl EpochCounts {
+    fn by_counter(self) -> [(Counter, i64); 3] {
+        [
+            (Counter::Rejected, self.rejected),
+            (Counter::Late, self.late),
+            (Counter::Future, self.future),
+        ]
+    }
+}
+
+/// How far ahead of the wall clock an event time may be before it is not believed.
+#[derive(Debug)]
+struct FutureGuard {
+    max_skew: Duration,
+    /// Event times after this (ms since the Unix epoch) are from the future.
+    limit_ms: i64,
+    /// Sensors already logged.
+    logged: HashSet<String>,
+}
+
+impl FutureGuard {
+    fn at(&mut self, now: SystemTime) {
+        let ms = now
+            .checked_add(self.max_skew)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(u128::MAX, |d| d.as_millis());
+        self.limit_ms = i64::try_from(ms).unwrap_or(i64::MAX);
+    }
+
+    /// `event_ms` unless it is from the future (then logged once per sensor).
+    fn believe(&mut self, event_ms: i64, guid: &str) -> Option<i64> {
+        if event_ms <= self.limit_ms {
+            return Some(event_ms);
+        }
+        if self.logged.len() < FUTURE_LOGGED_SENSORS && self.logged.insert(guid.to_owned()) {
+            warn!(
+                ?guid,
+                event_ms,
+                max_clock_skew = ?self.max_skew,
+                "reading stamped too far in the future: it joins the open epoch (logged once per sensor)"
+            );
+        }
+        None
+    }
+}
+
 /// A worker's inputs into the dataflow, and the epoch they are open at.
 pub(crate) struct EpochWriter {
     /// `None` once the input has finished and the inputs are closed.
@@ -47,8 +109,8 @@ pub(crate) struct EpochWriter {
     max_message_bytes: usize,
     open: Epoch,
     tally: WorkerTally,
-    rejected: i64,
-    late: i64,
+    counts: EpochCounts,
+    future: FutureGuard,
     rejects: Rejects,
     offsets: Offsets,
     /// Closed epochs whose offsets wait until the epoch is complete everywhere.
@@ -56,15 +118,21 @@ pub(crate) struct EpochWriter {
 }
 
 impl EpochWriter {
-    /// A writer feeding `inputs`, open at `open`, resuming at `offsets`.
+    /// A writer feeding `inputs`, resuming at `offsets`; event times more than `max_skew`
+    /// ahead of the wall clock are not believed.
     pub(crate) fn new(
         inputs: InputHandles,
-        time: TimeMode,
-        grid: EpochGrid,
+        (time, grid, max_skew): (TimeMode, EpochGrid, Duration),
         max_message_bytes: usize,
         rejects: Rejects,
         offsets: Offsets,
     ) -> Self {
+        let mut future = FutureGuard {
+            max_skew,
+            limit_ms: 0,
+            logged: HashSet::new(),
+        };
+        future.at(SystemTime::now());
         EpochWriter {
             inputs: Some(inputs),
             time,
@@ -72,8 +140,8 @@ impl EpochWriter {
             max_message_bytes,
             open: 0,
             tally: WorkerTally::default(),
-            rejected: 0,
-            late: 0,
+            counts: EpochCounts::default(),
+            future,
             rejects,
             offsets,
             to_commit: VecDeque::new(),
@@ -83,6 +151,11 @@ impl EpochWriter {
     /// The open epoch.
     pub(crate) fn open(&self) -> Epoch {
         self.open
+    }
+
+    /// The wall clock, read once per poll: what "the future" means for event times.
+    pub(crate) fn wall_clock(&mut self, now: SystemTime) {
+        self.future.at(now);
     }
 
     /// Whether the input has finished.
@@ -99,20 +172,19 @@ impl EpochWriter {
         match parse(record.bytes, record.len, self.max_message_bytes) {
             Ok(reading) => {
                 if self.time == TimeMode::Event {
-                    let event_epoch = reading
-                        .event_time
-                        .as_deref()
-                        .and_then(parse_event_time)
-                        .map(|ms| self.grid.epoch_of_ms(ms));
+                    let event_ms = reading.event_time.as_deref().and_then(parse_event_time);
+                    let believed = event_ms.and_then(|ms| self.future.believe(ms, &reading.guid));
+                    self.counts.future += i64::from(event_ms.is_some() && believed.is_none());
+                    let event_epoch = believed.map(|ms| self.grid.epoch_of_ms(ms));
                     let assigned = assign_event(self.open, event_epoch);
                     self.advance_to(assigned.epoch, journal)?;
-                    self.late += i64::from(assigned.late);
+                    self.counts.late += i64::from(assigned.late);
                 }
                 self.tally
                     .add(&reading.guid, &reading.device, reading.humidity_micro);
             }
             Err(error) => {
-                self.rejected += 1;
+                self.counts.rejected += 1;
                 self.rejects.reject(&record, &error)?;
             }
         }
@@ -166,16 +238,15 @@ impl EpochWriter {
         for sensor in self.tally.drain_new_sensors() {
             inputs.sensors.update(sensor, 1);
         }
-        let rejected = mem::take(&mut self.rejected);
-        let late = mem::take(&mut self.late);
-        for (counter, count) in [(Counter::Rejected, rejected), (Counter::Late, late)] {
+        let counts = mem::take(&mut self.counts);
+        for (counter, count) in counts.by_counter() {
             if count != 0 {
                 inputs.counters.update(counter, count);
             }
         }
         self.rejects.end_epoch()?;
         if let Some(journal) = journal {
-            journal.write(self.open, rejected, late, &self.offsets, &self.tally)?;
+            journal.write(self.open, counts, &self.offsets, &self.tally)?;
         }
         if !self.offsets.is_empty() {
             self.to_commit.push_back((self.open, self.offsets.clone()));
@@ -198,10 +269,12 @@ impl EpochWriter {
                     inputs.sensors.update((device.clone(), guid.clone()), 1);
                 }
             }
-            for (counter, count) in [
-                (Counter::Rejected, state.rejected),
-                (Counter::Late, state.late),
-            ] {
+            let counts = EpochCounts {
+                rejected: state.rejected,
+                late: state.late,
+                future: state.future,
+            };
+            for (counter, count) in counts.by_counter() {
                 if count != 0 {
                     inputs.counters.update(counter, count);
                 }

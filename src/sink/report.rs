@@ -29,6 +29,8 @@ pub struct JsonReport<'a> {
     pub rejected_messages: i64,
     /// Messages that were late for their event-time epoch.
     pub late_messages: i64,
+    /// Messages whose event time was more than `--max-clock-skew` ahead of the wall clock.
+    pub future_messages: i64,
     /// (iv) Distinct sensors.
     pub total_sensors: i64,
     /// (i) Average humidity per device, descending.
@@ -46,6 +48,7 @@ impl<'a> JsonReport<'a> {
             total_messages: snapshot.total_messages,
             rejected_messages: snapshot.rejected_messages,
             late_messages: snapshot.late_messages,
+            future_messages: snapshot.future_messages,
             total_sensors: snapshot.total_sensors,
             avg_humidity_by_device: &snapshot.avg_humidity_by_device,
             sensors_by_device: &snapshot.sensors_by_device,
@@ -111,6 +114,7 @@ impl Reporter {
             changed.total_sensors = full.total_sensors;
             changed.rejected_messages = full.rejected_messages;
             changed.late_messages = full.late_messages;
+            changed.future_messages = full.future_messages;
             changed
         } else {
             Snapshot::of(results)
@@ -177,8 +181,8 @@ fn write_text(out: &mut Vec<u8>, time: &str, s: &Snapshot) -> io::Result<()> {
     writeln!(out, "\nTotal number of sensors: {}", s.total_sensors)?;
     writeln!(
         out,
-        "Rejected messages: {}  Late messages: {}\n",
-        s.rejected_messages, s.late_messages
+        "Rejected messages: {}  Late messages: {}  Future messages: {}\n",
+        s.rejected_messages, s.late_messages, s.future_messages
     )
 }
 
@@ -195,6 +199,7 @@ mod tests {
             total_sensors: 79,
             rejected_messages: 2,
             late_messages: 0,
+            future_messages: 0,
         }
     }
 
@@ -206,7 +211,7 @@ mod tests {
             serde_json::to_string(&JsonReport::new(553_047_784, &grid, &s)).expect("serializes");
         assert_eq!(
             text,
-            r#"{"epoch":553047784,"time":"2022-07-30T01:09:15.000Z","total_messages":10000,"rejected_messages":2,"late_messages":0,"total_sensors":79,"avg_humidity_by_device":[["PETCT7",70.813615],["CT1",66.5]],"sensors_by_device":[["CT1",36],["PETCT7",43]]}"#
+            r#"{"epoch":553047784,"time":"2022-07-30T01:09:15.000Z","total_messages":10000,"rejected_messages":2,"late_messages":0,"future_messages":0,"total_sensors":79,"avg_humidity_by_device":[["PETCT7",70.813615],["CT1",66.5]],"sensors_by_device":[["CT1",36],["PETCT7",43]]}"#
         );
     }
 

@@ -21,6 +21,8 @@ pub struct Snapshot {
     pub rejected_messages: i64,
     /// Messages that arrived after their event-time epoch had closed.
     pub late_messages: i64,
+    /// Messages whose event time was too far in the future (`--max-clock-skew`).
+    pub future_messages: i64,
 }
 
 impl Snapshot {
@@ -51,6 +53,7 @@ impl Snapshot {
                 Stat::TotalSensors(n) => snapshot.total_sensors = *n,
                 Stat::Count(Counter::Rejected, n) => snapshot.rejected_messages = *n,
                 Stat::Count(Counter::Late, n) => snapshot.late_messages = *n,
+                Stat::Count(Counter::Future, n) => snapshot.future_messages = *n,
             }
         }
         snapshot
