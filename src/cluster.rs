@@ -111,7 +111,10 @@ fn connect(cluster: &Cluster, timeout: Duration) -> Result<Vec<Option<TcpStream>
         address: my_address.clone(),
         error,
     })?;
-    let deadline = Instant::now() + timeout;
+    // --connect-timeout is at most a year, which an Instant holds; checked all the same.
+    let deadline = Instant::now().checked_add(timeout).ok_or_else(|| {
+        ClusterError::Timely(format!("--connect-timeout {timeout:?} is too long"))
+    })?;
     let lower: Vec<(usize, String)> = cluster
         .addresses
         .iter()
