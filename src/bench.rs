@@ -18,100 +18,23 @@
 //! report must count every generated line (valid plus rejected). The results come out as
 //! Markdown with the command, the machine, its load and the date.
 
+mod args;
 mod child;
 mod report;
 
-use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context};
-use clap::{Args, ValueEnum};
+use anyhow::Context;
 
 use crate::cli::GenerateArgs;
+use crate::config::ConfigError;
 use crate::epoch::parse_event_time;
 use crate::message::{parse, DEFAULT_MAX_MESSAGE_BYTES};
+pub use args::{BenchArgs, BenchSource, MAX_MESSAGES};
 use child::{measure_one, run_child, ChildRun, Feed};
 use report::{load_average, millis, thousands};
-
-/// Flags of `bench`.
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// Messages per generated input; a list (1000000,10000000) shows how memory grows.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "10000000",
-        value_name = "N,..."
-    )]
-    pub messages: Vec<u64>,
-    /// Distinct sensors in the generated fleet; a list (10000,1000000) shows how memory grows.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "2100",
-        value_name = "N,..."
-    )]
-    pub sensors: Vec<usize>,
-    /// Worker counts to run (`-w` of each child).
-    #[arg(
-        short = 'w',
-        long,
-        value_delimiter = ',',
-        default_value = "1,2,4",
-        value_name = "N,..."
-    )]
-    pub workers: Vec<usize>,
-    /// Inputs to time (Kafka is added by --brokers).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "memory,file")]
-    pub sources: Vec<BenchSource>,
-    /// Runs of each configuration (and passes of the floor); the fastest is reported.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub repeat: usize,
-    /// Epoch length of the throughput runs (event time).
-    #[arg(long, default_value = "3s", value_name = "DURATION")]
-    pub epoch: String,
-    /// Messages per second of the paced latency run (0 skips it).
-    #[arg(long, default_value_t = 100_000, value_name = "N")]
-    pub paced_rate: u64,
-    /// How long the paced latency run feeds messages.
-    #[arg(long, default_value = "30s", value_name = "DURATION")]
-    pub paced_for: String,
-    /// Epoch length of the paced latency run (processing time).
-    #[arg(long, default_value = "1s", value_name = "DURATION")]
-    pub paced_epoch: String,
-    /// Fraction of generated lines that are malformed (0 to 1).
-    #[arg(long, default_value_t = 0.0)]
-    pub bad_fraction: f64,
-    /// Seed of the generated fleet.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Keep generated inputs here and reuse them (default: a temporary directory, removed).
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-    /// Also time reading from Kafka: each input is produced into a fresh topic here.
-    #[arg(short = 'b', long, value_name = "BROKERS")]
-    pub brokers: Option<String>,
-    /// Partitions of each benchmark topic (default: the largest worker count).
-    #[arg(long, value_name = "N")]
-    pub partitions: Option<i32>,
-    /// librdkafka property for every Kafka command, key=value (repeatable).
-    #[arg(short = 'X', value_name = "KEY=VALUE")]
-    pub properties: Vec<String>,
-    /// Measure one command instead: run `hygroflow ARGS`, print its wall time and peak RSS.
-    #[arg(last = true, value_name = "ARGS")]
-    pub child: Vec<OsString>,
-}
-
-/// Where a throughput run reads its messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum BenchSource {
-    /// Stdin, fed from the harness's memory at full speed: the engine without file reads.
-    Memory,
-    /// The generated file, `--input FILE`.
-    File,
-}
 
 /// The start of the line a measured child's wrapper prints on stderr, and of progress lines.
 const MARKER: &str = "hygroflow bench:";
@@ -124,19 +47,22 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if !args.child.is_empty() {
         return measure_one(&args.child);
     }
-    for (name, list) in [
-        ("--workers", args.workers.clone()),
-        ("--sensors", args.sensors.clone()),
-        (
-            "--messages",
-            args.messages.iter().map(|&m| m as usize).collect(),
-        ),
-        ("--repeat", vec![args.repeat]),
-    ] {
-        ensure!(!list.contains(&0), "{name} must be at least 1");
-    }
-    let paced_for = humantime::parse_duration(&args.paced_for)
-        .with_context(|| format!("--paced-for {}", args.paced_for))?;
+    let kafka_only = |given: bool, message| {
+        if given && args.brokers.is_none() {
+            Err(ConfigError::Combination(message))
+        } else {
+            Ok(())
+        }
+    };
+    kafka_only(
+        args.partitions.is_some(),
+        "--partitions needs --brokers (-b host:port)",
+    )?;
+    kafka_only(
+        !args.properties.is_empty(),
+        "-X needs --brokers (-b host:port)",
+    )?;
+    let paced_for = args.paced_for;
     if cfg!(debug_assertions) {
         eprintln!("{MARKER} warning: a debug build; time the release build");
     }
@@ -223,7 +149,7 @@ impl Bench<'_> {
             self.args
                 .properties
                 .iter()
-                .flat_map(|p| ["-X".to_owned(), p.clone()]),
+                .flat_map(|p| ["-X".to_owned(), format!("{}={}", p.key, p.value)]),
         );
         let target = strings(&["-t", &topic], &client);
         // The run sends rejected messages to `<topic>.dlq`, which must exist too.
@@ -260,7 +186,8 @@ impl Bench<'_> {
         shape: Shape,
     ) -> anyhow::Result<()> {
         child.extend(["--format", "json", "--time", "event", "--epoch"].map(String::from));
-        child.extend([self.args.epoch.clone(), "-w".into(), workers.to_string()]);
+        let epoch = humantime::format_duration(self.args.epoch).to_string();
+        child.extend([epoch, "-w".into(), workers.to_string()]);
         let mut best: Option<Row> = None;
         let mut peak_rss_kib = 0;
         for _ in 0..self.args.repeat {
@@ -315,7 +242,7 @@ fn paced(
     ];
     let tail = [
         "--epoch".into(),
-        args.paced_epoch.clone(),
+        humantime::format_duration(args.paced_epoch).to_string(),
         "-w".into(),
         workers.to_string(),
     ];

@@ -5,15 +5,17 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    addresses, parse_epoch, Cluster, Config, ConfigError, Input, KafkaInput, ReportFormat,
+    addresses, check_topics, Cluster, Config, ConfigError, Input, KafkaInput, ReportFormat,
     ResultsTopic,
 };
-use crate::epoch::TimeMode;
-use crate::fleet::{Fleet, Generator, DEFAULT_SENSORS, GENERATE_START_MS};
+use crate::epoch::{EpochGrid, TimeMode};
+use crate::flags;
+use crate::fleet::{Fleet, Generator, DEFAULT_SENSORS, GENERATE_START_MS, LAST_EVENT_MS};
 use crate::kafka::{client_config, Property};
 use crate::message::DEFAULT_MAX_MESSAGE_BYTES;
 
@@ -55,40 +57,89 @@ pub enum Command {
 }
 
 /// Flags of `run`.
+///
+/// Every number and duration is parsed against the range its help gives (see [`flags`]);
+/// [`RunArgs::config`] then checks the combinations.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// JSON lines to read (`-` for stdin); without it, the simulated fleet streams until Ctrl-C.
-    #[arg(short = 'i', long, value_name = "FILE")]
+    #[arg(short = 'i', long, value_name = "FILE", value_parser = flags::path)]
     pub input: Option<PathBuf>,
-    /// Epoch (batch) length, e.g. 3s, 500ms, 1m.
-    #[arg(long, default_value = "3s", value_name = "DURATION")]
-    pub epoch: String,
+    /// Epoch (batch) length, from 1ms to 1y, e.g. 3s, 500ms, 1m.
+    #[arg(
+        long,
+        default_value = "3s",
+        value_name = "DURATION",
+        allow_hyphen_values = true,
+        value_parser = flags::duration(Duration::from_millis(1))
+    )]
+    pub epoch: Duration,
     /// Which clock assigns records to epochs.
     #[arg(long, value_enum, default_value_t = TimeMode::Processing)]
     pub time: TimeMode,
-    /// Worker threads per process.
-    #[arg(short = 'w', long, default_value_t = 1, value_name = "N")]
+    /// Worker threads per process, 1 to 256.
+    #[arg(
+        short = 'w',
+        long,
+        default_value = "1",
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = flags::whole::<usize>(1, flags::MAX_WORKERS)
+    )]
     pub workers: usize,
-    /// Number of processes in a cluster.
-    #[arg(short = 'n', long, default_value_t = 1, value_name = "N")]
+    /// Number of processes in a cluster, 1 to 1024.
+    #[arg(
+        short = 'n',
+        long,
+        default_value = "1",
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = flags::whole::<usize>(1, flags::MAX_PROCESSES)
+    )]
     pub processes: usize,
-    /// This process's index in the cluster (0 prints the reports).
-    #[arg(short = 'p', long, default_value_t = 0, value_name = "I")]
+    /// This process's index in the cluster, 0 to --processes minus 1 (0 prints the reports).
+    #[arg(
+        short = 'p',
+        long,
+        default_value = "0",
+        value_name = "I",
+        allow_negative_numbers = true,
+        value_parser = flags::whole::<usize>(0, flags::MAX_PROCESSES - 1)
+    )]
     pub process: usize,
     /// One host:port per line, line i for process i (default: localhost:2101+i).
-    #[arg(short = 'h', long, value_name = "FILE")]
+    #[arg(short = 'h', long, value_name = "FILE", value_parser = flags::path)]
     pub hostfile: Option<PathBuf>,
     /// Event time only: after this long without input, a worker's epochs follow the wall clock
-    /// (one epoch behind) so that an idle partition or worker does not hold reports back.
-    #[arg(long, default_value = "10s", value_name = "DURATION")]
-    pub idle_timeout: String,
+    /// (one epoch behind) so that an idle partition or worker does not hold reports back;
+    /// 0s to 1y.
+    #[arg(
+        long,
+        default_value = "10s",
+        value_name = "DURATION",
+        allow_hyphen_values = true,
+        value_parser = flags::duration(Duration::ZERO)
+    )]
+    pub idle_timeout: Duration,
     /// Event time only: a reading stamped more than this ahead of the wall clock joins the
-    /// open epoch instead of moving it (counted as `future_messages`).
-    #[arg(long, default_value = "1h", value_name = "DURATION")]
-    pub max_clock_skew: String,
-    /// Cluster only: how long processes wait for each other at start.
-    #[arg(long, default_value = "60s", value_name = "DURATION")]
-    pub connect_timeout: String,
+    /// open epoch instead of moving it (counted as `future_messages`); 0s to 1y.
+    #[arg(
+        long,
+        default_value = "1h",
+        value_name = "DURATION",
+        allow_hyphen_values = true,
+        value_parser = flags::duration(Duration::ZERO)
+    )]
+    pub max_clock_skew: Duration,
+    /// Cluster only: how long processes wait for each other at start, 0s to 1y.
+    #[arg(
+        long,
+        default_value = "60s",
+        value_name = "DURATION",
+        allow_hyphen_values = true,
+        value_parser = flags::duration(Duration::ZERO)
+    )]
+    pub connect_timeout: Duration,
     /// Report format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
@@ -96,19 +147,25 @@ pub struct RunArgs {
     #[arg(long)]
     pub changes: bool,
     /// Write every rejected message, with its reason, to this file as JSON lines.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = flags::path)]
     pub rejects: Option<PathBuf>,
-    /// Messages larger than this many bytes are rejected.
-    #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, value_name = "BYTES")]
+    /// Messages larger than this many bytes are rejected; 1 to 268435456 (256 MiB).
+    #[arg(
+        long,
+        default_value_t = DEFAULT_MAX_MESSAGE_BYTES,
+        value_name = "BYTES",
+        allow_negative_numbers = true,
+        value_parser = flags::whole::<usize>(1, flags::MAX_MESSAGE_BYTES)
+    )]
     pub max_message_bytes: usize,
     /// Kafka bootstrap brokers, host:port[,host:port...].
     #[arg(short = 'b', long, value_name = "BROKERS", value_parser = crate::kafka::parse_brokers)]
     pub brokers: Option<String>,
     /// Kafka topic to consume.
-    #[arg(short = 't', long, value_name = "TOPIC")]
+    #[arg(short = 't', long, value_name = "TOPIC", value_parser = crate::kafka::parse_topic)]
     pub topic: Option<String>,
     /// Consumer group whose committed offsets show progress.
-    #[arg(long, default_value = "hygroflow", value_name = "GROUP")]
+    #[arg(long, default_value = "hygroflow", value_name = "GROUP", value_parser = flags::name)]
     pub group: String,
     /// librdkafka property, key=value (repeatable; TLS, SASL, fetch sizes...).
     #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = crate::kafka::parse_property)]
@@ -117,38 +174,48 @@ pub struct RunArgs {
     #[arg(long)]
     pub until_end: bool,
     /// Directory for checkpoints: restarts resume exactly where the last complete epoch ended.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = flags::path)]
     pub state_dir: Option<PathBuf>,
-    /// Dead-letter topic for rejected messages (default: <topic>.dlq).
-    #[arg(long, value_name = "TOPIC")]
+    /// Dead-letter topic for rejected messages (default: <topic>.dlq); not the input topic.
+    #[arg(long, value_name = "TOPIC", value_parser = crate::kafka::parse_topic)]
     pub dlq_topic: Option<String>,
-    /// Also publish every report (the JSON object) to this topic.
-    #[arg(long, value_name = "TOPIC")]
+    /// Also publish every report (the JSON object) to this topic; not the input or
+    /// dead-letter topic.
+    #[arg(long, value_name = "TOPIC", value_parser = crate::kafka::parse_topic)]
     pub results_topic: Option<String>,
-    /// Demo only: messages per second from the simulated fleet.
-    #[arg(long, default_value_t = 3_000, value_name = "N")]
-    pub rate: u64,
-    /// Demo only: sensors in the simulated fleet.
-    #[arg(long, default_value_t = DEFAULT_SENSORS, value_name = "N")]
-    pub sensors: usize,
-    /// Demo only: seed of the simulated fleet.
-    #[arg(long, default_value_t = 1, value_name = "S")]
-    pub seed: u64,
+    /// Demo only: messages per second from the simulated fleet, 1 to 10000000 [default: 3000].
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = flags::whole::<u64>(1, flags::MAX_RATE)
+    )]
+    pub rate: Option<u64>,
+    /// Demo only: sensors in the simulated fleet, 1 to 100000000 [default: 2100].
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = flags::whole::<usize>(1, flags::MAX_SENSORS)
+    )]
+    pub sensors: Option<usize>,
+    /// Demo only: seed of the simulated fleet, 0 to 2^64-1 [default: 1].
+    #[arg(
+        long,
+        value_name = "S",
+        allow_negative_numbers = true,
+        value_parser = flags::whole::<u64>(0, u64::MAX)
+    )]
+    pub seed: Option<u64>,
 }
 
+/// Messages per second of the demo fleet without `--rate`.
+pub const DEFAULT_RATE: u64 = 3_000;
+
 impl RunArgs {
-    /// Checks the flags and builds the configuration.
+    /// Checks the combinations of flags and builds the configuration. Flag errors come first,
+    /// so that a run with a bad flag fails the same way whatever files exist.
     pub fn config(&self) -> Result<Config, ConfigError> {
-        for (name, value) in [
-            ("--workers", self.workers),
-            ("--processes", self.processes),
-            ("--max-message-bytes", self.max_message_bytes),
-            ("--sensors", self.sensors),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::Zero(name));
-            }
-        }
         if self.process >= self.processes {
             return Err(ConfigError::Process {
                 process: self.process,
@@ -194,32 +261,53 @@ impl RunArgs {
             self.rejects.is_none() || self.input.is_some(),
             "--rejects needs --input (the demo fleet sends no malformed messages)",
         )?;
+        if self.input.is_some() || self.topic.is_some() {
+            for (flag, given) in [
+                ("--rate", self.rate.is_some()),
+                ("--sensors", self.sensors.is_some()),
+                ("--seed", self.seed.is_some()),
+            ] {
+                if given {
+                    return Err(ConfigError::DemoOnly(flag));
+                }
+            }
+        }
+        let dlq_topic = self.topic.as_ref().map(|topic| {
+            self.dlq_topic
+                .clone()
+                .unwrap_or_else(|| format!("{topic}.dlq"))
+        });
+        check_topics(
+            self.topic.as_deref(),
+            dlq_topic.as_deref(),
+            self.results_topic.as_deref(),
+        )?;
+        let grid = EpochGrid::new(self.epoch).ok_or_else(|| {
+            ConfigError::Epoch(humantime::format_duration(self.epoch).to_string())
+        })?;
         let client = self
             .brokers
             .as_deref()
             .map(|b| client_config(b, &self.properties));
-        let input = match (&self.input, &self.topic, &client) {
-            (_, Some(topic), Some(client)) => Input::Kafka(KafkaInput {
+        let input = match (&self.input, &self.topic, &client, dlq_topic) {
+            (_, Some(topic), Some(client), Some(dlq_topic)) => Input::Kafka(KafkaInput {
                 client: client.clone(),
                 topic: topic.clone(),
                 group: self.group.clone(),
                 until_end: self.until_end,
-                dlq_topic: self
-                    .dlq_topic
-                    .clone()
-                    .unwrap_or_else(|| format!("{topic}.dlq")),
+                dlq_topic,
                 state_dir: self.state_dir.clone(),
             }),
-            (None, _, _) => Input::Demo {
-                rate: self.rate,
-                sensors: self.sensors,
-                seed: self.seed,
+            (None, _, _, _) => Input::Demo {
+                rate: self.rate.unwrap_or(DEFAULT_RATE),
+                sensors: self.sensors.unwrap_or(DEFAULT_SENSORS),
+                seed: self.seed.unwrap_or(1),
             },
-            (Some(path), _, _) if path.as_os_str() == "-" => Input::File {
+            (Some(path), _, _, _) if path.as_os_str() == "-" => Input::File {
                 path: None,
                 rejects: self.rejects.clone(),
             },
-            (Some(path), _, _) => {
+            (Some(path), _, _, _) => {
                 std::fs::File::open(path).map_err(|error| ConfigError::Input {
                     path: path.clone(),
                     error,
@@ -232,7 +320,7 @@ impl RunArgs {
         };
         Ok(Config {
             input,
-            grid: parse_epoch(&self.epoch)?,
+            grid,
             time: self.time,
             cluster: Cluster {
                 workers: self.workers,
@@ -250,14 +338,9 @@ impl RunArgs {
                 }),
                 _ => None,
             },
-            connect_timeout: humantime::parse_duration(&self.connect_timeout).map_err(|_| {
-                ConfigError::Duration("--connect-timeout", self.connect_timeout.clone())
-            })?,
-            idle_timeout: humantime::parse_duration(&self.idle_timeout)
-                .map_err(|_| ConfigError::Duration("--idle-timeout", self.idle_timeout.clone()))?,
-            max_clock_skew: humantime::parse_duration(&self.max_clock_skew).map_err(|_| {
-                ConfigError::Duration("--max-clock-skew", self.max_clock_skew.clone())
-            })?,
+            connect_timeout: self.connect_timeout,
+            idle_timeout: self.idle_timeout,
+            max_clock_skew: self.max_clock_skew,
         })
     }
 }
@@ -265,31 +348,62 @@ impl RunArgs {
 /// Flags of `generate`.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Number of lines to write.
-    #[arg(long, default_value_t = 10_000)]
+    /// Number of lines to write, 0 to 10^12.
+    #[arg(
+        long,
+        default_value_t = 10_000,
+        allow_negative_numbers = true,
+        value_parser = flags::whole::<u64>(0, MAX_COUNT)
+    )]
     pub count: u64,
-    /// Seed: the same seed writes the same lines.
-    #[arg(long, default_value_t = 1)]
+    /// Seed, 0 to 2^64-1: the same seed writes the same lines.
+    #[arg(
+        long,
+        default_value_t = 1,
+        allow_negative_numbers = true,
+        value_parser = flags::whole::<u64>(0, u64::MAX)
+    )]
     pub seed: u64,
-    /// Fraction of lines that are malformed (0 to 1).
-    #[arg(long, default_value_t = 0.0)]
+    /// Fraction of lines that are malformed, 0 to 1.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        allow_hyphen_values = true,
+        value_parser = flags::real(0.0, 1.0)
+    )]
     pub bad_fraction: f64,
-    /// Sensors in the fleet.
-    #[arg(long, default_value_t = DEFAULT_SENSORS)]
+    /// Sensors in the fleet, 1 to 100000000.
+    #[arg(
+        long,
+        default_value_t = DEFAULT_SENSORS,
+        allow_negative_numbers = true,
+        value_parser = flags::whole::<usize>(1, flags::MAX_SENSORS)
+    )]
     pub sensors: usize,
-    /// Milliseconds of event time between consecutive lines.
-    #[arg(long, default_value_t = 0.3)]
+    /// Milliseconds of event time between consecutive lines, 0 to 86400000 (a day); the last
+    /// line must fall before the year 10000.
+    #[arg(
+        long,
+        default_value_t = 0.3,
+        allow_hyphen_values = true,
+        value_parser = flags::real(0.0, 86_400_000.0)
+    )]
     pub interval_ms: f64,
 }
+
+/// The most lines `generate --count` writes.
+pub const MAX_COUNT: u64 = 1_000_000_000_000;
 
 impl GenerateArgs {
     /// Writes the lines to `out`.
     pub fn write(&self, out: &mut dyn Write) -> anyhow::Result<()> {
-        if !(0.0..=1.0).contains(&self.bad_fraction) {
-            return Err(ConfigError::BadFraction(self.bad_fraction).into());
-        }
-        if self.sensors == 0 {
-            return Err(ConfigError::Zero("--sensors").into());
+        let span = self.count.saturating_sub(1) as f64 * self.interval_ms;
+        if span.is_nan() || span > (LAST_EVENT_MS - GENERATE_START_MS) as f64 {
+            return Err(ConfigError::Timeline {
+                count: self.count,
+                interval_ms: self.interval_ms,
+            }
+            .into());
         }
         let mut generator = Generator::new(
             Fleet::new(self.seed, self.sensors),
@@ -298,7 +412,8 @@ impl GenerateArgs {
         );
         let mut buf = Vec::with_capacity(1 << 16);
         for i in 0..self.count {
-            let event_ms = GENERATE_START_MS + (i as f64 * self.interval_ms) as i64;
+            // Within the year 9999, as checked above: no overflow.
+            let event_ms = GENERATE_START_MS.saturating_add((i as f64 * self.interval_ms) as i64);
             generator.write_line(event_ms, &mut buf);
             buf.push(b'\n');
             if buf.len() >= 1 << 16 {
@@ -309,5 +424,79 @@ impl GenerateArgs {
         out.write_all(&buf)?;
         out.flush()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("hygroflow").chain(args.iter().copied()))
+    }
+
+    fn run_config(args: &[&str]) -> Result<Config, ConfigError> {
+        match parse(args).expect("flags parse").command {
+            Some(Command::Run(run)) => run.config(),
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_consistent_and_every_default_is_in_range() {
+        Cli::command().debug_assert();
+        for args in [
+            &["run"][..],
+            &["generate"],
+            &["bench"],
+            &["produce", "-b", "h:1", "-t", "t", "f.jsonl"],
+            &["topic", "create", "-b", "h:1", "-t", "t"],
+            &["topic", "describe", "-b", "h:1", "-t", "t"],
+        ] {
+            if let Err(e) = parse(args) {
+                panic!("{args:?}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn gh_8_demo_flags_have_defaults_and_belong_to_the_demo() {
+        let config = run_config(&["run"]).expect("demo");
+        let Input::Demo {
+            rate,
+            sensors,
+            seed,
+        } = config.input
+        else {
+            panic!("not the demo: {:?}", config.input);
+        };
+        assert_eq!((rate, sensors, seed), (DEFAULT_RATE, DEFAULT_SENSORS, 1));
+        assert_eq!(config.grid.len(), Duration::from_secs(3));
+        assert_eq!(config.connect_timeout, Duration::from_secs(60));
+        let e = run_config(&["run", "-i", "-", "--sensors", "5"]).expect_err("with -i");
+        assert_eq!(e.exit_code(), 2, "{e}");
+        assert!(e
+            .to_string()
+            .starts_with("--sensors is for the simulated fleet"));
+    }
+
+    #[test]
+    fn gh_8_generate_stays_within_four_digit_years() {
+        let args = |count, interval_ms| GenerateArgs {
+            count,
+            seed: 1,
+            bad_fraction: 0.0,
+            sensors: 10,
+            interval_ms,
+        };
+        let e = args(MAX_COUNT, 86_400_000.0)
+            .write(&mut Vec::new())
+            .expect_err("past 9999");
+        assert!(e.to_string().contains("past the year 9999"), "{e}");
+        let mut out = Vec::new();
+        args(2, 86_400_000.0).write(&mut out).expect("two days");
+        assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 2);
+        assert!(args(2, f64::NAN).write(&mut Vec::new()).is_err());
     }
 }

@@ -146,7 +146,10 @@ fn connect(
         address: my_address.clone(),
         error,
     })?;
-    let deadline = Instant::now() + timeout;
+    // --connect-timeout is at most a year, which an Instant holds; checked all the same.
+    let deadline = Instant::now().checked_add(timeout).ok_or_else(|| {
+        ClusterError::Timely(format!("--connect-timeout {timeout:?} is too long"))
+    })?;
     // Set by whichever side fails first (connecting or accepting), so the other stops too.
     let give_up = Arc::new(AtomicBool::new(false));
     let dialer = {

@@ -151,17 +151,16 @@ pub struct Config {
 }
 
 /// A flag or setting that cannot work, and what to do about it.
+///
+/// Most are flag errors: a value or a combination of flags that no environment could make
+/// work, reported with exit code 2 like clap's own usage errors. The rest are about the
+/// environment the flags name (a file that cannot be read): exit code 1. See
+/// [`ConfigError::exit_code`].
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// `--epoch` is not a usable duration.
-    #[error("--epoch {0:?}: expected a duration of at least 1ms, such as 3s, 500ms or 1m")]
+    /// `--epoch` is not a usable epoch length.
+    #[error("--epoch {0}: expected a duration of at least 1ms, such as 3s, 500ms or 1m")]
     Epoch(String),
-    /// A duration flag does not parse.
-    #[error("{0} {1:?}: expected a duration such as 60s or 2m")]
-    Duration(&'static str, String),
-    /// A count that must be positive is zero.
-    #[error("{0} must be at least 1")]
-    Zero(&'static str),
     /// `--process` is outside `--processes`.
     #[error("--process {process} is out of range: with --processes {processes} it must be below {processes}")]
     Process {
@@ -169,6 +168,31 @@ pub enum ConfigError {
         process: usize,
         /// The number of processes.
         processes: usize,
+    },
+    /// Flags that only make sense together are missing their partner, or exclude each other.
+    #[error("{0}")]
+    Combination(&'static str),
+    /// A flag of the simulated fleet given with another input, where it would be ignored.
+    #[error("{0} is for the simulated fleet only: leave it out with --input or --topic")]
+    DemoOnly(&'static str),
+    /// Two topics the job uses are the same: it would read what it writes, or mix reports
+    /// with dead letters.
+    #[error("{flag} {topic} is also {other}: give each its own topic")]
+    SameTopic {
+        /// The flag that names the topic.
+        flag: &'static str,
+        /// The topic.
+        topic: String,
+        /// The other use of it.
+        other: &'static str,
+    },
+    /// `generate` would stamp lines past the year 9999, which RFC 3339 cannot write.
+    #[error("--count {count} lines --interval-ms {interval_ms} apart would run past the year 9999: lower --count or --interval-ms")]
+    Timeline {
+        /// Lines asked for.
+        count: u64,
+        /// Milliseconds between lines.
+        interval_ms: f64,
     },
     /// The hostfile cannot be read.
     #[error("cannot read hostfile {path}: {error}")]
@@ -196,20 +220,49 @@ pub enum ConfigError {
         /// Why.
         error: std::io::Error,
     },
-    /// Flags that only make sense together are missing their partner.
-    #[error("{0}")]
-    Combination(&'static str),
-    /// `--bad-fraction` is not a fraction.
-    #[error("--bad-fraction {0} must be between 0 and 1")]
-    BadFraction(f64),
 }
 
-/// Parses `--epoch` (`3s`, `500ms`, `1m`).
-pub fn parse_epoch(text: &str) -> Result<EpochGrid, ConfigError> {
-    humantime::parse_duration(text)
-        .ok()
-        .and_then(EpochGrid::new)
-        .ok_or_else(|| ConfigError::Epoch(text.to_owned()))
+impl ConfigError {
+    /// The process's exit code for this error: 2 for a flag error (a value out of range, flags
+    /// that do not go together), 1 for the environment (a file that cannot be read or holds
+    /// too little).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ConfigError::Epoch(_)
+            | ConfigError::Process { .. }
+            | ConfigError::Combination(_)
+            | ConfigError::DemoOnly(_)
+            | ConfigError::SameTopic { .. }
+            | ConfigError::Timeline { .. } => 2,
+            ConfigError::Hostfile { .. }
+            | ConfigError::TooFewHosts { .. }
+            | ConfigError::Input { .. } => 1,
+        }
+    }
+}
+
+/// Refuses a topic used twice: results or dead letters written to the input topic come back
+/// as rejected messages every epoch, and reports mixed with dead letters are neither.
+pub fn check_topics(
+    input: Option<&str>,
+    dead_letters: Option<&str>,
+    results: Option<&str>,
+) -> Result<(), ConfigError> {
+    const INPUT: &str = "the input topic (-t)";
+    const DEAD_LETTERS: &str = "the dead-letter topic (--dlq-topic, default <topic>.dlq)";
+    let same = |flag, topic: &str, other| {
+        Err(ConfigError::SameTopic {
+            flag,
+            topic: topic.to_owned(),
+            other,
+        })
+    };
+    match (input, dead_letters, results) {
+        (Some(i), Some(d), _) if d == i => same("--dlq-topic", d, INPUT),
+        (Some(i), _, Some(r)) if r == i => same("--results-topic", r, INPUT),
+        (_, Some(d), Some(r)) if r == d => same("--results-topic", r, DEAD_LETTERS),
+        _ => Ok(()),
+    }
 }
 
 /// The processes' addresses: from the hostfile, or `localhost:2101+i` as timely does.
@@ -246,18 +299,32 @@ pub fn addresses(processes: usize, hostfile: Option<&PathBuf>) -> Result<Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
-    fn epochs_parse_as_durations() {
-        assert_eq!(parse_epoch("3s").expect("3s").len(), Duration::from_secs(3));
-        assert_eq!(
-            parse_epoch("250ms").expect("250ms").len(),
-            Duration::from_millis(250)
-        );
-        let e = parse_epoch("0s").expect_err("zero");
-        assert!(e.to_string().contains("at least 1ms"), "{e}");
-        assert!(parse_epoch("three").is_err());
+    fn flag_errors_exit_2_and_the_environment_1() {
+        assert_eq!(ConfigError::Combination("x").exit_code(), 2);
+        assert_eq!(ConfigError::DemoOnly("--rate").exit_code(), 2);
+        let missing = addresses(2, Some(&PathBuf::from("/no/such/hostfile"))).expect_err("none");
+        assert_eq!(missing.exit_code(), 1, "{missing}");
+    }
+
+    #[test]
+    fn gh_8_a_topic_serves_one_purpose() {
+        assert!(check_topics(Some("in"), Some("in.dlq"), Some("out")).is_ok());
+        assert!(check_topics(None, None, Some("out")).is_ok());
+        for (dead_letters, results, says) in [
+            ("in", "out", "--dlq-topic in is also the input topic"),
+            ("in.dlq", "in", "--results-topic in is also the input topic"),
+            (
+                "in.dlq",
+                "in.dlq",
+                "--results-topic in.dlq is also the dead-letter topic",
+            ),
+        ] {
+            let e = check_topics(Some("in"), Some(dead_letters), Some(results)).expect_err(says);
+            assert!(e.to_string().starts_with(says), "{e}");
+            assert_eq!(e.exit_code(), 2);
+        }
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //!   -> sink/                : stdout report, dead letters, results topic
 //! ```
 //!
-//! `cli` turns flags into the validated [`config::Config`]; `pipeline` builds a job from it
+//! `cli` turns flags into the validated [`config::Config`] (`flags` parses each value against
+//! its documented range); `pipeline` builds a job from it
 //! once per process and runs each worker's loop (poll -> ingest -> step -> on_frontier), with
 //! one owner per concern: the epoch writer, the checkpointer (`checkpoint` holds its files),
 //! the report printer. `kafka` holds the Kafka plumbing and the `produce` and `topic` tools.
@@ -22,6 +23,7 @@ pub mod cli;
 pub(crate) mod cluster;
 pub mod config;
 pub mod epoch;
+pub mod flags;
 pub mod fleet;
 pub mod kafka;
 pub mod message;

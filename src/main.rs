@@ -1,4 +1,5 @@
-//! The `hygroflow` binary: parse flags, build a validated config, run, map errors to exit codes.
+//! The `hygroflow` binary: parse flags, build a validated config, run, map errors to exit codes
+//! (2 for a flag error, 1 for the environment, 141 for a closed stdout pipe).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -7,6 +8,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use hygroflow::cli::{Cli, Command};
+use hygroflow::config::ConfigError;
 use hygroflow::pipeline;
 
 fn main() -> ExitCode {
@@ -19,11 +21,22 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             let text = e.render().to_string();
-            let first = text
-                .lines()
+            let mut lines = text.lines();
+            let mut first = lines
                 .next()
                 .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
+                .trim_start_matches("error: ")
+                .to_owned();
+            if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                // `hygroflow topic`: clap renders the whole help.
+                first = "a subcommand is missing".to_owned();
+            } else if first.ends_with(':') {
+                // "the following required arguments were not provided:", then one per line.
+                for missing in lines.map_while(|l| l.strip_prefix("  ")) {
+                    first.push(' ');
+                    first.push_str(missing.trim());
+                }
+            }
             say(&format!("{first} (see hygroflow --help)"));
             return ExitCode::from(2);
         }
@@ -64,7 +77,7 @@ fn main() -> ExitCode {
         Ok(Ended::PipeClosed) => ExitCode::from(141),
         Err(e) => {
             say(&format!("{e:#}"));
-            ExitCode::FAILURE
+            exit_code(&e)
         }
     }
 }
@@ -72,6 +85,12 @@ fn main() -> ExitCode {
 /// Prints `hygroflow: text` on stderr; an unwritable stderr is not a reason to panic.
 fn say(text: &str) {
     let _ = writeln!(std::io::stderr(), "hygroflow: {text}");
+}
+
+/// 2 for a flag error (as for clap's own), 1 for everything else: the environment.
+fn exit_code(e: &anyhow::Error) -> ExitCode {
+    e.downcast_ref::<ConfigError>()
+        .map_or(ExitCode::FAILURE, |e| ExitCode::from(e.exit_code()))
 }
 
 /// How a command ended without error.

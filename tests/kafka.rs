@@ -479,7 +479,8 @@ fn missing_topic_and_bad_property_fail_with_one_line() {
     let broker = Broker::start();
     let brokers = broker.brokers();
     let out = run(&["run", "-b", &brokers, "-t", "no-such-topic", "--until-end"]);
-    assert!(!out.status.success());
+    // The environment, not a flag: exit code 1 (gh-8 point 10).
+    assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr

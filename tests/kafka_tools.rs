@@ -295,7 +295,13 @@ fn topic_create_then_describe_shows_partitions_offsets_and_lag() {
         "--partitions",
         "0",
     ]);
-    assert_one_line_failure(&out, "--partitions must be at least 1");
+    // A flag error since gh-8: exit code 2 (tests/flags.rs has the rest).
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("'--partitions <PARTITIONS>': must be positive"),
+        "{stderr}"
+    );
 
     // Messages and a group's commit show up as offsets and lag.
     let dir = tempfile::tempdir().expect("tempdir");

@@ -66,7 +66,7 @@ impl Bench<'_> {
             if cfg!(debug_assertions) { " (DEBUG BUILD)" } else { "" },
             args.seed,
             args.bad_fraction,
-            args.epoch,
+            humantime::format_duration(args.epoch),
             args.repeat,
         );
         out += "Parse-only floor: the same bytes split into lines and validated by \
@@ -112,8 +112,8 @@ impl Bench<'_> {
                  reports skipped).\n\n| workers | achieved messages/s | reports | p50 ms | \
                  p99 ms | max ms | peak RSS MB |\n|---:|---:|---:|---:|---:|---:|---:|\n",
                 thousands(args.paced_rate as f64),
-                args.paced_for,
-                args.paced_epoch
+                humantime::format_duration(args.paced_for),
+                humantime::format_duration(args.paced_epoch)
             );
             for latency in &self.latencies {
                 out += &format!("| {} |\n", latency.cells().join(" | "));

@@ -10,7 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{check_brokers, ClientLog, Property};
+use super::{ClientLog, Property};
 
 /// Flags of `topic`.
 #[derive(Debug, Args)]
@@ -33,16 +33,26 @@ pub enum TopicAction {
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Bootstrap brokers, host:port[,host:port...].
-    #[arg(short = 'b', long)]
+    #[arg(short = 'b', long, value_parser = super::parse_brokers)]
     pub brokers: String,
     /// Topic name.
-    #[arg(short = 't', long)]
+    #[arg(short = 't', long, value_parser = super::parse_topic)]
     pub topic: String,
-    /// Number of partitions.
-    #[arg(long, default_value_t = 1)]
+    /// Number of partitions, 1 to 10000.
+    #[arg(
+        long,
+        default_value_t = 1,
+        allow_negative_numbers = true,
+        value_parser = crate::flags::whole::<i32>(1, MAX_PARTITIONS)
+    )]
     pub partitions: i32,
-    /// Replication factor.
-    #[arg(long, default_value_t = 1)]
+    /// Replication factor, 1 to 100 (at most the number of brokers).
+    #[arg(
+        long,
+        default_value_t = 1,
+        allow_negative_numbers = true,
+        value_parser = crate::flags::whole::<i32>(1, 100)
+    )]
     pub replication: i32,
     /// librdkafka property passed through, key=value (repeatable).
     #[arg(short = 'X', value_parser = super::parse_property)]
@@ -53,18 +63,26 @@ pub struct CreateArgs {
 #[derive(Debug, Args)]
 pub struct DescribeArgs {
     /// Bootstrap brokers, host:port[,host:port...].
-    #[arg(short = 'b', long)]
+    #[arg(short = 'b', long, value_parser = super::parse_brokers)]
     pub brokers: String,
     /// Topic name.
-    #[arg(short = 't', long)]
+    #[arg(short = 't', long, value_parser = super::parse_topic)]
     pub topic: String,
     /// Consumer group whose committed offsets (and lag) to show.
-    #[arg(short = 'g', long, default_value = "hygroflow")]
+    #[arg(
+        short = 'g',
+        long,
+        default_value = "hygroflow",
+        value_parser = crate::flags::name
+    )]
     pub group: String,
     /// librdkafka property passed through, key=value (repeatable).
     #[arg(short = 'X', value_parser = super::parse_property)]
     pub properties: Vec<Property>,
 }
+
+/// The most partitions `topic create` and `bench --partitions` ask for.
+pub const MAX_PARTITIONS: u64 = 10_000;
 
 /// How long one request to the broker may take before the command gives up.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -83,13 +101,6 @@ pub fn run(args: &TopicArgs) -> anyhow::Result<()> {
 
 /// Creates the topic with the broker's CreateTopics request.
 fn create(args: &CreateArgs) -> anyhow::Result<()> {
-    check_brokers(&args.brokers)?;
-    if args.partitions < 1 {
-        bail!("--partitions must be at least 1, got {}", args.partitions);
-    }
-    if args.replication < 1 {
-        bail!("--replication must be at least 1, got {}", args.replication);
-    }
     tracing::debug!(
         brokers = %args.brokers,
         topic = %args.topic,
@@ -161,7 +172,6 @@ impl Row {
 /// topic to correct them: to know where a partition really ends, consume it until the
 /// end-of-partition event.
 fn describe(args: &DescribeArgs) -> anyhow::Result<String> {
-    check_brokers(&args.brokers)?;
     let mut config = super::client_config(&args.brokers, &args.properties);
     config
         // Committed offsets are looked up per consumer group.

@@ -67,14 +67,16 @@ pub enum BrokersError {
     /// An entry of the list is empty (`a:1,`).
     #[error("empty broker address in -b {0:?}")]
     EmptyAddress(String),
-    /// An entry has an empty host or a port that is not a number from 1 to 65535.
+    /// An entry has an empty host, a host with spaces or control characters, or a port that is
+    /// not a number from 1 to 65535.
     #[error("broker address {0:?} is not host:port (port 1 to 65535)")]
     NotHostPort(String),
 }
 
-/// Catches the `-b` mistakes librdkafka would not report clearly: an empty list or entry, and
+/// Catches the `-b` mistakes librdkafka would not report clearly: an empty list or entry, a
+/// host with spaces or control characters (`-b "not a broker"`, retried forever otherwise), and
 /// a port that is not a number from 1 to 65535 (librdkafka silently wraps 99999 to 34463).
-/// Hosts are left to the resolver, and an unreachable broker to librdkafka's retries.
+/// Other hosts are left to the resolver, and an unreachable broker to librdkafka's retries.
 pub fn check_brokers(brokers: &str) -> Result<(), BrokersError> {
     if brokers.trim().is_empty() {
         return Err(BrokersError::Empty);
@@ -83,6 +85,9 @@ pub fn check_brokers(brokers: &str) -> Result<(), BrokersError> {
         let address = entry.split_once("://").map_or(entry, |(_, rest)| rest);
         if address.is_empty() {
             return Err(BrokersError::EmptyAddress(brokers.to_owned()));
+        }
+        if address.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(BrokersError::NotHostPort(entry.to_owned()));
         }
         if let Some((host, port)) = address.rsplit_once(':') {
             if host.is_empty() || !port.parse::<u16>().is_ok_and(|p| p > 0) {
@@ -97,6 +102,35 @@ pub fn check_brokers(brokers: &str) -> Result<(), BrokersError> {
 pub fn parse_brokers(text: &str) -> Result<String, BrokersError> {
     check_brokers(text)?;
     Ok(text.to_owned())
+}
+
+/// What is wrong with a topic name (Kafka's rules: 1 to 249 of `a-z A-Z 0-9 . _ -`, not `.`
+/// or `..`). A name the broker could never hold is a flag error, not a missing topic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopicError {
+    /// The name is empty.
+    #[error("a topic name cannot be empty")]
+    Empty,
+    /// The name is longer than Kafka allows.
+    #[error("topic name is {0} characters long; Kafka allows at most 249")]
+    TooLong(usize),
+    /// The name has a character Kafka refuses, or is `.` or `..`.
+    #[error("topic name {0:?} is not allowed: Kafka takes only letters, digits, '.', '_' and '-' (and not . or ..)")]
+    Invalid(String),
+}
+
+/// Parses a topic name for clap (`-t`, `--dlq-topic`, `--results-topic`).
+pub fn parse_topic(text: &str) -> Result<String, TopicError> {
+    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if text.is_empty() {
+        Err(TopicError::Empty)
+    } else if !text.chars().all(valid) || text == "." || text == ".." {
+        Err(TopicError::Invalid(text.to_owned()))
+    } else if text.len() > 249 {
+        Err(TopicError::TooLong(text.len()))
+    } else {
+        Ok(text.to_owned())
+    }
 }
 
 /// A librdkafka configuration for `brokers` with the user's `-X` properties applied last,
@@ -141,9 +175,35 @@ mod tests {
             assert!(check_brokers(good).is_ok(), "{good}");
             assert_eq!(parse_brokers(good).as_deref(), Ok(good));
         }
-        for bad in ["", " ", "a:1,", "h:99999", "h:0", "a:b:c", ":9092", "h:"] {
+        for bad in [
+            "",
+            " ",
+            "a:1,",
+            "h:99999",
+            "h:0",
+            "a:b:c",
+            ":9092",
+            "h:",
+            "not a broker",
+            "h\t:9092",
+        ] {
             assert!(check_brokers(bad).is_err(), "{bad}");
             assert!(parse_brokers(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn topic_names_follow_kafkas_rules() {
+        for good in ["humidityanalytics", "a.dlq", "A-b_c.9", &"t".repeat(249)] {
+            assert_eq!(parse_topic(good).as_deref(), Ok(good));
+        }
+        assert_eq!(parse_topic(""), Err(TopicError::Empty));
+        assert_eq!(parse_topic(&"t".repeat(250)), Err(TopicError::TooLong(250)));
+        for bad in [".", "..", "a b", "a/b", "é", "t\n"] {
+            assert!(
+                matches!(parse_topic(bad), Err(TopicError::Invalid(_))),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -24,23 +24,27 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 
-use super::{check_brokers, ClientLog, Property};
+use super::{ClientLog, Property};
 use crate::message::{parse, DEFAULT_MAX_MESSAGE_BYTES};
 
 /// Flags of `produce`.
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
     /// Bootstrap brokers, host:port[,host:port...].
-    #[arg(short = 'b', long)]
+    #[arg(short = 'b', long, value_parser = super::parse_brokers)]
     pub brokers: String,
     /// Topic to write to.
-    #[arg(short = 't', long)]
+    #[arg(short = 't', long, value_parser = super::parse_topic)]
     pub topic: String,
     /// JSON lines to send (`-` for stdin).
-    #[arg(value_name = "FILE")]
+    #[arg(value_name = "FILE", value_parser = crate::flags::path)]
     pub input: PathBuf,
-    /// Messages per second (default: as fast as possible).
-    #[arg(long)]
+    /// Messages per second, 1 to 10000000 (default: as fast as possible).
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        value_parser = crate::flags::whole::<u64>(1, crate::flags::MAX_RATE)
+    )]
     pub rate: Option<u64>,
     /// librdkafka property passed through, key=value (repeatable).
     #[arg(short = 'X', value_parser = super::parse_property)]
@@ -54,10 +58,6 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sends the lines and prints a summary.
 pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
-    if args.rate == Some(0) {
-        bail!("--rate must be at least 1 message per second");
-    }
-    check_brokers(&args.brokers)?;
     let (input, size) = open(&args.input)?;
     let mut config = super::client_config(&args.brokers, &args.properties);
     // A typo in -t must fail, not create a topic: hygroflow creates topics only explicitly.

@@ -32,8 +32,8 @@ pub(crate) enum Feed {
     Demo {
         /// Messages per second over all workers.
         rate: u64,
-        /// Sensors in the fleet.
-        sensors: usize,
+        /// The fleet, built once per process and shared by its workers.
+        fleet: Fleet,
         /// Seed of the fleet and its readings.
         seed: u64,
     },
@@ -83,7 +83,7 @@ impl Job {
                 info!(sensors, rate, "streaming the simulated fleet (devices CT1-SPECT8); Ctrl-C stops with a final report");
                 Feed::Demo {
                     rate: *rate,
-                    sensors: *sensors,
+                    fleet: Fleet::new(*seed, *sensors),
                     seed: *seed,
                 }
             }
@@ -163,12 +163,8 @@ impl Job {
         resume: &Offsets,
     ) -> anyhow::Result<Box<dyn Source>> {
         Ok(match &self.feed {
-            Feed::Demo {
-                rate,
-                sensors,
-                seed,
-            } => Box::new(GeneratorSource::new(
-                Fleet::new(*seed, *sensors),
+            Feed::Demo { rate, fleet, seed } => Box::new(GeneratorSource::new(
+                fleet.clone(),
                 *seed,
                 *rate,
                 index,
