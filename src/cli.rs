@@ -307,16 +307,11 @@ impl RunArgs {
                 path: None,
                 rejects: self.rejects.clone(),
             },
-            (Some(path), _, _, _) => {
-                std::fs::File::open(path).map_err(|error| ConfigError::Input {
-                    path: path.clone(),
-                    error,
-                })?;
-                Input::File {
-                    path: Some(path.clone()),
-                    rejects: self.rejects.clone(),
-                }
-            }
+            // The input is opened once, by the job: opening a FIFO here would consume it.
+            (Some(path), _, _, _) => Input::File {
+                path: Some(path.clone()),
+                rejects: self.rejects.clone(),
+            },
         };
         Ok(Config {
             input,

@@ -212,14 +212,6 @@ pub enum ConfigError {
         /// Processes asked for.
         processes: usize,
     },
-    /// The input file cannot be opened.
-    #[error("cannot read input {path}: {error}")]
-    Input {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        error: std::io::Error,
-    },
 }
 
 impl ConfigError {
@@ -234,9 +226,7 @@ impl ConfigError {
             | ConfigError::DemoOnly(_)
             | ConfigError::SameTopic { .. }
             | ConfigError::Timeline { .. } => 2,
-            ConfigError::Hostfile { .. }
-            | ConfigError::TooFewHosts { .. }
-            | ConfigError::Input { .. } => 1,
+            ConfigError::Hostfile { .. } | ConfigError::TooFewHosts { .. } => 1,
         }
     }
 }

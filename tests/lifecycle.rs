@@ -109,3 +109,95 @@ fn gh_8_a_reading_from_the_future_does_not_move_the_clock() {
     assert_eq!(last["late_messages"], 0, "{last}");
     assert!(err.contains("too far in the future"), "{err}");
 }
+
+#[test]
+fn gh_8_a_named_pipe_is_read_once_and_ends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let small = dir.path().join("small.jsonl");
+    generate(&small, 12, 7, 0.2);
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let writer = {
+        let (small, fifo) = (small.clone(), fifo.clone());
+        std::thread::spawn(move || {
+            let bytes = std::fs::read(small).expect("read");
+            std::fs::write(fifo, bytes).expect("write the fifo");
+        })
+    };
+    let mut child = hygroflow()
+        .args([
+            "run",
+            "-i",
+            fifo.to_str().expect("utf8"),
+            "--format",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().expect("try_wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the run did not end after the FIFO's writer closed it");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    writer.join().expect("writer");
+    let out = child.wait_with_output().expect("output");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = json_lines(&out.stdout).pop().expect("a final report");
+    let seen = last["total_messages"].as_i64().unwrap_or(0)
+        + last["rejected_messages"].as_i64().unwrap_or(0);
+    assert_eq!(seen, 12, "{last}");
+}
+
+#[test]
+fn gh_8_outputs_never_overwrite_the_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let victim = dir.path().join("victim.jsonl");
+    generate(&victim, 12, 7, 0.2);
+    let before = std::fs::read(&victim).expect("read");
+    let link = dir.path().join("link.jsonl");
+    std::fs::hard_link(&victim, &link).expect("hard link");
+    let path = victim.to_str().expect("utf8");
+    for rejects in [&victim, &link] {
+        let (code, _, err) = outcome(&[
+            "run",
+            "-i",
+            path,
+            "--rejects",
+            rejects.to_str().expect("utf8"),
+        ]);
+        assert_eq!(code, Some(1), "{err}");
+        assert!(err.contains("is the input file"), "{err}");
+        assert_eq!(
+            std::fs::read(&victim).expect("read"),
+            before,
+            "the input is intact"
+        );
+    }
+    // `hygroflow run -i victim.jsonl >> victim.jsonl`
+    let append = File::options().append(true).open(&victim).expect("open");
+    let out = hygroflow()
+        .args(["run", "-i", path])
+        .stdout(Stdio::from(append))
+        .output()
+        .expect("the binary runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stdout is the input file"));
+    assert_eq!(
+        std::fs::read(&victim).expect("read"),
+        before,
+        "the input is intact"
+    );
+}

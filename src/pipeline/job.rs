@@ -3,6 +3,8 @@
 //! `HiArgs`. Nothing else in the pipeline matches on the kind of input.
 
 use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -240,16 +242,22 @@ fn file_feed(
     path: Option<&PathBuf>,
     rejects: Option<&PathBuf>,
 ) -> anyhow::Result<Feed> {
-    let (input, name): (Box<dyn std::io::Read + Send>, String) = match path {
-        Some(path) => (
-            Box::new(
-                std::fs::File::open(path)
-                    .with_context(|| format!("cannot read input {}", path.display()))?,
-            ),
-            path.display().to_string(),
-        ),
-        None => (Box::new(std::io::stdin()), "stdin".to_owned()),
+    // Opened once: a FIFO or a pipe has nothing to give a second opener.
+    let (input, name, identity): (Box<dyn std::io::Read + Send>, String, _) = match path {
+        Some(path) => {
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("cannot read input {}", path.display()))?;
+            let identity = FileId::of_file(&file);
+            (Box::new(file), path.display().to_string(), identity)
+        }
+        None => {
+            let identity = FileId::of_fd(std::io::stdin().as_fd());
+            (Box::new(std::io::stdin()), "stdin".to_owned(), identity)
+        }
     };
+    if let Some(input) = identity.filter(FileId::is_regular) {
+        refuse_overwriting(input, &name, rejects)?;
+    }
     let rejects = match rejects {
         Some(path) => {
             let file = std::fs::File::create(path)
@@ -270,6 +278,59 @@ fn file_feed(
         reader: Mutex::new(Some(reader)),
         rejects,
     })
+}
+
+/// Which file an open handle is: device and inode, so that links count as the same file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    regular: bool,
+}
+
+impl FileId {
+    fn of_metadata(m: &std::fs::Metadata) -> FileId {
+        FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            regular: m.file_type().is_file(),
+        }
+    }
+
+    fn of_file(file: &std::fs::File) -> Option<FileId> {
+        file.metadata().ok().map(|m| FileId::of_metadata(&m))
+    }
+
+    fn of_fd(fd: BorrowedFd<'_>) -> Option<FileId> {
+        let file = std::fs::File::from(fd.try_clone_to_owned().ok()?);
+        FileId::of_file(&file)
+    }
+
+    fn is_regular(&self) -> bool {
+        self.regular
+    }
+}
+
+/// Refuses outputs that are the input file: `--rejects` naming it (under any name or link),
+/// and stdout redirected onto it (`>> input`), which would truncate or grow what is being read.
+fn refuse_overwriting(input: FileId, name: &str, rejects: Option<&PathBuf>) -> anyhow::Result<()> {
+    if let Some(path) = rejects {
+        let same = std::fs::metadata(path)
+            .ok()
+            .is_some_and(|m| FileId::of_metadata(&m) == input);
+        if same {
+            anyhow::bail!(
+                "--rejects {} is the input file {name}: writing rejects there would destroy the input; choose another file",
+                path.display()
+            );
+        }
+    }
+    if FileId::of_fd(std::io::stdout().as_fd()) == Some(input) {
+        anyhow::bail!(
+            "stdout is the input file {name}: reports written there would overwrite or grow the input; redirect stdout elsewhere"
+        );
+    }
+    Ok(())
 }
 
 /// Fails fast, before any worker starts, on a bad property or a missing topic.
