@@ -54,6 +54,7 @@ fn json_final_report_matches_recomputation_at_1_and_4_workers() {
                 "total_messages",
                 "rejected_messages",
                 "late_messages",
+                "future_messages",
                 "total_sensors",
                 "avg_humidity_by_device",
                 "sensors_by_device",
