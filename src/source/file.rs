@@ -11,6 +11,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::ops::Range;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::{Deliver, Origin, Poll, PollError, RawRecord, Source, SourceError};
@@ -30,7 +31,7 @@ struct LineBatch {
 
 enum Feed {
     Lines(LineBatch),
-    Failed(String),
+    Failed(Arc<std::io::Error>),
 }
 
 /// Which global worker owns line `line` (counted from 0).
@@ -65,7 +66,7 @@ pub fn spawn_reader(
         .spawn(move || {
             let mut dealer = Dealer::new(senders, local, peers);
             if let Err(e) = read_lines(input, max_line, &mut dealer) {
-                dealer.fail(e.to_string());
+                dealer.fail(e);
             }
             dealer.finish();
         })
@@ -176,9 +177,10 @@ impl Dealer {
         }
     }
 
-    fn fail(&mut self, error: String) {
+    fn fail(&mut self, error: std::io::Error) {
+        let error = Arc::new(error);
         for tx in self.senders.iter().flatten() {
-            let _ = tx.send(Feed::Failed(error.clone()));
+            let _ = tx.send(Feed::Failed(Arc::clone(&error)));
         }
     }
 
@@ -334,5 +336,33 @@ mod tests {
         assert_eq!(got[0][0].1.len(), 11);
         assert_eq!(got[0][0].2, 5000);
         assert_eq!(got[0][1], (2, b"ok".to_vec(), 2));
+    }
+
+    #[test]
+    fn a_read_error_keeps_its_cause() {
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "bad disk",
+                ))
+            }
+        }
+        let (mut sources, handle) = spawn_reader(Box::new(Broken), "in.jsonl".into(), 0..1, 1, 10);
+        let error = loop {
+            match sources[0].poll(10, &mut |_| Ok(())) {
+                Ok(Poll::Finished) => panic!("the error was lost"),
+                Ok(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+                Err(e) => break e,
+            }
+        };
+        handle.join().expect("reader thread");
+        assert_eq!(error.to_string(), "reading in.jsonl");
+        let cause = std::error::Error::source(&error)
+            .and_then(|e| e.downcast_ref::<Arc<std::io::Error>>())
+            .expect("the I/O error is the cause");
+        assert_eq!(cause.kind(), std::io::ErrorKind::InvalidData);
+        assert_eq!(cause.to_string(), "bad disk");
     }
 }
