@@ -4,11 +4,12 @@
 //! belongs to global worker `i % peers`. A process keeps only its own workers' lines, so in a
 //! cluster every process reads the same file and together they count each line exactly once.
 //! Lines travel to workers in batches over bounded channels, so a slow worker slows the reader
-//! instead of filling memory. A line longer than the size limit is kept only up to the limit
-//! (its full length travels with it, and validation rejects it) so one huge line cannot
-//! exhaust memory.
+//! instead of filling memory. A batch waits for more lines only while the input keeps coming:
+//! when a pipe has nothing more right now, what was read goes to the workers at once. A line
+//! longer than the size limit is kept only up to the limit (its full length travels with it,
+//! and validation rejects it) so one huge line cannot exhaust memory.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::ops::Range;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
@@ -16,7 +17,11 @@ use std::thread::JoinHandle;
 
 use super::{Deliver, Origin, Poll, PollError, RawRecord, Source, SourceError};
 
-/// Bytes per batch before it is sent to its worker.
+/// Bytes asked for in each read of the input. A pipe holds less (64 KiB by default, 1 MiB at
+/// most unless an administrator raises `fs.pipe-max-size`), so a pipe whose writer paused
+/// answers with a short read, except in the unlikely case where it holds exactly this much.
+const READ_BYTES: usize = 1 << 20;
+/// Bytes per batch before it is sent to its worker, while the input keeps coming.
 const BATCH_BYTES: usize = 256 * 1024;
 /// Batches a worker may have queued before the reader waits.
 const QUEUE_DEPTH: usize = 8;
@@ -75,28 +80,35 @@ pub fn spawn_reader(
 }
 
 /// Reads `input` line by line, keeping at most `max_line + 1` bytes of any line.
+///
+/// A read that returns fewer bytes than it asked for means the input has nothing more right
+/// now: a pipe or a terminal whose writer paused. Every batch waiting then goes to its worker
+/// before the next read, which may block, so a line reaches the dataflow in the epoch it
+/// arrived in. A regular file returns full reads until its end, so it still travels in full
+/// batches.
 fn read_lines(
-    input: Box<dyn Read + Send>,
+    mut input: Box<dyn Read + Send>,
     max_line: usize,
     dealer: &mut Dealer,
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::with_capacity(1 << 20, input);
+    let mut buffer = vec![0u8; READ_BYTES];
     let keep = max_line.saturating_add(1);
     let mut partial: Vec<u8> = Vec::new();
     let mut partial_len = 0usize;
     let mut in_line = false;
     loop {
-        let buf = match reader.fill_buf() {
-            Ok(buf) => buf,
+        let read = match input.read(&mut buffer) {
+            Ok(read) => read,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        if buf.is_empty() {
+        if read == 0 {
             if in_line {
                 dealer.line(&partial, partial_len);
             }
             return Ok(());
         }
+        let buf = &buffer[..read];
         let mut consumed = 0;
         while consumed < buf.len() {
             let rest = &buf[consumed..];
@@ -125,7 +137,9 @@ fn read_lines(
                 }
             }
         }
-        reader.consume(consumed);
+        if read < buffer.len() {
+            dealer.flush();
+        }
     }
 }
 
@@ -177,6 +191,15 @@ impl Dealer {
         }
     }
 
+    /// Sends every batch that holds lines.
+    fn flush(&mut self) {
+        for slot in 0..self.batches.len() {
+            if !self.batches[slot].lines.is_empty() {
+                self.send(slot);
+            }
+        }
+    }
+
     fn fail(&mut self, error: std::io::Error) {
         let error = Arc::new(error);
         for tx in self.senders.iter().flatten() {
@@ -185,11 +208,7 @@ impl Dealer {
     }
 
     fn finish(mut self) {
-        for slot in 0..self.batches.len() {
-            if !self.batches[slot].lines.is_empty() {
-                self.send(slot);
-            }
-        }
+        self.flush();
     }
 }
 
@@ -336,6 +355,131 @@ mod tests {
         assert_eq!(got[0][0].1.len(), 11);
         assert_eq!(got[0][0].2, 5000);
         assert_eq!(got[0][1], (2, b"ok".to_vec(), 2));
+    }
+
+    /// A pipe: each read returns at most what the writer has written so far (a short read),
+    /// and blocks while the writer has written nothing more.
+    struct Pipe {
+        chunks: Receiver<Vec<u8>>,
+        pending: Vec<u8>,
+    }
+
+    /// The writing end of a [`Pipe`]; dropping it closes the pipe.
+    fn pipe() -> (std::sync::mpsc::Sender<Vec<u8>>, Pipe) {
+        let (tx, chunks) = std::sync::mpsc::channel();
+        let pipe = Pipe {
+            chunks,
+            pending: Vec::new(),
+        };
+        (tx, pipe)
+    }
+
+    impl Read for Pipe {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.pending.is_empty() {
+                match self.chunks.recv() {
+                    Ok(chunk) => self.pending = chunk,
+                    Err(_) => return Ok(0),
+                }
+            }
+            let n = buf.len().min(self.pending.len());
+            buf[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            Ok(n)
+        }
+    }
+
+    /// Polls until `count` lines have arrived, failing after ten seconds instead of hanging.
+    fn receive(source: &mut FileSource, count: usize) -> Vec<(u64, Vec<u8>)> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut got = Vec::new();
+        while got.len() < count {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {got:?} of {count} lines arrived"
+            );
+            let poll = source
+                .poll(count - got.len(), &mut |r| {
+                    if let Origin::Line(n) = r.origin {
+                        got.push((n, r.bytes.to_vec()));
+                    }
+                    Ok(())
+                })
+                .expect("no read error");
+            match poll {
+                Poll::Busy => {}
+                Poll::Idle => std::thread::sleep(std::time::Duration::from_millis(1)),
+                Poll::Finished => panic!("the input ended after {got:?}"),
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn lines_before_a_pause_in_a_pipe_arrive_before_the_rest_is_written() {
+        let (writer, input) = pipe();
+        let (mut sources, handle) = spawn_reader(Box::new(input), "t".into(), 0..2, 2, 100);
+        // The last line is still being written when the writer pauses.
+        writer
+            .send(b"a\nb\r\nc\npart".to_vec())
+            .expect("the reader is reading");
+        assert_eq!(
+            receive(&mut sources[0], 2),
+            vec![(1, b"a".to_vec()), (3, b"c".to_vec())]
+        );
+        assert_eq!(receive(&mut sources[1], 1), vec![(2, b"b".to_vec())]);
+        writer
+            .send(b"ial\ne\n".to_vec())
+            .expect("the reader is reading");
+        assert_eq!(receive(&mut sources[1], 1), vec![(4, b"partial".to_vec())]);
+        assert_eq!(receive(&mut sources[0], 1), vec![(5, b"e".to_vec())]);
+        drop(writer);
+        let rest = drain(sources);
+        handle.join().expect("reader thread");
+        assert_eq!(rest, vec![vec![], vec![]], "nothing twice");
+    }
+
+    #[test]
+    fn a_paused_pipe_still_caps_long_lines() {
+        let (writer, input) = pipe();
+        let (mut sources, handle) = spawn_reader(Box::new(input), "t".into(), 0..1, 1, 10);
+        for piece in [vec![b'x'; 6], vec![b'x'; 20], b"\nok\n".to_vec()] {
+            writer.send(piece).expect("the reader is reading");
+        }
+        let got = receive(&mut sources[0], 2);
+        assert_eq!(got[0], (1, vec![b'x'; 11]));
+        assert_eq!(got[1], (2, b"ok".to_vec()));
+        drop(writer);
+        drop(sources);
+        handle.join().expect("reader thread");
+    }
+
+    #[test]
+    fn full_reads_send_full_batches() {
+        // A regular file answers every read in full until its end, as a cursor does.
+        // Lines long enough that batches fill up on bytes before they do on lines.
+        let text: String = (0..60_000).map(|i| format!("line {i:>40}\n")).collect();
+        let size = text.len();
+        assert!(size > 2 * READ_BYTES);
+        let (tx, rx) = sync_channel(size / BATCH_BYTES + 2);
+        let mut dealer = Dealer::new(vec![tx], 0..1, 1);
+        read_lines(
+            Box::new(std::io::Cursor::new(text.into_bytes())),
+            100,
+            &mut dealer,
+        )
+        .expect("reads");
+        dealer.finish();
+        let sizes: Vec<usize> = rx
+            .iter()
+            .map(|feed| match feed {
+                Feed::Lines(batch) => batch.data.len(),
+                Feed::Failed(e) => panic!("{e}"),
+            })
+            .collect();
+        let (last, full) = sizes.split_last().expect("batches");
+        assert!(full.iter().all(|&n| n >= BATCH_BYTES), "{sizes:?}");
+        assert!(*last > 0);
     }
 
     #[test]
