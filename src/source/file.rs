@@ -5,13 +5,14 @@
 //! cluster every process reads the same file and together they count each line exactly once.
 //! Lines travel to workers in batches over bounded channels, so a slow worker slows the reader
 //! instead of filling memory. A batch waits for more lines only while the input keeps coming:
-//! when a pipe has nothing more right now, what was read goes to the workers at once. A line
-//! longer than the size limit is kept only up to the limit (its full length travels with it,
-//! and validation rejects it) so one huge line cannot exhaust memory.
+//! when a pipe has nothing more right now, what was read goes to the workers at once (a helper
+//! thread reads a few chunks ahead, so the reader can tell). A line longer than the size limit
+//! is kept only up to the limit (its full length travels with it, and validation rejects it)
+//! so one huge line cannot exhaust memory.
 
 use std::io::Read;
 use std::ops::Range;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -21,6 +22,8 @@ use super::{Deliver, Origin, Poll, PollError, RawRecord, Source, SourceError};
 /// most unless an administrator raises `fs.pipe-max-size`), so a pipe whose writer paused
 /// answers with a short read, except in the unlikely case where it holds exactly this much.
 const READ_BYTES: usize = 1 << 20;
+/// Reads the input thread may be ahead of the dealer.
+const READS_AHEAD: usize = 4;
 /// Bytes per batch before it is sent to its worker, while the input keeps coming.
 const BATCH_BYTES: usize = 256 * 1024;
 /// Batches a worker may have queued before the reader waits.
@@ -42,6 +45,24 @@ enum Feed {
 /// Which global worker owns line `line` (counted from 0).
 pub fn owner_of_line(line: u64, peers: usize) -> usize {
     (line % peers.max(1) as u64) as usize
+}
+
+/// What one read of the input returned.
+struct Chunk {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// Fewer bytes than were asked for: the input had nothing more at the time (a pipe or a
+    /// terminal whose writer paused). A regular file answers in full until its end.
+    fn is_short(&self) -> bool {
+        self.len < self.buf.len()
+    }
 }
 
 /// Starts the reader thread for `input`; returns one source per local worker.
@@ -69,8 +90,9 @@ pub fn spawn_reader(
     let handle = std::thread::Builder::new()
         .name("hygroflow-reader".into())
         .spawn(move || {
+            let (chunks, spare) = read_ahead(input);
             let mut dealer = Dealer::new(senders, local, peers);
-            if let Err(e) = read_lines(input, max_line, &mut dealer) {
+            if let Err(e) = read_lines(&chunks, &spare, max_line, &mut dealer) {
                 dealer.fail(e);
             }
             dealer.finish();
@@ -79,36 +101,75 @@ pub fn spawn_reader(
     (sources, handle)
 }
 
-/// Reads `input` line by line, keeping at most `max_line + 1` bytes of any line.
-///
-/// A read that returns fewer bytes than it asked for means the input has nothing more right
-/// now: a pipe or a terminal whose writer paused. Every batch waiting then goes to its worker
-/// before the next read, which may block, so a line reaches the dataflow in the epoch it
-/// arrived in. A regular file returns full reads until its end, so it still travels in full
-/// batches.
-fn read_lines(
+/// Reads `input` on a thread of its own, one chunk per read, at most [`READS_AHEAD`] reads
+/// ahead; buffers sent back through the returned sender are reused. The thread ends at the end
+/// of the input, after an error, or when the receiver is gone (at the next read that returns).
+fn read_ahead(
     mut input: Box<dyn Read + Send>,
+) -> (Receiver<std::io::Result<Chunk>>, Sender<Vec<u8>>) {
+    let (full, chunks) = sync_channel(READS_AHEAD);
+    let (spare, spares) = channel::<Vec<u8>>();
+    std::thread::Builder::new()
+        .name("hygroflow-input".into())
+        .spawn(move || loop {
+            let mut buf = spares.try_recv().unwrap_or_else(|_| vec![0; READ_BYTES]);
+            let read = loop {
+                match input.read(&mut buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    read => break read,
+                }
+            };
+            let chunk = match read {
+                Ok(0) => return,
+                Ok(len) => Ok(Chunk { buf, len }),
+                Err(e) => Err(e),
+            };
+            let failed = chunk.is_err();
+            if full.send(chunk).is_err() || failed {
+                return;
+            }
+        })
+        .expect("spawning the input thread");
+    (chunks, spare)
+}
+
+/// Splits the input's chunks into lines, keeping at most `max_line + 1` bytes of any line.
+///
+/// Before it waits for the input, the reader sends every batch that holds lines if the last
+/// read was short and no read since has brought more: the input has nothing more right now,
+/// and a line must reach the dataflow in the epoch it arrived in. A regular file answers in
+/// full until its end, and a pipe that keeps coming has its next chunk waiting, so both
+/// still travel in full batches.
+fn read_lines(
+    chunks: &Receiver<std::io::Result<Chunk>>,
+    spare: &Sender<Vec<u8>>,
     max_line: usize,
     dealer: &mut Dealer,
 ) -> std::io::Result<()> {
-    let mut buffer = vec![0u8; READ_BYTES];
     let keep = max_line.saturating_add(1);
     let mut partial: Vec<u8> = Vec::new();
     let mut partial_len = 0usize;
     let mut in_line = false;
+    let mut short = false;
     loop {
-        let read = match input.read(&mut buffer) {
-            Ok(read) => read,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+        let next = match chunks.try_recv() {
+            Ok(next) => Some(next),
+            Err(TryRecvError::Empty) => {
+                if short {
+                    dealer.flush();
+                }
+                chunks.recv().ok()
+            }
+            Err(TryRecvError::Disconnected) => None,
         };
-        if read == 0 {
+        let Some(chunk) = next.transpose()? else {
             if in_line {
                 dealer.line(&partial, partial_len);
             }
             return Ok(());
-        }
-        let buf = &buffer[..read];
+        };
+        short = chunk.is_short();
+        let buf = chunk.bytes();
         let mut consumed = 0;
         while consumed < buf.len() {
             let rest = &buf[consumed..];
@@ -137,9 +198,8 @@ fn read_lines(
                 }
             }
         }
-        if read < buffer.len() {
-            dealer.flush();
-        }
+        // The input thread is gone when this fails; the buffer is not needed then.
+        let _ = spare.send(chunk.buf);
     }
 }
 
@@ -454,29 +514,53 @@ mod tests {
         handle.join().expect("reader thread");
     }
 
-    #[test]
-    fn full_reads_send_full_batches() {
-        // A regular file answers every read in full until its end, as a cursor does.
-        // Lines long enough that batches fill up on bytes before they do on lines.
-        let text: String = (0..60_000).map(|i| format!("line {i:>40}\n")).collect();
-        let size = text.len();
-        assert!(size > 2 * READ_BYTES);
-        let (tx, rx) = sync_channel(size / BATCH_BYTES + 2);
+    /// The sizes of the batches sent for `text` read in pieces of `piece` bytes, each read
+    /// having asked for `READ_BYTES`, when every read is already done as the reader starts.
+    fn batch_sizes(text: &[u8], piece: usize) -> Vec<usize> {
+        let pieces: Vec<&[u8]> = text.chunks(piece).collect();
+        let (full, chunks) = sync_channel(pieces.len());
+        for bytes in pieces {
+            let mut buf = vec![0; READ_BYTES];
+            buf[..bytes.len()].copy_from_slice(bytes);
+            let chunk = Chunk {
+                buf,
+                len: bytes.len(),
+            };
+            full.send(Ok(chunk)).expect("queued");
+        }
+        drop(full);
+        let (tx, rx) = sync_channel(text.len() / BATCH_BYTES + 2);
         let mut dealer = Dealer::new(vec![tx], 0..1, 1);
-        read_lines(
-            Box::new(std::io::Cursor::new(text.into_bytes())),
-            100,
-            &mut dealer,
-        )
-        .expect("reads");
+        read_lines(&chunks, &channel().0, 100, &mut dealer).expect("reads");
         dealer.finish();
-        let sizes: Vec<usize> = rx
-            .iter()
+        rx.iter()
             .map(|feed| match feed {
                 Feed::Lines(batch) => batch.data.len(),
                 Feed::Failed(e) => panic!("{e}"),
             })
-            .collect();
+            .collect()
+    }
+
+    /// Lines long enough that batches fill up on bytes before they do on lines.
+    fn long_lines() -> Vec<u8> {
+        let text: String = (0..60_000).map(|i| format!("line {i:>40}\n")).collect();
+        assert!(text.len() > 2 * READ_BYTES);
+        text.into_bytes()
+    }
+
+    #[test]
+    fn full_reads_send_full_batches() {
+        // A regular file answers every read in full until its end.
+        let sizes = batch_sizes(&long_lines(), READ_BYTES);
+        let (last, full) = sizes.split_last().expect("batches");
+        assert!(full.iter().all(|&n| n >= BATCH_BYTES), "{sizes:?}");
+        assert!(*last > 0);
+    }
+
+    #[test]
+    fn short_reads_with_more_already_read_send_full_batches() {
+        // A pipe that keeps coming (`cat file |`) answers 64 KiB at a time.
+        let sizes = batch_sizes(&long_lines(), 64 * 1024);
         let (last, full) = sizes.split_last().expect("batches");
         assert!(full.iter().all(|&n| n >= BATCH_BYTES), "{sizes:?}");
         assert!(*last > 0);
