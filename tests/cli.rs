@@ -2,8 +2,10 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::process::Stdio;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
 
 use common::{assert_report_matches, generate, hygroflow, json_lines, recompute, run};
 
@@ -374,5 +376,141 @@ fn demo_runs_without_arguments_until_interrupted() {
     assert!(
         epochs.windows(2).all(|w| w[1] == w[0] + 1 || w[1] == w[0]),
         "no epoch skipped: {epochs:?}"
+    );
+}
+
+/// A `hygroflow run -i -` job fed through its stdin, whose JSON reports are read as they come.
+struct PipedJob {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    reports: Receiver<serde_json::Value>,
+}
+
+impl PipedJob {
+    /// Starts `hygroflow run -i - --format json EXTRA...`.
+    fn spawn(extra: &[&str]) -> PipedJob {
+        let mut child = hygroflow()
+            .args(["run", "-i", "-", "--format", "json"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, reports) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let report = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+                if tx.send(report).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        PipedJob {
+            child,
+            stdin,
+            reports,
+        }
+    }
+
+    /// Writes `bytes` to the job's stdin, then leaves the pipe open and quiet.
+    fn feed(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin.write_all(bytes).expect("feed stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    /// The first report that counts any message, waiting while the input is quiet (at most
+    /// 30 s, far longer than it takes: this is a deadline against hanging, not a timing).
+    fn first_report_with_messages(&self) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let report = self.reports.recv_timeout(left).unwrap_or_else(|e| {
+                panic!("no report counted the lines written before the pause: {e}")
+            });
+            if report["total_messages"].as_i64().expect("total_messages") > 0 {
+                return report;
+            }
+        }
+    }
+
+    /// Closes stdin, waits for the job to succeed and returns the reports not yet read.
+    fn finish(mut self) -> Vec<serde_json::Value> {
+        drop(self.stdin.take());
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "{status}");
+        self.reports.iter().collect()
+    }
+}
+
+impl Drop for PipedJob {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The first `n` lines of `bytes`, and the rest.
+fn split_after_lines(bytes: &[u8], n: usize) -> (&[u8], &[u8]) {
+    let end = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(n - 1)
+        .map(|(i, _)| i + 1)
+        .expect("enough lines");
+    bytes.split_at(end)
+}
+
+#[test]
+fn gh_7_a_live_pipe_reports_lines_within_their_epoch() {
+    let (_dir, _path, bytes) = input(10, 7, 0.0);
+    let (first, rest) = split_after_lines(&bytes, 5);
+    let mut job = PipedJob::spawn(&["--epoch", "1s"]);
+    job.feed(first);
+    // The pipe stays open and quiet until a report counts what was written before the pause.
+    let report = job.first_report_with_messages();
+    assert_eq!(report["total_messages"], 5, "{report}");
+    job.feed(rest);
+    let reports = job.finish();
+    let last = reports.last().expect("a final report");
+    assert_report_matches(last, &recompute(&bytes));
+    assert_eq!(last["total_messages"], 10);
+}
+
+#[test]
+fn gh_7_late_records_after_an_idle_pause_count_as_late() {
+    // 20 readings 100 ms apart in event time: all in one 3-second epoch.
+    let generated = run(&[
+        "generate",
+        "--count",
+        "20",
+        "--seed",
+        "7",
+        "--interval-ms",
+        "100",
+    ]);
+    assert!(generated.status.success());
+    let bytes = generated.stdout;
+    let (first, rest) = split_after_lines(&bytes, 10);
+    let mut job = PipedJob::spawn(&["--time", "event", "--idle-timeout", "1s"]);
+    job.feed(first);
+    // After --idle-timeout the idle worker follows the wall clock: the first ten's epoch
+    // closes and is reported while the pipe is still open.
+    let report = job.first_report_with_messages();
+    assert_eq!(report["total_messages"], 10, "{report}");
+    assert_eq!(report["late_messages"], 0, "{report}");
+    job.feed(rest);
+    let reports = job.finish();
+    let last = reports.last().expect("a final report");
+    assert_eq!(last["total_messages"], 20, "{last}");
+    assert_eq!(
+        last["late_messages"], 10,
+        "the last ten belong to an epoch already reported: {last}"
     );
 }

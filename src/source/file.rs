@@ -4,18 +4,27 @@
 //! belongs to global worker `i % peers`. A process keeps only its own workers' lines, so in a
 //! cluster every process reads the same file and together they count each line exactly once.
 //! Lines travel to workers in batches over bounded channels, so a slow worker slows the reader
-//! instead of filling memory. A line longer than the size limit is kept only up to the limit
-//! (its full length travels with it, and validation rejects it) so one huge line cannot
-//! exhaust memory.
+//! instead of filling memory. A batch waits for more lines only while the input keeps coming:
+//! when a pipe has nothing more right now, what was read goes to the workers at once (a helper
+//! thread reads a few chunks ahead, so the reader can tell). A line longer than the size limit
+//! is kept only up to the limit (its full length travels with it, and validation rejects it)
+//! so one huge line cannot exhaust memory.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::ops::Range;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::{Deliver, Origin, Poll, PollError, RawRecord, Source, SourceError};
 
-/// Bytes per batch before it is sent to its worker.
+/// Bytes asked for in each read of the input. A pipe holds less (64 KiB by default, 1 MiB at
+/// most unless an administrator raises `fs.pipe-max-size`), so a pipe whose writer paused
+/// answers with a short read, except in the unlikely case where it holds exactly this much.
+const READ_BYTES: usize = 1 << 20;
+/// Reads the input thread may be ahead of the dealer.
+const READS_AHEAD: usize = 4;
+/// Bytes per batch before it is sent to its worker, while the input keeps coming.
 const BATCH_BYTES: usize = 256 * 1024;
 /// Batches a worker may have queued before the reader waits.
 const QUEUE_DEPTH: usize = 8;
@@ -30,12 +39,30 @@ struct LineBatch {
 
 enum Feed {
     Lines(LineBatch),
-    Failed(String),
+    Failed(Arc<std::io::Error>),
 }
 
 /// Which global worker owns line `line` (counted from 0).
 pub fn owner_of_line(line: u64, peers: usize) -> usize {
     (line % peers.max(1) as u64) as usize
+}
+
+/// What one read of the input returned.
+struct Chunk {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// Fewer bytes than were asked for: the input had nothing more at the time (a pipe or a
+    /// terminal whose writer paused). A regular file answers in full until its end.
+    fn is_short(&self) -> bool {
+        self.len < self.buf.len()
+    }
 }
 
 /// Starts the reader thread for `input`; returns one source per local worker.
@@ -63,9 +90,10 @@ pub fn spawn_reader(
     let handle = std::thread::Builder::new()
         .name("hygroflow-reader".into())
         .spawn(move || {
+            let (chunks, spare) = read_ahead(input);
             let mut dealer = Dealer::new(senders, local, peers);
-            if let Err(e) = read_lines(input, max_line, &mut dealer) {
-                dealer.fail(e.to_string());
+            if let Err(e) = read_lines(&chunks, &spare, max_line, &mut dealer) {
+                dealer.fail(e);
             }
             dealer.finish();
         })
@@ -73,29 +101,75 @@ pub fn spawn_reader(
     (sources, handle)
 }
 
-/// Reads `input` line by line, keeping at most `max_line + 1` bytes of any line.
+/// Reads `input` on a thread of its own, one chunk per read, at most [`READS_AHEAD`] reads
+/// ahead; buffers sent back through the returned sender are reused. The thread ends at the end
+/// of the input, after an error, or when the receiver is gone (at the next read that returns).
+fn read_ahead(
+    mut input: Box<dyn Read + Send>,
+) -> (Receiver<std::io::Result<Chunk>>, Sender<Vec<u8>>) {
+    let (full, chunks) = sync_channel(READS_AHEAD);
+    let (spare, spares) = channel::<Vec<u8>>();
+    std::thread::Builder::new()
+        .name("hygroflow-input".into())
+        .spawn(move || loop {
+            let mut buf = spares.try_recv().unwrap_or_else(|_| vec![0; READ_BYTES]);
+            let read = loop {
+                match input.read(&mut buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    read => break read,
+                }
+            };
+            let chunk = match read {
+                Ok(0) => return,
+                Ok(len) => Ok(Chunk { buf, len }),
+                Err(e) => Err(e),
+            };
+            let failed = chunk.is_err();
+            if full.send(chunk).is_err() || failed {
+                return;
+            }
+        })
+        .expect("spawning the input thread");
+    (chunks, spare)
+}
+
+/// Splits the input's chunks into lines, keeping at most `max_line + 1` bytes of any line.
+///
+/// Before it waits for the input, the reader sends every batch that holds lines if the last
+/// read was short and no read since has brought more: the input has nothing more right now,
+/// and a line must reach the dataflow in the epoch it arrived in. A regular file answers in
+/// full until its end, and a pipe that keeps coming has its next chunk waiting, so both
+/// still travel in full batches.
 fn read_lines(
-    input: Box<dyn Read + Send>,
+    chunks: &Receiver<std::io::Result<Chunk>>,
+    spare: &Sender<Vec<u8>>,
     max_line: usize,
     dealer: &mut Dealer,
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::with_capacity(1 << 20, input);
     let keep = max_line.saturating_add(1);
     let mut partial: Vec<u8> = Vec::new();
     let mut partial_len = 0usize;
     let mut in_line = false;
+    let mut short = false;
     loop {
-        let buf = match reader.fill_buf() {
-            Ok(buf) => buf,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+        let next = match chunks.try_recv() {
+            Ok(next) => Some(next),
+            Err(TryRecvError::Empty) => {
+                if short {
+                    dealer.flush();
+                }
+                chunks.recv().ok()
+            }
+            Err(TryRecvError::Disconnected) => None,
         };
-        if buf.is_empty() {
+        let Some(chunk) = next.transpose()? else {
             if in_line {
                 dealer.line(&partial, partial_len);
             }
             return Ok(());
-        }
+        };
+        short = chunk.is_short();
+        let buf = chunk.bytes();
         let mut consumed = 0;
         while consumed < buf.len() {
             let rest = &buf[consumed..];
@@ -124,7 +198,8 @@ fn read_lines(
                 }
             }
         }
-        reader.consume(consumed);
+        // The input thread is gone when this fails; the buffer is not needed then.
+        let _ = spare.send(chunk.buf);
     }
 }
 
@@ -176,18 +251,24 @@ impl Dealer {
         }
     }
 
-    fn fail(&mut self, error: String) {
-        for tx in self.senders.iter().flatten() {
-            let _ = tx.send(Feed::Failed(error.clone()));
-        }
-    }
-
-    fn finish(mut self) {
+    /// Sends every batch that holds lines.
+    fn flush(&mut self) {
         for slot in 0..self.batches.len() {
             if !self.batches[slot].lines.is_empty() {
                 self.send(slot);
             }
         }
+    }
+
+    fn fail(&mut self, error: std::io::Error) {
+        let error = Arc::new(error);
+        for tx in self.senders.iter().flatten() {
+            let _ = tx.send(Feed::Failed(Arc::clone(&error)));
+        }
+    }
+
+    fn finish(mut self) {
+        self.flush();
     }
 }
 
@@ -334,5 +415,182 @@ mod tests {
         assert_eq!(got[0][0].1.len(), 11);
         assert_eq!(got[0][0].2, 5000);
         assert_eq!(got[0][1], (2, b"ok".to_vec(), 2));
+    }
+
+    /// A pipe: each read returns at most what the writer has written so far (a short read),
+    /// and blocks while the writer has written nothing more.
+    struct Pipe {
+        chunks: Receiver<Vec<u8>>,
+        pending: Vec<u8>,
+    }
+
+    /// The writing end of a [`Pipe`]; dropping it closes the pipe.
+    fn pipe() -> (std::sync::mpsc::Sender<Vec<u8>>, Pipe) {
+        let (tx, chunks) = std::sync::mpsc::channel();
+        let pipe = Pipe {
+            chunks,
+            pending: Vec::new(),
+        };
+        (tx, pipe)
+    }
+
+    impl Read for Pipe {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.pending.is_empty() {
+                match self.chunks.recv() {
+                    Ok(chunk) => self.pending = chunk,
+                    Err(_) => return Ok(0),
+                }
+            }
+            let n = buf.len().min(self.pending.len());
+            buf[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            Ok(n)
+        }
+    }
+
+    /// Polls until `count` lines have arrived, failing after ten seconds instead of hanging.
+    fn receive(source: &mut FileSource, count: usize) -> Vec<(u64, Vec<u8>)> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut got = Vec::new();
+        while got.len() < count {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {got:?} of {count} lines arrived"
+            );
+            let poll = source
+                .poll(count - got.len(), &mut |r| {
+                    if let Origin::Line(n) = r.origin {
+                        got.push((n, r.bytes.to_vec()));
+                    }
+                    Ok(())
+                })
+                .expect("no read error");
+            match poll {
+                Poll::Busy => {}
+                Poll::Idle => std::thread::sleep(std::time::Duration::from_millis(1)),
+                Poll::Finished => panic!("the input ended after {got:?}"),
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn lines_before_a_pause_in_a_pipe_arrive_before_the_rest_is_written() {
+        let (writer, input) = pipe();
+        let (mut sources, handle) = spawn_reader(Box::new(input), "t".into(), 0..2, 2, 100);
+        // The last line is still being written when the writer pauses.
+        writer
+            .send(b"a\nb\r\nc\npart".to_vec())
+            .expect("the reader is reading");
+        assert_eq!(
+            receive(&mut sources[0], 2),
+            vec![(1, b"a".to_vec()), (3, b"c".to_vec())]
+        );
+        assert_eq!(receive(&mut sources[1], 1), vec![(2, b"b".to_vec())]);
+        writer
+            .send(b"ial\ne\n".to_vec())
+            .expect("the reader is reading");
+        assert_eq!(receive(&mut sources[1], 1), vec![(4, b"partial".to_vec())]);
+        assert_eq!(receive(&mut sources[0], 1), vec![(5, b"e".to_vec())]);
+        drop(writer);
+        let rest = drain(sources);
+        handle.join().expect("reader thread");
+        assert_eq!(rest, vec![vec![], vec![]], "nothing twice");
+    }
+
+    #[test]
+    fn a_paused_pipe_still_caps_long_lines() {
+        let (writer, input) = pipe();
+        let (mut sources, handle) = spawn_reader(Box::new(input), "t".into(), 0..1, 1, 10);
+        for piece in [vec![b'x'; 6], vec![b'x'; 20], b"\nok\n".to_vec()] {
+            writer.send(piece).expect("the reader is reading");
+        }
+        let got = receive(&mut sources[0], 2);
+        assert_eq!(got[0], (1, vec![b'x'; 11]));
+        assert_eq!(got[1], (2, b"ok".to_vec()));
+        drop(writer);
+        drop(sources);
+        handle.join().expect("reader thread");
+    }
+
+    /// The sizes of the batches sent for `text` read in pieces of `piece` bytes, each read
+    /// having asked for `READ_BYTES`, when every read is already done as the reader starts.
+    fn batch_sizes(text: &[u8], piece: usize) -> Vec<usize> {
+        let pieces: Vec<&[u8]> = text.chunks(piece).collect();
+        let (full, chunks) = sync_channel(pieces.len());
+        for bytes in pieces {
+            let mut buf = vec![0; READ_BYTES];
+            buf[..bytes.len()].copy_from_slice(bytes);
+            let chunk = Chunk {
+                buf,
+                len: bytes.len(),
+            };
+            full.send(Ok(chunk)).expect("queued");
+        }
+        drop(full);
+        let (tx, rx) = sync_channel(text.len() / BATCH_BYTES + 2);
+        let mut dealer = Dealer::new(vec![tx], 0..1, 1);
+        read_lines(&chunks, &channel().0, 100, &mut dealer).expect("reads");
+        dealer.finish();
+        rx.iter()
+            .map(|feed| match feed {
+                Feed::Lines(batch) => batch.data.len(),
+                Feed::Failed(e) => panic!("{e}"),
+            })
+            .collect()
+    }
+
+    /// Lines long enough that batches fill up on bytes before they do on lines.
+    fn long_lines() -> Vec<u8> {
+        let text: String = (0..60_000).map(|i| format!("line {i:>40}\n")).collect();
+        assert!(text.len() > 2 * READ_BYTES);
+        text.into_bytes()
+    }
+
+    #[test]
+    fn full_reads_send_full_batches() {
+        // A regular file answers every read in full until its end.
+        let sizes = batch_sizes(&long_lines(), READ_BYTES);
+        let (last, full) = sizes.split_last().expect("batches");
+        assert!(full.iter().all(|&n| n >= BATCH_BYTES), "{sizes:?}");
+        assert!(*last > 0);
+    }
+
+    #[test]
+    fn short_reads_with_more_already_read_send_full_batches() {
+        // A pipe that keeps coming (`cat file |`) answers 64 KiB at a time.
+        let sizes = batch_sizes(&long_lines(), 64 * 1024);
+        let (last, full) = sizes.split_last().expect("batches");
+        assert!(full.iter().all(|&n| n >= BATCH_BYTES), "{sizes:?}");
+        assert!(*last > 0);
+    }
+
+    #[test]
+    fn a_read_error_keeps_its_cause() {
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "bad disk",
+                ))
+            }
+        }
+        let (mut sources, handle) = spawn_reader(Box::new(Broken), "in.jsonl".into(), 0..1, 1, 10);
+        let error = loop {
+            match sources[0].poll(10, &mut |_| Ok(())) {
+                Ok(Poll::Finished) => panic!("the error was lost"),
+                Ok(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+                Err(e) => break e,
+            }
+        };
+        handle.join().expect("reader thread");
+        assert_eq!(error.to_string(), "reading in.jsonl");
+        let cause = std::error::Error::source(&error)
+            .and_then(|e| e.downcast_ref::<Arc<std::io::Error>>())
+            .expect("the I/O error is the cause");
+        assert_eq!(cause.kind(), std::io::ErrorKind::InvalidData);
+        assert_eq!(cause.to_string(), "bad disk");
     }
 }

@@ -10,6 +10,7 @@ pub mod kafka;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use rdkafka::error::KafkaError;
 
@@ -67,12 +68,13 @@ pub enum Poll {
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// Reading the input failed.
-    #[error("reading {what}: {error}")]
+    #[error("reading {what}")]
     Read {
         /// What was being read.
         what: String,
-        /// The I/O error, as text (it crossed a thread).
-        error: String,
+        /// The I/O error (shared: the reader thread hands it to every worker).
+        #[source]
+        error: Arc<std::io::Error>,
     },
     /// Kafka failed in a way retries cannot fix.
     #[error("kafka: {0}")]
