@@ -150,6 +150,19 @@ pub struct Config {
     pub max_clock_skew: std::time::Duration,
 }
 
+impl Config {
+    /// How long a stop (SIGINT, SIGTERM) may take before the process exits regardless: the
+    /// final report and checkpoint normally come well within it. Kafka allows for flushing
+    /// dead letters and reports to the brokers.
+    pub fn stop_bound(&self) -> std::time::Duration {
+        match self.input {
+            Input::Kafka(_) => std::time::Duration::from_secs(10),
+            _ if self.results.is_some() => std::time::Duration::from_secs(10),
+            _ => std::time::Duration::from_secs(2),
+        }
+    }
+}
+
 /// A flag or setting that cannot work, and what to do about it.
 ///
 /// Most are flag errors: a value or a combination of flags that no environment could make

@@ -118,11 +118,21 @@ fn run(cli: Cli) -> anyhow::Result<Ended> {
     let config = args.config()?;
     let shutdown = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&shutdown);
+    let bound = config.stop_bound();
+    // SIGINT and SIGTERM: stop reading, report what was read, exit 0.
     ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
-            // A second Ctrl-C: stop now.
+            // A second signal: stop now.
             std::process::exit(130);
         }
+        // Nothing (a blocked stdout, a stuck broker) holds the process past the bound.
+        std::thread::spawn(move || {
+            std::thread::sleep(bound);
+            say(&format!(
+                "still stopping {bound:?} after the signal (stdout or a broker does not answer); exiting"
+            ));
+            std::process::exit(1);
+        });
     })?;
     let out: Box<dyn Write + Send> = Box::new(std::io::stdout());
     let outcome = pipeline::run(config, out, shutdown)?;

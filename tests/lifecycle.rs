@@ -201,3 +201,103 @@ fn gh_8_outputs_never_overwrite_the_input() {
         "the input is intact"
     );
 }
+
+/// Sends `signal` (INT, TERM) to `child`.
+fn signal(child: &std::process::Child, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+}
+
+/// Waits for `child` to exit, at most `limit`; kills it and fails the test past that.
+fn exit_within(mut child: std::process::Child, limit: std::time::Duration) -> std::process::Output {
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().expect("try_wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "still running {limit:?} after the signal: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+#[test]
+fn gh_8_sigint_and_sigterm_report_what_was_read_with_the_input_still_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let small = dir.path().join("small.jsonl");
+    generate(&small, 12, 7, 0.2);
+    let bytes = std::fs::read(&small).expect("read");
+    for sig in ["INT", "TERM"] {
+        let mut child = hygroflow()
+            .args(["run", "-i", "-", "--format", "json", "--epoch", "1s"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // `(cat small.jsonl; sleep 12) | hygroflow ...`: the pipe stays open.
+        let mut stdin = child.stdin.take().expect("stdin");
+        std::io::Write::write_all(&mut stdin, &bytes).expect("write");
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        signal(&child, sig);
+        let out = exit_within(child, std::time::Duration::from_secs(5));
+        drop(stdin);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "SIG{sig}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let last = json_lines(&out.stdout).pop().expect("a final report");
+        let seen = last["total_messages"].as_i64().unwrap_or(0)
+            + last["rejected_messages"].as_i64().unwrap_or(0);
+        assert_eq!(seen, 12, "SIG{sig}: {last}");
+    }
+}
+
+#[test]
+fn gh_8_sigint_stops_an_endless_input() {
+    for input in ["/dev/zero", "-"] {
+        let mut command = hygroflow();
+        command
+            .args(["run", "-i", input, "--format", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut generator = None;
+        if input == "-" {
+            // `generate --count 30000000 | hygroflow run -i -`
+            let mut gen = hygroflow()
+                .args(["generate", "--count", "30000000"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("spawn generate");
+            command.stdin(Stdio::from(gen.stdout.take().expect("stdout")));
+            generator = Some(gen);
+        }
+        let child = command.spawn().expect("spawn");
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        signal(&child, "INT");
+        let out = exit_within(child, std::time::Duration::from_secs(5));
+        if let Some(mut gen) = generator {
+            let _ = gen.kill();
+            let _ = gen.wait();
+        }
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{input}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !json_lines(&out.stdout).is_empty(),
+            "{input}: a final report"
+        );
+    }
+}

@@ -82,6 +82,7 @@ impl MemoryTopic {
             worker: index,
             owned,
             delivered: 0,
+            stopped: false,
         }
     }
 }
@@ -101,10 +102,14 @@ pub(crate) struct MemorySource {
     worker: usize,
     owned: Vec<Cursor>,
     delivered: usize,
+    stopped: bool,
 }
 
 impl Source for MemorySource {
     fn poll(&mut self, budget: usize, deliver: &mut Deliver<'_>) -> Result<Poll, PollError> {
+        if self.stopped {
+            return Ok(Poll::Finished);
+        }
         let mut sent = 0;
         for cursor in &mut self.owned {
             let entries = &self.topic.partitions[cursor.partition as usize];
@@ -156,6 +161,10 @@ impl Source for MemorySource {
             (0, true) => Poll::Idle,
             _ => Poll::Busy,
         })
+    }
+
+    fn stop(&mut self) {
+        self.stopped = true;
     }
 
     fn commit(&mut self, offsets: &Offsets, _wait: bool) -> Result<(), crate::source::SourceError> {

@@ -32,6 +32,7 @@ mod job;
 #[cfg(test)]
 mod memory;
 mod printer;
+mod stop;
 #[cfg(test)]
 mod tests;
 mod worker;

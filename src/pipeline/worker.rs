@@ -20,6 +20,7 @@ use crate::source::{Poll, Source};
 use super::checkpointer::{Checkpointer, Resume};
 use super::job::Job;
 use super::printer::{Readers, ReportPrinter};
+use super::stop::StopLink;
 use super::writer::EpochWriter;
 use super::Outcome;
 
@@ -36,6 +37,10 @@ pub(crate) struct WorkerLoop<'w> {
     printer: Option<ReportPrinter>,
     probe: ProbeHandle<Epoch>,
     last_data: Instant,
+    /// The source has been told that the job is stopping.
+    stopping: bool,
+    /// Cluster mode: a stop anywhere stops every process.
+    stop_link: Option<StopLink>,
     outcome: Outcome,
 }
 
@@ -53,6 +58,7 @@ impl<'w> WorkerLoop<'w> {
             (inputs, probe.0)
         });
         let (index, peers) = (worker.index(), worker.peers());
+        let stop_link = (job.config.cluster.processes > 1).then(|| StopLink::new(worker));
         let first_local = index == job.config.cluster.local_workers().start;
         let stop = || job.stopped();
         let (checkpointer, resume) = match job.checkpoints() {
@@ -102,6 +108,8 @@ impl<'w> WorkerLoop<'w> {
             printer,
             probe,
             last_data: Instant::now(),
+            stopping: false,
+            stop_link,
             outcome: Outcome::default(),
         })
     }
@@ -132,14 +140,18 @@ impl<'w> WorkerLoop<'w> {
         if !self.job.event_time() {
             self.writer.advance_to(now, self.checkpointer.as_mut())?;
         }
-        let poll = if self.job.stopped() {
-            Poll::Finished
-        } else {
-            let (writer, journal) = (&mut self.writer, &mut self.checkpointer);
-            self.source.poll(POLL_BUDGET, &mut |record| {
-                writer.ingest(record, journal.as_mut()).map_err(Into::into)
-            })?
-        };
+        if let Some(link) = &mut self.stop_link {
+            link.exchange(self.job);
+        }
+        if self.job.stopped() && !self.stopping {
+            // Ctrl-C or SIGTERM: what was read is still processed, nothing more is read.
+            self.source.stop();
+            self.stopping = true;
+        }
+        let (writer, journal) = (&mut self.writer, &mut self.checkpointer);
+        let poll = self.source.poll(POLL_BUDGET, &mut |record| {
+            writer.ingest(record, journal.as_mut()).map_err(Into::into)
+        })?;
         match poll {
             Poll::Busy => self.last_data = Instant::now(),
             Poll::Finished => {
@@ -149,6 +161,9 @@ impl<'w> WorkerLoop<'w> {
                     "input finished"
                 );
                 self.writer.finish(self.checkpointer.as_mut())?;
+                if let Some(link) = &mut self.stop_link {
+                    link.close();
+                }
                 if let Some(printer) = &mut self.printer {
                     printer.input_finished(self.writer.open());
                 }

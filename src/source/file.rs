@@ -12,9 +12,13 @@
 
 use std::io::Read;
 use std::ops::Range;
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{
+    channel, sync_channel, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError,
+};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use super::{Deliver, Origin, Poll, PollError, RawRecord, Source, SourceError};
 
@@ -22,6 +26,8 @@ use super::{Deliver, Origin, Poll, PollError, RawRecord, Source, SourceError};
 /// most unless an administrator raises `fs.pipe-max-size`), so a pipe whose writer paused
 /// answers with a short read, except in the unlikely case where it holds exactly this much.
 const READ_BYTES: usize = 1 << 20;
+/// How often a reader waiting for input looks whether the job is stopping.
+const STOP_CHECK: Duration = Duration::from_millis(50);
 /// Reads the input thread may be ahead of the dealer.
 const READS_AHEAD: usize = 4;
 /// Bytes per batch before it is sent to its worker, while the input keeps coming.
@@ -78,6 +84,7 @@ pub fn spawn_reader(
 ) -> (Vec<FileSource>, JoinHandle<()>) {
     let (senders, receivers): (Vec<_>, Vec<_>) =
         local.clone().map(|_| sync_channel(QUEUE_DEPTH)).unzip();
+    let stop = Arc::new(AtomicBool::new(false));
     let sources = receivers
         .into_iter()
         .map(|rx| FileSource {
@@ -85,6 +92,7 @@ pub fn spawn_reader(
             name: name.clone(),
             batch: LineBatch::default(),
             next: 0,
+            stop: Arc::clone(&stop),
         })
         .collect();
     let handle = std::thread::Builder::new()
@@ -92,7 +100,7 @@ pub fn spawn_reader(
         .spawn(move || {
             let (chunks, spare) = read_ahead(input);
             let mut dealer = Dealer::new(senders, local, peers);
-            if let Err(e) = read_lines(&chunks, &spare, max_line, &mut dealer) {
+            if let Err(e) = read_lines(&chunks, &spare, max_line, &stop, &mut dealer) {
                 dealer.fail(e);
             }
             dealer.finish();
@@ -140,10 +148,15 @@ fn read_ahead(
 /// and a line must reach the dataflow in the epoch it arrived in. A regular file answers in
 /// full until its end, and a pipe that keeps coming has its next chunk waiting, so both
 /// still travel in full batches.
+///
+/// When the job stops (`stop`), it hands over the lines it has and ends, within
+/// [`STOP_CHECK`] even while the input has nothing to give; the input thread may stay blocked
+/// in its read, and nobody waits for it.
 fn read_lines(
     chunks: &Receiver<std::io::Result<Chunk>>,
     spare: &Sender<Vec<u8>>,
     max_line: usize,
+    stop: &AtomicBool,
     dealer: &mut Dealer,
 ) -> std::io::Result<()> {
     let keep = max_line.saturating_add(1);
@@ -152,13 +165,20 @@ fn read_lines(
     let mut in_line = false;
     let mut short = false;
     loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let next = match chunks.try_recv() {
             Ok(next) => Some(next),
             Err(TryRecvError::Empty) => {
                 if short {
                     dealer.flush();
                 }
-                chunks.recv().ok()
+                match chunks.recv_timeout(STOP_CHECK) {
+                    Ok(next) => Some(next),
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => None,
+                }
             }
             Err(TryRecvError::Disconnected) => None,
         };
@@ -284,6 +304,8 @@ pub struct FileSource {
     name: String,
     batch: LineBatch,
     next: usize,
+    /// Shared with the reader: set when the job stops.
+    stop: Arc<AtomicBool>,
 }
 
 impl Source for FileSource {
@@ -332,6 +354,12 @@ impl Source for FileSource {
             .map_err(PollError::Deliver)?;
         }
         Ok(Poll::Busy)
+    }
+
+    /// The reader hands over the lines it holds and ends; this source delivers them, then
+    /// says `Finished` when the reader's channel closes.
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -531,7 +559,14 @@ mod tests {
         drop(full);
         let (tx, rx) = sync_channel(text.len() / BATCH_BYTES + 2);
         let mut dealer = Dealer::new(vec![tx], 0..1, 1);
-        read_lines(&chunks, &channel().0, 100, &mut dealer).expect("reads");
+        read_lines(
+            &chunks,
+            &channel().0,
+            100,
+            &AtomicBool::new(false),
+            &mut dealer,
+        )
+        .expect("reads");
         dealer.finish();
         rx.iter()
             .map(|feed| match feed {

@@ -15,6 +15,7 @@ pub struct GeneratorSource {
     started: Instant,
     sent: u64,
     line: Vec<u8>,
+    stopped: bool,
 }
 
 impl GeneratorSource {
@@ -26,12 +27,16 @@ impl GeneratorSource {
             started: Instant::now(),
             sent: 0,
             line: Vec::with_capacity(512),
+            stopped: false,
         }
     }
 }
 
 impl Source for GeneratorSource {
     fn poll(&mut self, budget: usize, deliver: &mut Deliver<'_>) -> Result<Poll, PollError> {
+        if self.stopped {
+            return Ok(Poll::Finished);
+        }
         let due = (self.started.elapsed().as_secs_f64() * self.per_second) as u64;
         let n = due.saturating_sub(self.sent).min(budget as u64);
         if n == 0 {
@@ -52,5 +57,9 @@ impl Source for GeneratorSource {
             .map_err(PollError::Deliver)?;
         }
         Ok(Poll::Busy)
+    }
+
+    fn stop(&mut self) {
+        self.stopped = true;
     }
 }

@@ -191,6 +191,8 @@ pub struct KafkaSource {
     /// for the warning about skipped offsets, and where the partition stands until librdkafka
     /// has a position for it.
     resumed_at: BTreeMap<i32, i64>,
+    /// The job is stopping: nothing more is consumed.
+    stopped: bool,
 }
 
 impl KafkaSource {
@@ -214,6 +216,7 @@ impl KafkaSource {
             last_metadata: Instant::now(),
             last_error_log: None,
             resumed_at: BTreeMap::new(),
+            stopped: false,
         };
         source.assign(&all, resume)?;
         Ok(source)
@@ -296,6 +299,11 @@ impl KafkaSource {
 
 impl Source for KafkaSource {
     fn poll(&mut self, budget: usize, deliver: &mut Deliver<'_>) -> Result<Poll, PollError> {
+        if self.stopped {
+            // Fetched but undelivered messages were never ingested: their offsets are not
+            // committed, and a restart reads them again.
+            return Ok(Poll::Finished);
+        }
         if self.ends.is_none() && self.last_metadata.elapsed() >= METADATA_EVERY {
             self.last_metadata = Instant::now();
             match partitions(
@@ -363,6 +371,10 @@ impl Source for KafkaSource {
     }
 
     /// Commits `offsets` (next offsets per partition) to the consumer group.
+    fn stop(&mut self) {
+        self.stopped = true;
+    }
+
     fn commit(&mut self, offsets: &BTreeMap<i32, i64>, wait: bool) -> Result<(), SourceError> {
         let mut tpl = TopicPartitionList::new();
         for (&p, &o) in offsets.iter().filter(|(p, _)| self.owned.contains(p)) {

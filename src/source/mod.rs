@@ -103,6 +103,10 @@ pub trait Source {
     /// Delivers at most `budget` records to `deliver`, stopping at the first one it refuses.
     fn poll(&mut self, budget: usize, deliver: &mut Deliver<'_>) -> Result<Poll, PollError>;
 
+    /// The job is stopping (Ctrl-C, SIGTERM): take no new input. Later polls hand over what
+    /// has already been read, then say [`Poll::Finished`].
+    fn stop(&mut self);
+
     /// Records that everything before `offsets` (next offset per partition) is complete and
     /// checkpointed; `wait` asks to wait for the broker's answer (at the end of a run).
     /// Sources without offsets ignore it.
