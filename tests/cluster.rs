@@ -423,3 +423,34 @@ fn gh_8_process_0_names_each_peer_it_waits_for() {
     let last = stderr.lines().last().expect("an error");
     assert!(last.contains("did not connect"), "{stderr}");
 }
+
+#[test]
+fn gh_8_a_signal_to_any_process_stops_the_whole_cluster() {
+    for signalled in [1, 0] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hosts = hostfile(dir.path(), 2);
+        let args = ["run", "--format", "json", "--epoch", "500ms", "-w", "2"];
+        let children: Vec<Child> = (0..2).map(|p| spawn_process(p, 2, &hosts, &args)).collect();
+        // The demo streams until stopped: wait for the cluster to form and report.
+        std::thread::sleep(Duration::from_secs(3));
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &children[signalled].id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let outputs: Vec<Output> = children
+            .into_iter()
+            .map(|c| wait_within(c, Duration::from_secs(15), "a process after the signal"))
+            .collect();
+        for (p, out) in outputs.iter().enumerate() {
+            assert!(
+                out.status.success(),
+                "process {p} (signal to {signalled}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let reports = json_lines(&outputs[0].stdout);
+        let last = reports.last().expect("process 0 prints a final report");
+        assert!(last["total_messages"].as_i64().unwrap_or(0) > 0, "{last}");
+    }
+}
