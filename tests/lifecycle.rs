@@ -301,3 +301,24 @@ fn gh_8_sigint_stops_an_endless_input() {
         );
     }
 }
+
+#[test]
+fn gh_8_a_byte_order_mark_is_accepted_and_counted_nowhere() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("windows.jsonl");
+    generate(&input, 12, 7, 0.0);
+    let mut bytes = b"\xEF\xBB\xBF".to_vec();
+    bytes.extend(std::fs::read(&input).expect("read"));
+    std::fs::write(&input, bytes).expect("write");
+    let (code, out, err) = outcome(&[
+        "run",
+        "-i",
+        input.to_str().expect("utf8"),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let last = json_lines(out.as_bytes()).pop().expect("a final report");
+    assert_eq!(last["total_messages"], 12, "{last}");
+    assert_eq!(last["rejected_messages"], 0, "{last}");
+}

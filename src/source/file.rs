@@ -26,6 +26,8 @@ use super::{Deliver, Origin, Poll, PollError, RawRecord, Source, SourceError};
 /// most unless an administrator raises `fs.pipe-max-size`), so a pipe whose writer paused
 /// answers with a short read, except in the unlikely case where it holds exactly this much.
 const READ_BYTES: usize = 1 << 20;
+/// The UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// How often a reader waiting for input looks whether the job is stopping.
 const STOP_CHECK: Duration = Duration::from_millis(50);
 /// Reads the input thread may be ahead of the dealer.
@@ -245,6 +247,11 @@ impl Dealer {
     }
 
     fn line(&mut self, bytes: &[u8], len: usize) {
+        // A UTF-8 byte order mark (Windows tools write one) is not part of the first line.
+        let (bytes, len) = match bytes.strip_prefix(BOM) {
+            Some(rest) if self.line == 0 => (rest, len - BOM.len()),
+            _ => (bytes, len),
+        };
         let owner = owner_of_line(self.line, self.peers);
         self.line += 1;
         if !self.local.contains(&owner) {
@@ -404,6 +411,25 @@ mod tests {
         handle.join().expect("reader thread");
         assert_eq!(got[0], vec![(2, b"bb".to_vec(), 2), (5, b"d".to_vec(), 1)]);
         assert_eq!(got[1], vec![(3, b"".to_vec(), 0)]);
+    }
+
+    #[test]
+    fn gh_8_a_byte_order_mark_before_the_first_line_is_dropped() {
+        let input = b"\xEF\xBB\xBFa\n\xEF\xBB\xBFb\n".to_vec();
+        let (sources, handle) = spawn_reader(
+            Box::new(std::io::Cursor::new(input)),
+            "t".into(),
+            0..1,
+            1,
+            100,
+        );
+        let got = drain(sources);
+        handle.join().expect("reader thread");
+        // Only at the very start: a mark later in the file is data (and not JSON).
+        assert_eq!(
+            got[0],
+            vec![(1, b"a".to_vec(), 1), (2, b"\xEF\xBB\xBFb".to_vec(), 4)]
+        );
     }
 
     #[test]
