@@ -29,6 +29,8 @@ fn main() -> ExitCode {
         }
     };
     tracing_subscriber::fmt()
+        // Log fields can hold input text (a file name, a librdkafka message): escaped.
+        .fmt_fields(hygroflow::escape::LogFields)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
