@@ -10,7 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{check_brokers, ClientLog, Property};
+use super::{check_brokers, ClientLog, ClientSettings, Property};
 
 /// Flags of `topic`.
 #[derive(Debug, Args)]
@@ -93,11 +93,12 @@ fn create(args: &CreateArgs) -> anyhow::Result<()> {
     tracing::debug!(
         brokers = %args.brokers,
         topic = %args.topic,
-        properties = %super::redacted(&args.properties),
+        properties = %super::keys(&args.properties),
         "creating topic"
     );
-    let admin: AdminClient<ClientLog> = super::client_config(&args.brokers, &args.properties)
-        .create_with_context(ClientLog::quiet())
+    let settings = ClientSettings::new(&args.brokers, &args.properties);
+    let admin: AdminClient<ClientLog> = settings
+        .create(&settings.config(&[]), ClientLog::quiet(settings.redactor()))
         .context("cannot create the Kafka admin client")?;
     let topic = NewTopic::new(
         &args.topic,
@@ -162,7 +163,8 @@ impl Row {
 /// end-of-partition event.
 fn describe(args: &DescribeArgs) -> anyhow::Result<String> {
     check_brokers(&args.brokers)?;
-    let mut config = super::client_config(&args.brokers, &args.properties);
+    let settings = ClientSettings::new(&args.brokers, &args.properties);
+    let mut config = settings.config(&[]);
     config
         // Committed offsets are looked up per consumer group.
         .set("group.id", &args.group)
@@ -172,11 +174,11 @@ fn describe(args: &DescribeArgs) -> anyhow::Result<String> {
         brokers = %args.brokers,
         topic = %args.topic,
         group = %args.group,
-        properties = %super::redacted(&args.properties),
+        properties = %super::keys(&args.properties),
         "describing topic"
     );
-    let consumer: BaseConsumer<ClientLog> = config
-        .create_with_context(ClientLog::quiet())
+    let consumer: BaseConsumer<ClientLog> = settings
+        .create(&config, ClientLog::quiet(settings.redactor()))
         .context("cannot create the Kafka consumer")?;
     let partitions = super::topic_partitions(
         consumer.client(),
