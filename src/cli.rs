@@ -16,7 +16,7 @@ use crate::config::{
 use crate::epoch::{EpochGrid, TimeMode};
 use crate::flags;
 use crate::fleet::{Fleet, Generator, DEFAULT_SENSORS, GENERATE_START_MS, LAST_EVENT_MS};
-use crate::kafka::{client_config, Property};
+use crate::kafka::{ClientSettings, Property};
 use crate::message::DEFAULT_MAX_MESSAGE_BYTES;
 
 /// Real-time humidity analytics for the dataloggers that protect hospital imaging machines.
@@ -288,7 +288,7 @@ impl RunArgs {
         let client = self
             .brokers
             .as_deref()
-            .map(|b| client_config(b, &self.properties));
+            .map(|b| ClientSettings::new(b, &self.properties));
         let input = match (&self.input, &self.topic, &client, dlq_topic) {
             (_, Some(topic), Some(client), Some(dlq_topic)) => Input::Kafka(KafkaInput {
                 client: client.clone(),

@@ -5,9 +5,8 @@
 
 use std::path::PathBuf;
 
-use rdkafka::config::ClientConfig;
-
 use crate::epoch::{EpochGrid, TimeMode};
+use crate::kafka::ClientSettings;
 
 /// Where readings come from, with the options that only make sense for that input.
 #[derive(Clone, Debug)]
@@ -49,8 +48,8 @@ impl Input {
 /// Settings of the Kafka input.
 #[derive(Clone, Debug)]
 pub struct KafkaInput {
-    /// The client configuration (brokers, `-X` properties).
-    pub client: ClientConfig,
+    /// The client settings (brokers, `-X` properties).
+    pub client: ClientSettings,
     /// The topic.
     pub topic: String,
     /// Consumer group for committed offsets.
@@ -83,7 +82,7 @@ pub enum ReportFormat {
 #[derive(Clone, Debug)]
 pub struct ResultsTopic {
     /// Brokers and `-X` properties.
-    pub client: ClientConfig,
+    pub client: ClientSettings,
     /// The topic.
     pub topic: String,
 }

@@ -16,6 +16,7 @@
 //! once per process and runs each worker's loop (poll -> ingest -> step -> on_frontier), with
 //! one owner per concern: the epoch writer, the checkpointer (`checkpoint` holds its files),
 //! the report printer. `kafka` holds the Kafka plumbing and the `produce` and `topic` tools.
+//! `escape` is how text from the input is printed: control and bidirectional characters escaped.
 
 pub mod bench;
 pub(crate) mod checkpoint;
@@ -23,6 +24,7 @@ pub mod cli;
 pub(crate) mod cluster;
 pub mod config;
 pub mod epoch;
+pub mod escape;
 pub mod flags;
 pub mod fleet;
 pub mod kafka;

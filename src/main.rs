@@ -42,6 +42,8 @@ fn main() -> ExitCode {
         }
     };
     tracing_subscriber::fmt()
+        // Log fields can hold input text (a file name, a librdkafka message): escaped.
+        .fmt_fields(hygroflow::escape::LogFields)
         .with_writer(std::io::stderr)
         // An unwritable stderr (`2>/dev/full`) must not stop the job: lines that cannot be
         // written are dropped, without the subscriber's own complaint (which would panic).

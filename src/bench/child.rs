@@ -26,8 +26,26 @@ pub(super) fn measure_one(args: &[OsString]) -> anyhow::Result<()> {
     // Linux reports ru_maxrss in KiB.
     let peak_kib = usage.max_rss();
     eprintln!("{MARKER} wall_s={wall:.3} cpu_s={cpu:.3} peak_rss_kib={peak_kib} status={status}");
-    ensure!(status.success(), "hygroflow {args:?} failed: {status}");
+    let command = shown(args.iter().map(|a| a.to_string_lossy()));
+    ensure!(status.success(), "hygroflow {command} failed: {status}");
     Ok(())
+}
+
+/// A command line for an error message, each `-X key=value` shown as `-X key=***`: no `-X`
+/// value is ever printed.
+fn shown<S: AsRef<str>>(args: impl IntoIterator<Item = S>) -> String {
+    let mut after_x = false;
+    let mut words = Vec::new();
+    for arg in args {
+        let arg = arg.as_ref();
+        words.push(match arg.split_once('=') {
+            Some((key, _)) if after_x => format!("{key}=***"),
+            _ if after_x => "***".to_owned(),
+            _ => arg.to_owned(),
+        });
+        after_x = arg == "-X";
+    }
+    words.join(" ")
 }
 
 /// How the harness feeds a child's stdin.
@@ -132,7 +150,7 @@ pub(super) fn run_child(
     let status = status?;
     let lines: Vec<&str> = errors.lines().collect();
     let tail = &lines[lines.len().saturating_sub(5)..];
-    let command = args.join(" ");
+    let command = shown(args);
     ensure!(
         status.success(),
         "hygroflow {command} failed ({status}): {}",
@@ -156,4 +174,27 @@ pub(super) fn run_child(
         peak_rss_kib: field("peak_rss_kib")?.parse()?,
         fed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_line_is_shown_without_property_values() {
+        assert_eq!(
+            shown([
+                "run",
+                "-b",
+                "k:1",
+                "-X",
+                "sasl.pasword=S3cr3t",
+                "-X",
+                "oops",
+                "-t",
+                "t"
+            ]),
+            "run -b k:1 -X sasl.pasword=*** -X *** -t t"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{ClientLog, Property};
+use super::{ClientLog, ClientSettings, Property};
 
 /// Flags of `topic`.
 #[derive(Debug, Args)]
@@ -104,11 +104,12 @@ fn create(args: &CreateArgs) -> anyhow::Result<()> {
     tracing::debug!(
         brokers = %args.brokers,
         topic = %args.topic,
-        properties = %super::redacted(&args.properties),
+        properties = %super::keys(&args.properties),
         "creating topic"
     );
-    let admin: AdminClient<ClientLog> = super::client_config(&args.brokers, &args.properties)
-        .create_with_context(ClientLog::quiet())
+    let settings = ClientSettings::new(&args.brokers, &args.properties);
+    let admin: AdminClient<ClientLog> = settings
+        .create(&settings.config(&[]), ClientLog::quiet(settings.redactor()))
         .context("cannot create the Kafka admin client")?;
     let topic = NewTopic::new(
         &args.topic,
@@ -172,7 +173,8 @@ impl Row {
 /// topic to correct them: to know where a partition really ends, consume it until the
 /// end-of-partition event.
 fn describe(args: &DescribeArgs) -> anyhow::Result<String> {
-    let mut config = super::client_config(&args.brokers, &args.properties);
+    let settings = ClientSettings::new(&args.brokers, &args.properties);
+    let mut config = settings.config(&[]);
     config
         // Committed offsets are looked up per consumer group.
         .set("group.id", &args.group)
@@ -182,11 +184,11 @@ fn describe(args: &DescribeArgs) -> anyhow::Result<String> {
         brokers = %args.brokers,
         topic = %args.topic,
         group = %args.group,
-        properties = %super::redacted(&args.properties),
+        properties = %super::keys(&args.properties),
         "describing topic"
     );
-    let consumer: BaseConsumer<ClientLog> = config
-        .create_with_context(ClientLog::quiet())
+    let consumer: BaseConsumer<ClientLog> = settings
+        .create(&config, ClientLog::quiet(settings.redactor()))
         .context("cannot create the Kafka consumer")?;
     let partitions = super::topic_partitions(
         consumer.client(),

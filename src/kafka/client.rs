@@ -18,29 +18,42 @@ use rdkafka::producer::{BaseProducer, BaseRecord, ProducerContext};
 use rdkafka::ClientContext;
 use tracing::{debug, error, info, warn};
 
+use super::redact::Redactor;
+
 /// How long to serve delivery reports before retrying a send refused with `QueueFull`.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(10);
 
 /// The one client context: librdkafka's log lines and error events go through tracing, and the
-/// last broker error is kept so that the message of a failure it leads to can name it.
+/// last broker error is kept so that the message of a failure it leads to can name it. Both
+/// pass its [`Redactor`] first: no `-X` value is logged or kept.
 ///
 /// The end of a partition is not an error: it is how `--until-end` knows it is done.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ClientLog {
     /// librdkafka's events only at debug level: for a command whose failure message names the
     /// last broker error instead. Otherwise (a job that keeps running while librdkafka
     /// retries) its warnings and errors are logged as warnings and errors.
     quiet: bool,
     last_error: Mutex<Option<String>>,
+    redactor: Redactor,
 }
 
 impl ClientLog {
+    /// For a job's client: librdkafka's warnings and errors are logged as such.
+    pub fn new(redactor: Redactor) -> Self {
+        ClientLog {
+            quiet: false,
+            last_error: Mutex::new(None),
+            redactor,
+        }
+    }
+
     /// For a command (`produce`, `topic`): librdkafka retries connection problems itself, so
     /// its messages are debug output, and the last error goes into the command's failure line.
-    pub fn quiet() -> Self {
+    pub fn quiet(redactor: Redactor) -> Self {
         ClientLog {
             quiet: true,
-            last_error: Mutex::new(None),
+            ..ClientLog::new(redactor)
         }
     }
 
@@ -76,8 +89,9 @@ fn is_partition_eof(error: &KafkaError) -> bool {
 
 impl ClientContext for ClientLog {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        let log_message = self.redactor.scrub(log_message);
         if (level as i32) <= RDKafkaLogLevel::Warning as i32 {
-            self.remember(log_message.to_owned());
+            self.remember(log_message.clone().into_owned());
         }
         if self.quiet {
             debug!(target: "librdkafka", ?level, facility = fac, "{log_message}");
@@ -104,11 +118,13 @@ impl ClientContext for ClientLog {
         if is_partition_eof(&error) {
             return;
         }
+        let error = self.redactor.scrub(&error.to_string()).into_owned();
+        let reason = self.redactor.scrub(reason);
         self.remember(format!("{error}: {reason}"));
         if self.quiet {
             debug!(target: "librdkafka", %error, "{reason}");
         } else {
-            warn!(%error, reason, "kafka client error; librdkafka keeps retrying");
+            warn!(%error, %reason, "kafka client error; librdkafka keeps retrying");
         }
     }
 }
@@ -247,7 +263,7 @@ mod tests {
 
     #[test]
     fn the_last_broker_error_is_kept_and_the_end_of_a_partition_is_not_one() {
-        let log = ClientLog::quiet();
+        let log = ClientLog::quiet(Redactor::default());
         assert_eq!(log.suffix(), "");
         log.error(KafkaError::PartitionEOF(3), "end");
         log.error(
@@ -273,5 +289,33 @@ mod tests {
         assert!(log.suffix().ends_with("connection refused"));
         log.log(RDKafkaLogLevel::Warning, "FAIL", "broker down");
         assert_eq!(log.suffix(), "; last broker error: broker down");
+    }
+
+    #[test]
+    fn no_property_value_is_logged_or_kept() {
+        let properties = [crate::kafka::Property {
+            key: "sasl.mechanism".into(),
+            value: "S3cr3tValue".into(),
+        }];
+        let log = ClientLog::new(Redactor::new(&properties));
+        log.log(
+            RDKafkaLogLevel::Warning,
+            "CONFWARN",
+            "[thrd:app]: Configuration property `sasl.mechanism` set to `S3cr3tValue` but `security.protocol` is not configured for SASL",
+        );
+        assert!(
+            log.suffix().contains("set to `***` but"),
+            "{}",
+            log.suffix()
+        );
+        log.error(
+            KafkaError::Global(RDKafkaErrorCode::Authentication),
+            "SASL S3cr3tValue refused",
+        );
+        assert!(
+            log.suffix().ends_with(": SASL *** refused"),
+            "{}",
+            log.suffix()
+        );
     }
 }

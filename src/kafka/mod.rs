@@ -1,20 +1,26 @@
-//! Kafka plumbing shared by the source, the sinks and the tools: client configuration from
-//! kcat-style flags (`-b`, `-X key=value`), with the broker list checked and secrets kept out
-//! of logs. What the clients share once created (their context, the metadata lookup, sending
-//! when the queue is full) is in [`client`].
+//! Kafka plumbing shared by the source, the sinks and the tools: client settings from
+//! kcat-style flags (`-b`, `-X key=value`), with the broker list checked and the `-X` values
+//! kept out of every error and log line ([`redact`]). What the clients share once created
+//! (their context, the metadata lookup, sending when the queue is full) is in [`client`].
 
 pub mod admin;
 pub(crate) mod client;
 pub mod produce;
 pub(crate) mod publisher;
+pub mod redact;
 
 pub(crate) use client::log_through;
 pub(crate) use client::{enqueue, partitions, topic_partitions, ClientLog};
 
-use rdkafka::config::ClientConfig;
+use std::fmt;
 
-/// A `-X key=value` librdkafka property.
-#[derive(Clone, Debug, PartialEq, Eq)]
+use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
+use rdkafka::ClientContext;
+
+use redact::{CreateError, Redactor};
+
+/// A `-X key=value` librdkafka property. Its `Debug` hides the value.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Property {
     /// The librdkafka property name.
     pub key: String,
@@ -22,38 +28,28 @@ pub struct Property {
     pub value: String,
 }
 
-/// Parses `key=value` for `-X`.
+impl fmt::Debug for Property {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}=***", self.key)
+    }
+}
+
+/// Parses `key=value` for `-X`. The error does not repeat the text: it may hold a value.
 pub fn parse_property(text: &str) -> Result<Property, String> {
     match text.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => Ok(Property {
             key: key.trim().to_owned(),
             value: value.to_owned(),
         }),
-        _ => Err(format!(
-            "expected key=value (a librdkafka property), got {text:?}"
-        )),
+        _ => Err("expected key=value (a librdkafka property) with a non-empty key".to_owned()),
     }
 }
 
-/// Whether a property's value must never be logged.
-pub fn is_secret(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    ["password", "secret", "key", "token", "credential", "jaas"]
-        .iter()
-        .any(|s| key.contains(s))
-}
-
-/// The properties as `key=value` for logs, secrets replaced by `***`.
-pub fn redacted(properties: &[Property]) -> String {
+/// The keys of `properties`, for logs: `-X` values are never shown.
+pub fn keys(properties: &[Property]) -> String {
     properties
         .iter()
-        .map(|p| {
-            if is_secret(&p.key) {
-                format!("{}=***", p.key)
-            } else {
-                format!("{}={}", p.key, p.value)
-            }
-        })
+        .map(|p| p.key.as_str())
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -133,15 +129,70 @@ pub fn parse_topic(text: &str) -> Result<String, TopicError> {
     }
 }
 
-/// A librdkafka configuration for `brokers` with the user's `-X` properties applied last,
-/// so they can override anything hygroflow sets.
-pub fn client_config(brokers: &str, properties: &[Property]) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", brokers);
-    for p in properties {
-        config.set(&p.key, &p.value);
+/// The brokers and the user's `-X` properties: the one owner of the values. Every Kafka client
+/// is configured and created here, and the errors of its creation, like the log lines of its
+/// [`ClientLog`] (made with [`ClientSettings::redactor`]), show the keys, never the values.
+#[derive(Clone)]
+pub struct ClientSettings {
+    brokers: String,
+    properties: Vec<Property>,
+    redactor: Redactor,
+}
+
+impl fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientSettings")
+            .field("brokers", &self.brokers)
+            .field("properties", &self.properties)
+            .finish()
     }
-    config
+}
+
+impl ClientSettings {
+    /// The settings of clients of `brokers` with the `-X` `properties`.
+    pub fn new(brokers: &str, properties: &[Property]) -> Self {
+        ClientSettings {
+            brokers: brokers.to_owned(),
+            properties: properties.to_vec(),
+            redactor: Redactor::new(properties),
+        }
+    }
+
+    /// The `-b` broker list.
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    /// A librdkafka configuration: hygroflow's `defaults` for this client, then the brokers
+    /// and the user's `-X` properties, so that those can override anything hygroflow sets.
+    pub fn config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        for (key, value) in defaults {
+            config.set(*key, *value);
+        }
+        config.set("bootstrap.servers", &self.brokers);
+        for p in &self.properties {
+            config.set(&p.key, &p.value);
+        }
+        config
+    }
+
+    /// What takes the `-X` values out of a client's log lines (for its [`ClientLog`]).
+    pub fn redactor(&self) -> Redactor {
+        self.redactor.clone()
+    }
+
+    /// Creates a client from `config` (one of [`ClientSettings::config`]): librdkafka's refusal
+    /// names the property, never a value.
+    pub fn create<C, T>(&self, config: &ClientConfig, context: C) -> Result<T, CreateError>
+    where
+        C: ClientContext,
+        T: FromClientConfigAndContext<C>,
+    {
+        config
+            .create_with_context(context)
+            .map_err(|e| CreateError::new(e, &self.redactor))
+    }
 }
 
 #[cfg(test)]
@@ -149,7 +200,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn properties_parse_and_secrets_are_redacted() {
+    fn properties_parse_and_only_their_keys_are_shown() {
         let p = parse_property("sasl.password=hunter2").expect("valid");
         assert_eq!(p.key, "sasl.password");
         assert_eq!(p.value, "hunter2");
@@ -157,10 +208,24 @@ mod tests {
         assert_eq!(q.value, "1=2");
         assert!(parse_property("novalue").is_err());
         assert!(parse_property("=x").is_err());
-        let shown = redacted(&[p, q]);
-        assert_eq!(shown, "sasl.password=*** fetch.min.bytes=1=2");
-        assert!(is_secret("ssl.key.password"));
-        assert!(!is_secret("bootstrap.servers"));
+        assert_eq!(
+            keys(&[p.clone(), q.clone()]),
+            "sasl.password fetch.min.bytes"
+        );
+        let settings = ClientSettings::new("k:9092", &[p.clone(), q]);
+        assert_eq!(
+            format!("{p:?} {settings:?}"),
+            r#"sasl.password=*** ClientSettings { brokers: "k:9092", properties: [sasl.password=***, fetch.min.bytes=***] }"#
+        );
+    }
+
+    #[test]
+    fn the_users_properties_override_hygroflows_defaults() {
+        let p = parse_property("group.id=mine").expect("valid");
+        let config = ClientSettings::new("k:9092", &[p]).config(&[("group.id", "g"), ("a", "b")]);
+        assert_eq!(config.get("group.id"), Some("mine"));
+        assert_eq!(config.get("a"), Some("b"));
+        assert_eq!(config.get("bootstrap.servers"), Some("k:9092"));
     }
 
     #[test]

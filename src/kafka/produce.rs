@@ -24,7 +24,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 
-use super::{ClientLog, Property};
+use super::{ClientLog, ClientSettings, Property};
 use crate::message::{parse, DEFAULT_MAX_MESSAGE_BYTES};
 
 /// Flags of `produce`.
@@ -59,22 +59,17 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// Sends the lines and prints a summary.
 pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
     let (input, size) = open(&args.input)?;
-    let mut config = super::client_config(&args.brokers, &args.properties);
+    let settings = ClientSettings::new(&args.brokers, &args.properties);
     // A typo in -t must fail, not create a topic: hygroflow creates topics only explicitly.
-    set_default(
-        &mut config,
-        &args.properties,
-        "allow.auto.create.topics",
-        "false",
-    );
+    let config = settings.config(&[("allow.auto.create.topics", "false")]);
     tracing::debug!(
         brokers = %args.brokers,
         topic = %args.topic,
-        properties = %super::redacted(&args.properties),
+        properties = %super::keys(&args.properties),
         "starting producer"
     );
-    let producer: BaseProducer<Tally> = config
-        .create_with_context(Tally::new())
+    let producer: BaseProducer<Tally> = settings
+        .create(&config, Tally::new(ClientLog::quiet(settings.redactor())))
         .context("cannot create the Kafka producer")?;
     let metadata_timeout = config
         .get("message.timeout.ms")
@@ -286,18 +281,6 @@ fn progress_bar(size: Option<u64>) -> ProgressBar {
     }
 }
 
-/// Sets `key` unless the user gave it with `-X` (theirs wins, as `client_config` promises).
-fn set_default(
-    config: &mut rdkafka::ClientConfig,
-    properties: &[Property],
-    key: &str,
-    value: &str,
-) {
-    if !properties.iter().any(|p| p.key == key) {
-        config.set(key, value);
-    }
-}
-
 /// Counts delivery reports and remembers why things failed.
 struct Tally {
     delivered: AtomicU64,
@@ -308,13 +291,13 @@ struct Tally {
 }
 
 impl Tally {
-    fn new() -> Self {
+    fn new(log: ClientLog) -> Self {
         Tally {
             delivered: AtomicU64::new(0),
             delivered_bytes: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             first_failure: Mutex::new(None),
-            log: ClientLog::quiet(),
+            log,
         }
     }
 }

@@ -9,13 +9,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use tracing::warn;
 
-use super::ClientLog;
+use super::redact::CreateError;
+use super::{ClientLog, ClientSettings};
 
 /// Attempts (each with librdkafka's own retries inside) before a message is given up as fatal.
 const MAX_ATTEMPTS: u32 = 5;
@@ -57,7 +57,7 @@ impl Outgoing {
 pub enum PublishError {
     /// The producer could not be created (a bad `-X` property, say).
     #[error("cannot create Kafka producer: {0}")]
-    Create(KafkaError),
+    Create(CreateError),
     /// A message failed every attempt.
     #[error("could not deliver to topic {topic} after {attempts} attempts: {error}")]
     Undeliverable {
@@ -79,7 +79,6 @@ pub enum PublishError {
 }
 
 /// Collects failed deliveries so the owner can resend them; logs through [`ClientLog`].
-#[derive(Default)]
 pub struct PublishContext {
     log: ClientLog,
     failed: Mutex<Vec<(Arc<Outgoing>, KafkaError)>>,
@@ -105,10 +104,14 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// A publisher with `config` (brokers and `-X` properties already set).
-    pub fn new(config: &ClientConfig) -> Result<Self, PublishError> {
-        let producer = config
-            .create_with_context(PublishContext::default())
+    /// A publisher to the brokers of `settings`, with its `-X` properties.
+    pub fn new(settings: &ClientSettings) -> Result<Self, PublishError> {
+        let context = PublishContext {
+            log: ClientLog::new(settings.redactor()),
+            failed: Mutex::new(Vec::new()),
+        };
+        let producer = settings
+            .create(&settings.config(&[]), context)
             .map_err(PublishError::Create)?;
         Ok(Publisher { producer })
     }

@@ -8,7 +8,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use serde_json::Value;
 
@@ -20,6 +19,7 @@ use super::{run_job, Outcome};
 use crate::checkpoint::StateDir;
 use crate::config::{Cluster, Config, Input, KafkaInput, ReportFormat};
 use crate::epoch::{EpochGrid, TimeMode};
+use crate::kafka::ClientSettings;
 
 /// A report writer the test reads back.
 #[derive(Clone, Default)]
@@ -93,7 +93,7 @@ struct Run {
 fn config(workers: usize, time: TimeMode, epoch: Duration, idle: Duration) -> Config {
     Config {
         input: Input::Kafka(KafkaInput {
-            client: ClientConfig::new(),
+            client: ClientSettings::new("", &[]),
             topic: "memory".into(),
             group: "test".into(),
             until_end: true,

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::config::ReportFormat;
 use crate::epoch::{rfc3339, spark_time, EpochGrid};
+use crate::escape::Escaped;
 use crate::kafka::publisher::{Outgoing, Publisher};
 
 pub use snapshot::Snapshot;
@@ -166,17 +167,18 @@ impl Reporter {
 
 const RULE: &str = "-------------------------------------------";
 
-/// The seed's layout, one section per analysis.
+/// The seed's layout, one section per analysis. Device names come from the input: they are
+/// escaped, so that none can add a line or reach the terminal's control sequences.
 fn write_text(out: &mut Vec<u8>, time: &str, s: &Snapshot) -> io::Result<()> {
     writeln!(out, "{RULE}\nTime: {time}\n{RULE}")?;
     writeln!(out, "Average humidity by device:")?;
     for (device, avg) in &s.avg_humidity_by_device {
-        writeln!(out, "({device}, {avg:.2})")?;
+        writeln!(out, "({}, {avg:.2})", Escaped(device))?;
     }
     writeln!(out, "\nTotal number of messages: {}", s.total_messages)?;
     writeln!(out, "\nNumber of sensors by device:")?;
     for (device, n) in &s.sensors_by_device {
-        writeln!(out, "({device}, {n})")?;
+        writeln!(out, "({}, {n})", Escaped(device))?;
     }
     writeln!(out, "\nTotal number of sensors: {}", s.total_sensors)?;
     writeln!(
@@ -225,5 +227,32 @@ mod tests {
         assert!(text.contains("Total number of messages: 10000\n"));
         assert!(text.contains("(CT1, 36)\n(PETCT7, 43)\n"));
         assert!(text.contains("Total number of sensors: 79\n"));
+    }
+
+    #[test]
+    fn device_names_cannot_forge_lines_or_reach_the_terminal() {
+        let forged = "MRI1\n(FAKE, 99.99)\n\nTotal number of messages: 999999";
+        let hostile = "\u{1b}]0;title\u{7}\u{1b}[2J\r\0\u{202e}CT";
+        let s = Snapshot {
+            avg_humidity_by_device: vec![(forged.into(), 50.0), (hostile.into(), 40.0)],
+            total_messages: 2,
+            sensors_by_device: vec![(forged.into(), 1), (hostile.into(), 1)],
+            total_sensors: 2,
+            ..Snapshot::default()
+        };
+        let mut out = Vec::new();
+        write_text(&mut out, "2022-07-30 01:09:15", &s).expect("writes");
+        let text = String::from_utf8(out).expect("utf8");
+        let mut clean = Vec::new();
+        write_text(&mut clean, "2022-07-30 01:09:15", &snapshot()).expect("writes");
+        let clean = String::from_utf8(clean).expect("utf8");
+        assert_eq!(text.lines().count(), clean.lines().count(), "{text}");
+        let totals = text
+            .lines()
+            .filter(|l| l.starts_with("Total number of messages"));
+        assert_eq!(totals.count(), 1, "{text}");
+        assert!(text.contains(r"(MRI1\n(FAKE, 99.99)\n\nTotal number of messages: 999999, 50.00)"));
+        assert!(text.contains(r"(\u{1b}]0;title\u{7}\u{1b}[2J\r\u{0}\u{202e}CT, 1)"));
+        assert!(!text.contains(['\u{1b}', '\r', '\0', '\u{7}', '\u{202e}']));
     }
 }

@@ -32,6 +32,7 @@ use tracing::{debug, info, warn};
 use crate::config::KafkaInput;
 
 use super::{Deliver, Origin, Poll, PollError, RawRecord, Source, SourceError};
+use crate::kafka::redact::CreateError;
 use crate::kafka::{partitions, ClientLog};
 
 /// How often a worker looks for new partitions.
@@ -67,7 +68,7 @@ pub fn partitions_to_add(
 pub enum KafkaSourceError {
     /// The consumer could not be created (a bad `-X` property, say).
     #[error("cannot create Kafka consumer: {0}")]
-    Create(KafkaError),
+    Create(CreateError),
     /// The topic does not exist.
     #[error("topic {0} does not exist (create it with `hygroflow topic create`)")]
     MissingTopic(String),
@@ -77,7 +78,6 @@ pub enum KafkaSourceError {
 }
 
 /// The consumer's context: logs through [`ClientLog`], and reports failed commits.
-#[derive(Default)]
 pub struct SourceContext {
     log: ClientLog,
 }
@@ -95,26 +95,26 @@ impl ConsumerContext for SourceContext {
 impl KafkaInput {
     /// The consumer configuration: hygroflow's settings, then the user's `-X` on top.
     pub fn consumer_config(&self) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        // Required for committing offsets, even with manual assignment.
-        config.set("group.id", &self.group);
-        // Offsets are committed by hand, only for complete epochs.
-        config.set("enable.auto.commit", "false");
-        config.set("enable.auto.offset.store", "false");
-        // Without a checkpoint the results are rebuilt from the start of the topic.
-        config.set("auto.offset.reset", "earliest");
-        // The end-of-partition event is the reliable "end" for --until-end (see module docs).
-        config.set("enable.partition.eof", "true");
-        for (key, value) in self.client.config_map().iter() {
-            config.set(*key, *value);
-        }
-        config
+        self.client.config(&[
+            // Required for committing offsets, even with manual assignment.
+            ("group.id", &self.group),
+            // Offsets are committed by hand, only for complete epochs.
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            // Without a checkpoint the results are rebuilt from the start of the topic.
+            ("auto.offset.reset", "earliest"),
+            // The end-of-partition event is the reliable "end" for --until-end (see module docs).
+            ("enable.partition.eof", "true"),
+        ])
     }
 
     /// Creates a consumer.
     pub fn consumer(&self) -> Result<BaseConsumer<SourceContext>, KafkaSourceError> {
-        self.consumer_config()
-            .create_with_context(SourceContext::default())
+        let context = SourceContext {
+            log: ClientLog::new(self.client.redactor()),
+        };
+        self.client
+            .create(&self.consumer_config(), context)
             .map_err(KafkaSourceError::Create)
     }
 
