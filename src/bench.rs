@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::cli::GenerateArgs;
+use crate::cli::{GenerateArgs, LineArgs};
 use crate::config::ConfigError;
 use crate::epoch::parse_event_time;
 use crate::message::{parse, DEFAULT_MAX_MESSAGE_BYTES};
@@ -297,7 +297,7 @@ impl DataDir {
         messages: u64,
         sensors: usize,
     ) -> anyhow::Result<(PathBuf, Vec<u8>)> {
-        let (seed, bad_fraction) = (args.seed, args.bad_fraction);
+        let (seed, bad_fraction) = (args.lines.seed, args.lines.bad_fraction);
         let name = format!("fleet-{messages}x{sensors}-seed{seed}-bad{bad_fraction}.jsonl");
         let path = self.path.join(name);
         if path.exists() {
@@ -308,8 +308,7 @@ impl DataDir {
         let started = Instant::now();
         let generate = GenerateArgs {
             count: messages,
-            seed,
-            bad_fraction,
+            lines: LineArgs { seed, bad_fraction },
             sensors,
             interval_ms: 0.3,
         };

@@ -340,17 +340,9 @@ impl RunArgs {
     }
 }
 
-/// Flags of `generate`.
+/// How generated lines are drawn (`generate` and `bench`).
 #[derive(Debug, Args)]
-pub struct GenerateArgs {
-    /// Number of lines to write, 0 to 10^12.
-    #[arg(
-        long,
-        default_value_t = 10_000,
-        allow_negative_numbers = true,
-        value_parser = flags::whole::<u64>(0, MAX_COUNT)
-    )]
-    pub count: u64,
+pub struct LineArgs {
     /// Seed, 0 to 2^64-1: the same seed writes the same lines.
     #[arg(
         long,
@@ -367,6 +359,22 @@ pub struct GenerateArgs {
         value_parser = flags::real(0.0, 1.0)
     )]
     pub bad_fraction: f64,
+}
+
+/// Flags of `generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Number of lines to write, 0 to 10^12.
+    #[arg(
+        long,
+        default_value_t = 10_000,
+        allow_negative_numbers = true,
+        value_parser = flags::whole::<u64>(0, MAX_COUNT)
+    )]
+    pub count: u64,
+    /// Seed and malformed fraction of the lines.
+    #[command(flatten)]
+    pub lines: LineArgs,
     /// Sensors in the fleet, 1 to 100000000.
     #[arg(
         long,
@@ -401,9 +409,9 @@ impl GenerateArgs {
             .into());
         }
         let mut generator = Generator::new(
-            Fleet::new(self.seed, self.sensors),
-            self.seed,
-            self.bad_fraction,
+            Fleet::new(self.lines.seed, self.sensors),
+            self.lines.seed,
+            self.lines.bad_fraction,
         );
         let mut buf = Vec::with_capacity(1 << 16);
         for i in 0..self.count {
@@ -480,8 +488,10 @@ mod tests {
     fn gh_8_generate_stays_within_four_digit_years() {
         let args = |count, interval_ms| GenerateArgs {
             count,
-            seed: 1,
-            bad_fraction: 0.0,
+            lines: LineArgs {
+                seed: 1,
+                bad_fraction: 0.0,
+            },
             sensors: 10,
             interval_ms,
         };

@@ -93,22 +93,9 @@ pub struct BenchArgs {
         value_parser = flags::duration(Duration::from_millis(1))
     )]
     pub paced_epoch: Duration,
-    /// Fraction of generated lines that are malformed, 0 to 1.
-    #[arg(
-        long,
-        default_value_t = 0.0,
-        allow_hyphen_values = true,
-        value_parser = flags::real(0.0, 1.0)
-    )]
-    pub bad_fraction: f64,
-    /// Seed of the generated fleet, 0 to 2^64-1.
-    #[arg(
-        long,
-        default_value_t = 1,
-        allow_negative_numbers = true,
-        value_parser = flags::whole::<u64>(0, u64::MAX)
-    )]
-    pub seed: u64,
+    /// Seed and malformed fraction of the generated lines.
+    #[command(flatten)]
+    pub lines: crate::cli::LineArgs,
     /// Keep generated inputs here and reuse them (default: a temporary directory, removed).
     #[arg(long, value_name = "DIR", value_parser = flags::path)]
     pub dir: Option<PathBuf>,

@@ -64,8 +64,8 @@ impl Bench<'_> {
             chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
             env!("CARGO_PKG_VERSION"),
             if cfg!(debug_assertions) { " (DEBUG BUILD)" } else { "" },
-            args.seed,
-            args.bad_fraction,
+            args.lines.seed,
+            args.lines.bad_fraction,
             humantime::format_duration(args.epoch),
             args.repeat,
         );
