@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use clap::error::{ContextKind, ContextValue};
 use clap::Parser;
 use hygroflow::cli::{Cli, Command};
 use hygroflow::config::ConfigError;
@@ -27,7 +28,14 @@ fn main() -> ExitCode {
                 .unwrap_or("invalid arguments")
                 .trim_start_matches("error: ")
                 .to_owned();
-            if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            let invalid = match e.get(ContextKind::InvalidArg) {
+                Some(ContextValue::String(arg)) => Some(arg.as_str()),
+                _ => None,
+            };
+            if invalid.is_some_and(|arg| arg.starts_with("-X")) {
+                // A -X value may be a secret, even one typed wrong: never echoed.
+                first = "invalid value for '-X <KEY=VALUE>': expected key=value (a librdkafka property); the value is not shown".to_owned();
+            } else if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
                 // `hygroflow topic`: clap renders the whole help.
                 first = "a subcommand is missing".to_owned();
             } else if first.ends_with(':') {
@@ -37,7 +45,11 @@ fn main() -> ExitCode {
                     first.push_str(missing.trim());
                 }
             }
-            say(&format!("{first} (see hygroflow --help)"));
+            // What was typed is echoed escaped: no control sequence reaches the terminal.
+            say(&format!(
+                "{} (see hygroflow --help)",
+                hygroflow::escape::escape(&first)
+            ));
             return ExitCode::from(2);
         }
     };

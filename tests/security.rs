@@ -216,3 +216,15 @@ fn gh_8_run_never_shows_a_property_value() {
         "{stderr}"
     );
 }
+
+#[test]
+fn gh_8_a_malformed_property_is_not_echoed() {
+    for args in commands(&["sasl.password:S3cr3tValue"]) {
+        let out = hygroflow().args(&args).output().expect("the binary runs");
+        let what = args.join(" ");
+        assert_eq!(out.status.code(), Some(2), "{what}");
+        let stderr = assert_hidden(&what, &out, &["S3cr3tValue"]);
+        assert!(stderr.contains("-X"), "{what}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{what}: {stderr}");
+    }
+}
