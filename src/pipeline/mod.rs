@@ -18,6 +18,7 @@
 //!   0, and the order "checkpoint written -> epoch complete everywhere -> marker -> offsets
 //!   committed".
 //! - [`printer`]: worker 0's reports, as epochs complete.
+//! - [`stop`]: in a cluster, a signal to any process stops every process.
 
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
