@@ -1,0 +1,283 @@
+//! The file reader's rules: dealing lines, capping them, live pipes, stopping.
+use super::*;
+
+fn drain(sources: Vec<FileSource>) -> Vec<Vec<(u64, Vec<u8>, usize)>> {
+    sources
+        .into_iter()
+        .map(|mut s| {
+            let mut got = Vec::new();
+            loop {
+                let poll = s
+                    .poll(3, &mut |r| {
+                        if let Origin::Line(n) = r.origin {
+                            got.push((n, r.bytes.to_vec(), r.len));
+                        }
+                        Ok(())
+                    })
+                    .expect("no read error");
+                if poll == Poll::Finished {
+                    break got;
+                }
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn lines_are_dealt_round_robin_over_global_workers() {
+    let input = b"a\nbb\n\nccc\r\nd".to_vec();
+    // Process holding global workers 1 and 2 of 3.
+    let (sources, handle) = spawn_reader(
+        Box::new(std::io::Cursor::new(input)),
+        "t".into(),
+        1..3,
+        3,
+        100,
+    );
+    let got = drain(sources);
+    handle.join().expect("reader thread");
+    assert_eq!(got[0], vec![(2, b"bb".to_vec(), 2), (5, b"d".to_vec(), 1)]);
+    assert_eq!(got[1], vec![(3, b"".to_vec(), 0)]);
+}
+
+#[test]
+fn gh_8_a_byte_order_mark_before_the_first_line_is_dropped() {
+    let input = b"\xEF\xBB\xBFa\n\xEF\xBB\xBFb\n".to_vec();
+    let (sources, handle) = spawn_reader(
+        Box::new(std::io::Cursor::new(input)),
+        "t".into(),
+        0..1,
+        1,
+        100,
+    );
+    let got = drain(sources);
+    handle.join().expect("reader thread");
+    // Only at the very start: a mark later in the file is data (and not JSON).
+    assert_eq!(
+        got[0],
+        vec![(1, b"a".to_vec(), 1), (2, b"\xEF\xBB\xBFb".to_vec(), 4)]
+    );
+}
+
+#[test]
+fn every_line_goes_to_exactly_one_worker() {
+    let text: String = (0..1000).map(|i| format!("line{i}\n")).collect();
+    let (sources, handle) = spawn_reader(
+        Box::new(std::io::Cursor::new(text.into_bytes())),
+        "t".into(),
+        0..4,
+        4,
+        100,
+    );
+    let mut all: Vec<u64> = drain(sources)
+        .into_iter()
+        .flatten()
+        .map(|(n, _, _)| n)
+        .collect();
+    handle.join().expect("reader thread");
+    all.sort();
+    assert_eq!(all, (1..=1000).collect::<Vec<_>>());
+}
+
+#[test]
+fn long_lines_are_capped_but_keep_their_length() {
+    let mut input = vec![b'x'; 5000];
+    input.push(b'\n');
+    input.extend_from_slice(b"ok\n");
+    let (sources, handle) = spawn_reader(
+        Box::new(std::io::Cursor::new(input)),
+        "t".into(),
+        0..1,
+        1,
+        10,
+    );
+    let got = drain(sources);
+    handle.join().expect("reader thread");
+    assert_eq!(got[0][0].1.len(), 11);
+    assert_eq!(got[0][0].2, 5000);
+    assert_eq!(got[0][1], (2, b"ok".to_vec(), 2));
+}
+
+/// A pipe: each read returns at most what the writer has written so far (a short read),
+/// and blocks while the writer has written nothing more.
+struct Pipe {
+    chunks: Receiver<Vec<u8>>,
+    pending: Vec<u8>,
+}
+
+/// The writing end of a [`Pipe`]; dropping it closes the pipe.
+fn pipe() -> (std::sync::mpsc::Sender<Vec<u8>>, Pipe) {
+    let (tx, chunks) = std::sync::mpsc::channel();
+    let pipe = Pipe {
+        chunks,
+        pending: Vec::new(),
+    };
+    (tx, pipe)
+}
+
+impl Read for Pipe {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pending.is_empty() {
+            match self.chunks.recv() {
+                Ok(chunk) => self.pending = chunk,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.pending.len());
+        buf[..n].copy_from_slice(&self.pending[..n]);
+        self.pending.drain(..n);
+        Ok(n)
+    }
+}
+
+/// Polls until `count` lines have arrived, failing after ten seconds instead of hanging.
+fn receive(source: &mut FileSource, count: usize) -> Vec<(u64, Vec<u8>)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut got = Vec::new();
+    while got.len() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {got:?} of {count} lines arrived"
+        );
+        let poll = source
+            .poll(count - got.len(), &mut |r| {
+                if let Origin::Line(n) = r.origin {
+                    got.push((n, r.bytes.to_vec()));
+                }
+                Ok(())
+            })
+            .expect("no read error");
+        match poll {
+            Poll::Busy => {}
+            Poll::Idle => std::thread::sleep(std::time::Duration::from_millis(1)),
+            Poll::Finished => panic!("the input ended after {got:?}"),
+        }
+    }
+    got
+}
+
+#[test]
+fn lines_before_a_pause_in_a_pipe_arrive_before_the_rest_is_written() {
+    let (writer, input) = pipe();
+    let (mut sources, handle) = spawn_reader(Box::new(input), "t".into(), 0..2, 2, 100);
+    // The last line is still being written when the writer pauses.
+    writer
+        .send(b"a\nb\r\nc\npart".to_vec())
+        .expect("the reader is reading");
+    assert_eq!(
+        receive(&mut sources[0], 2),
+        vec![(1, b"a".to_vec()), (3, b"c".to_vec())]
+    );
+    assert_eq!(receive(&mut sources[1], 1), vec![(2, b"b".to_vec())]);
+    writer
+        .send(b"ial\ne\n".to_vec())
+        .expect("the reader is reading");
+    assert_eq!(receive(&mut sources[1], 1), vec![(4, b"partial".to_vec())]);
+    assert_eq!(receive(&mut sources[0], 1), vec![(5, b"e".to_vec())]);
+    drop(writer);
+    let rest = drain(sources);
+    handle.join().expect("reader thread");
+    assert_eq!(rest, vec![vec![], vec![]], "nothing twice");
+}
+
+#[test]
+fn a_paused_pipe_still_caps_long_lines() {
+    let (writer, input) = pipe();
+    let (mut sources, handle) = spawn_reader(Box::new(input), "t".into(), 0..1, 1, 10);
+    for piece in [vec![b'x'; 6], vec![b'x'; 20], b"\nok\n".to_vec()] {
+        writer.send(piece).expect("the reader is reading");
+    }
+    let got = receive(&mut sources[0], 2);
+    assert_eq!(got[0], (1, vec![b'x'; 11]));
+    assert_eq!(got[1], (2, b"ok".to_vec()));
+    drop(writer);
+    drop(sources);
+    handle.join().expect("reader thread");
+}
+
+/// The sizes of the batches sent for `text` read in pieces of `piece` bytes, each read
+/// having asked for `READ_BYTES`, when every read is already done as the reader starts.
+fn batch_sizes(text: &[u8], piece: usize) -> Vec<usize> {
+    let pieces: Vec<&[u8]> = text.chunks(piece).collect();
+    let (full, chunks) = sync_channel(pieces.len());
+    for bytes in pieces {
+        let mut buf = vec![0; READ_BYTES];
+        buf[..bytes.len()].copy_from_slice(bytes);
+        let chunk = Chunk {
+            buf,
+            len: bytes.len(),
+        };
+        full.send(Ok(chunk)).expect("queued");
+    }
+    drop(full);
+    let (tx, rx) = sync_channel(text.len() / BATCH_BYTES + 2);
+    let mut dealer = Dealer::new(vec![tx], 0..1, 1);
+    read_lines(
+        &chunks,
+        &channel().0,
+        100,
+        &AtomicBool::new(false),
+        &mut dealer,
+    )
+    .expect("reads");
+    dealer.finish();
+    rx.iter()
+        .map(|feed| match feed {
+            Feed::Lines(batch) => batch.data.len(),
+            Feed::Failed(e) => panic!("{e}"),
+        })
+        .collect()
+}
+
+/// Lines long enough that batches fill up on bytes before they do on lines.
+fn long_lines() -> Vec<u8> {
+    let text: String = (0..60_000).map(|i| format!("line {i:>40}\n")).collect();
+    assert!(text.len() > 2 * READ_BYTES);
+    text.into_bytes()
+}
+
+#[test]
+fn full_reads_send_full_batches() {
+    // A regular file answers every read in full until its end.
+    let sizes = batch_sizes(&long_lines(), READ_BYTES);
+    let (last, full) = sizes.split_last().expect("batches");
+    assert!(full.iter().all(|&n| n >= BATCH_BYTES), "{sizes:?}");
+    assert!(*last > 0);
+}
+
+#[test]
+fn short_reads_with_more_already_read_send_full_batches() {
+    // A pipe that keeps coming (`cat file |`) answers 64 KiB at a time.
+    let sizes = batch_sizes(&long_lines(), 64 * 1024);
+    let (last, full) = sizes.split_last().expect("batches");
+    assert!(full.iter().all(|&n| n >= BATCH_BYTES), "{sizes:?}");
+    assert!(*last > 0);
+}
+
+#[test]
+fn a_read_error_keeps_its_cause() {
+    struct Broken;
+    impl Read for Broken {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "bad disk",
+            ))
+        }
+    }
+    let (mut sources, handle) = spawn_reader(Box::new(Broken), "in.jsonl".into(), 0..1, 1, 10);
+    let error = loop {
+        match sources[0].poll(10, &mut |_| Ok(())) {
+            Ok(Poll::Finished) => panic!("the error was lost"),
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            Err(e) => break e,
+        }
+    };
+    handle.join().expect("reader thread");
+    assert_eq!(error.to_string(), "reading in.jsonl");
+    let cause = std::error::Error::source(&error)
+        .and_then(|e| e.downcast_ref::<Arc<std::io::Error>>())
+        .expect("the I/O error is the cause");
+    assert_eq!(cause.kind(), std::io::ErrorKind::InvalidData);
+    assert_eq!(cause.to_string(), "bad disk");
+}
