@@ -430,9 +430,23 @@ fn gh_8_a_signal_to_any_process_stops_the_whole_cluster() {
         let dir = tempfile::tempdir().expect("tempdir");
         let hosts = hostfile(dir.path(), 2);
         let args = ["run", "--format", "json", "--epoch", "500ms", "-w", "2"];
-        let children: Vec<Child> = (0..2).map(|p| spawn_process(p, 2, &hosts, &args)).collect();
-        // The demo streams until stopped: wait for the cluster to form and report.
-        std::thread::sleep(Duration::from_secs(3));
+        let mut children: Vec<Child> = (0..2).map(|p| spawn_process(p, 2, &hosts, &args)).collect();
+        // The demo streams until stopped: wait for the cluster's first report.
+        let stdout = children[0].stdout.take().expect("stdout");
+        let (first, reports) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in
+                std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok)
+            {
+                let _ = first.send(());
+                lines.push(line);
+            }
+            lines
+        });
+        reports
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the cluster reports");
         let sent = std::process::Command::new("kill")
             .args(["-TERM", &children[signalled].id().to_string()])
             .status()
@@ -449,7 +463,8 @@ fn gh_8_a_signal_to_any_process_stops_the_whole_cluster() {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let reports = json_lines(&outputs[0].stdout);
+        let lines = reader.join().expect("reader").join("\n");
+        let reports = json_lines(lines.as_bytes());
         let last = reports.last().expect("process 0 prints a final report");
         assert!(last["total_messages"].as_i64().unwrap_or(0) > 0, "{last}");
     }
