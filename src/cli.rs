@@ -164,9 +164,9 @@ pub struct RunArgs {
     /// Kafka topic to consume.
     #[arg(short = 't', long, value_name = "TOPIC", value_parser = crate::kafka::parse_topic)]
     pub topic: Option<String>,
-    /// Consumer group whose committed offsets show progress.
-    #[arg(long, default_value = "hygroflow", value_name = "GROUP", value_parser = flags::name)]
-    pub group: String,
+    /// Consumer group whose committed offsets show progress (default: hygroflow).
+    #[arg(long, value_name = "GROUP", value_parser = flags::name)]
+    pub group: Option<String>,
     /// librdkafka property, key=value (repeatable; TLS, SASL, fetch sizes...).
     #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = crate::kafka::parse_property)]
     pub properties: Vec<Property>,
@@ -258,6 +258,18 @@ impl RunArgs {
             "with a Kafka input rejected messages go to --dlq-topic, not --rejects",
         )?;
         combination(
+            self.properties.is_empty() || self.brokers.is_some(),
+            "-X needs --brokers (-b host:port): the properties configure Kafka clients",
+        )?;
+        combination(
+            self.group.is_none() || self.topic.is_some(),
+            "--group needs a Kafka input (-b and -t)",
+        )?;
+        combination(
+            self.brokers.is_none() || self.topic.is_some() || self.results_topic.is_some(),
+            "--brokers needs --topic or --results-topic: nothing would use it",
+        )?;
+        combination(
             self.rejects.is_none() || self.input.is_some(),
             "--rejects needs --input (the demo fleet sends no malformed messages)",
         )?;
@@ -293,7 +305,7 @@ impl RunArgs {
             (_, Some(topic), Some(client), Some(dlq_topic)) => Input::Kafka(KafkaInput {
                 client: client.clone(),
                 topic: topic.clone(),
-                group: self.group.clone(),
+                group: self.group.clone().unwrap_or_else(|| "hygroflow".to_owned()),
                 until_end: self.until_end,
                 dlq_topic,
                 state_dir: self.state_dir.clone(),

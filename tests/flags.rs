@@ -191,6 +191,12 @@ fn gh_8_run_refuses_flags_that_do_not_go_together() {
             "--state-dir needs a Kafka input",
         ),
         (&["run", "--until-end"], "--until-end needs a Kafka input"),
+        (&["run", "-X", "a=b"], "-X needs --brokers"),
+        (&["run", "--group", "g"], "--group needs a Kafka input"),
+        (
+            &["run", "-b", NOWHERE],
+            "--brokers needs --topic or --results-topic",
+        ),
         (
             &["run", "--dlq-topic", "d"],
             "--dlq-topic needs a Kafka input",
