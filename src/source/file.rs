@@ -28,6 +28,9 @@ use super::{Deliver, Origin, Poll, PollError, RawRecord, Source, SourceError};
 const READ_BYTES: usize = 1 << 20;
 /// The UTF-8 byte order mark.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+/// How long the reader waits for another read after a short one before it sends what it has
+/// (an idle worker sleeps about this long between polls anyway).
+const LINGER: Duration = Duration::from_millis(1);
 /// How often a reader waiting for input looks whether the job is stopping.
 const STOP_CHECK: Duration = Duration::from_millis(50);
 /// Reads the input thread may be ahead of the dealer.
@@ -173,12 +176,19 @@ fn read_lines(
         let next = match chunks.try_recv() {
             Ok(next) => Some(next),
             Err(TryRecvError::Empty) => {
-                if short {
-                    dealer.flush();
-                }
-                match chunks.recv_timeout(STOP_CHECK) {
+                // A pipe that keeps coming (`cat file |`) answers its next short read within
+                // microseconds: only a short read with no successor within LINGER means the
+                // input has nothing more right now, and what was read goes out then.
+                let wait = if short { LINGER } else { STOP_CHECK };
+                match chunks.recv_timeout(wait) {
                     Ok(next) => Some(next),
-                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Timeout) => {
+                        if short {
+                            dealer.flush();
+                            short = false;
+                        }
+                        continue;
+                    }
                     Err(RecvTimeoutError::Disconnected) => None,
                 }
             }
