@@ -10,9 +10,11 @@
 //!
 //! A device's modality is its id's leading ASCII letters ([`modality`]). Percentages are held
 //! exactly, in millionths of a percent ([`Percent`]), parsed from the literal's text, never
-//! through `f64`. `parse` reads and checks a file; `command` is `hygroflow rules`.
+//! through `f64`. `parse` reads and checks a file, `mistake` says what is wrong with one;
+//! `command` is `hygroflow rules`.
 
 mod command;
+mod mistake;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -23,7 +25,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use command::RulesArgs;
-pub use parse::{Invalid, Mistake};
+pub use mistake::{Invalid, Mistake};
 
 /// Millionths of a percent in one percent.
 const MICROS: u32 = 1_000_000;
