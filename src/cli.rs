@@ -54,6 +54,8 @@ pub enum Command {
     Topic(crate::kafka::admin::TopicArgs),
     /// Measure throughput, report latency and peak memory of the whole engine.
     Bench(crate::bench::BenchArgs),
+    /// Print the humidity rules in force (built-in or a TOML file's) as TOML.
+    Rules(crate::rules::RulesArgs),
 }
 
 /// Flags of `run`.
@@ -465,6 +467,7 @@ mod tests {
             &["run"][..],
             &["generate"],
             &["bench"],
+            &["rules"],
             &["produce", "-b", "h:1", "-t", "t", "f.jsonl"],
             &["topic", "create", "-b", "h:1", "-t", "t"],
             &["topic", "describe", "-b", "h:1", "-t", "t"],

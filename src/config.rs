@@ -224,6 +224,15 @@ pub enum ConfigError {
         /// Processes asked for.
         processes: usize,
     },
+    /// A rules file that cannot be read (exit code 1) or holds a mistake (exit code 2).
+    #[error(transparent)]
+    Rules(Box<crate::rules::RulesError>),
+}
+
+impl From<crate::rules::RulesError> for ConfigError {
+    fn from(e: crate::rules::RulesError) -> Self {
+        ConfigError::Rules(Box::new(e))
+    }
 }
 
 impl ConfigError {
@@ -239,6 +248,7 @@ impl ConfigError {
             | ConfigError::SameTopic { .. }
             | ConfigError::Timeline { .. } => 2,
             ConfigError::Hostfile { .. } | ConfigError::TooFewHosts { .. } => 1,
+            ConfigError::Rules(e) => e.exit_code(),
         }
     }
 }

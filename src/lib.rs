@@ -16,6 +16,7 @@
 //! once per process and runs each worker's loop (poll -> ingest -> step -> on_frontier), with
 //! one owner per concern: the epoch writer, the checkpointer (`checkpoint` holds its files),
 //! the report printer. `kafka` holds the Kafka plumbing and the `produce` and `topic` tools.
+//! `rules` holds the humidity rules (bands, rates, windows, silences) and `hygroflow rules`.
 //! `escape` is how text from the input is printed: control and bidirectional characters escaped.
 
 pub mod bench;
@@ -30,6 +31,7 @@ pub mod fleet;
 pub mod kafka;
 pub mod message;
 pub mod pipeline;
+pub mod rules;
 pub(crate) mod sink;
 pub(crate) mod source;
 pub(crate) mod tally;

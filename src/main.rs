@@ -123,6 +123,12 @@ fn run(cli: Cli) -> anyhow::Result<Ended> {
                 other => done(other),
             };
         }
+        Some(Command::Rules(args)) => {
+            return match args.write(&mut std::io::stdout().lock()) {
+                Err(e) if is_broken_pipe(&e) => Ok(Ended::PipeClosed),
+                other => done(other),
+            };
+        }
         Some(Command::Produce(args)) => return done(hygroflow::kafka::produce::run(&args)),
         Some(Command::Topic(args)) => return done(hygroflow::kafka::admin::run(&args)),
         Some(Command::Bench(args)) => return done(hygroflow::bench::run(&args)),

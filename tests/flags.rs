@@ -369,6 +369,28 @@ fn gh_8_bench_refuses_bad_values_before_generating_anything() {
     fails(&["bench", "-X", "a=b"], 2, "-X needs --brokers");
 }
 
+/// `rules`' flags and their bad values (gh-9 point 2).
+#[rustfmt::skip]
+fn rules_flags() -> Vec<Flag> {
+    const RULES: &[&str] = &["rules"];
+    vec![
+        Flag { base: RULES, flag: "--rules", named: "--rules", bad: &["", "none"] },
+        Flag { base: RULES, flag: "--epoch", named: "--epoch", bad: &["0s", "0", "500us", "-5ms", "2y"] },
+        Flag { base: RULES, flag: "--epoch", named: "--epoch", bad: DURATIONS },
+    ]
+}
+
+#[test]
+fn gh_9_rules_refuses_bad_values_of_every_flag() {
+    refuse_all(&rules_flags());
+    fails(&["rules", "stray"], 2, "");
+    fails(
+        &["rules", "--rules", "/no/such/rules.toml"],
+        1,
+        "cannot read rules file",
+    );
+}
+
 #[test]
 fn gh_8_the_environment_exits_1() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -488,6 +510,7 @@ fn gh_8_the_tables_cover_every_flag_of_every_subcommand() {
         (vec!["topic", "create"], produce_and_topic_flags()),
         (vec!["topic", "describe"], produce_and_topic_flags()),
         (vec!["bench"], bench_flags()),
+        (vec!["rules"], rules_flags()),
     ];
     for (path, table) in tables {
         let mut command = &cli;

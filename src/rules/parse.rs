@@ -1,0 +1,364 @@
+//! From the text of a rules file to checked [`Rules`]: TOML tables walked with their spans, so
+//! that every mistake names its line and key; percentages read exactly from the literal's text.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::{round_up, Invalid, Mistake, Percent, Rules, Table, DEFAULT_HYSTERESIS};
+use crate::flags;
+
+/// The line (from 1) of byte `offset` in `text`.
+pub(super) fn line_of(text: &[u8], offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text[..end].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// One table as read: its name as written in brackets, its keys, and each key's line.
+struct Layer {
+    name: String,
+    table: Table,
+    lines: BTreeMap<&'static str, usize>,
+}
+
+/// Parses and checks a rules file.
+pub(super) fn parse(text: &str, epoch: Duration) -> Result<Rules, Invalid> {
+    let at = |span: std::ops::Range<usize>, mistake| Invalid {
+        line: line_of(text.as_bytes(), span.start),
+        mistake,
+    };
+    let doc = DeTable::parse(text).map_err(|e| {
+        let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+        at(e.span().unwrap_or(0..0), Mistake::Syntax(message))
+    })?;
+    let mut defaults = None;
+    let mut modalities = BTreeMap::new();
+    let mut devices = BTreeMap::new();
+    for (key, value) in doc.get_ref().iter() {
+        let name = key.get_ref().as_ref();
+        match name {
+            "defaults" => defaults = Some(read_table(text, "defaults".to_owned(), value, epoch)?),
+            "modality" | "device" => {
+                let tables = value
+                    .get_ref()
+                    .as_table()
+                    .ok_or_else(|| at(key.span(), Mistake::NotATable(name.to_owned())))?;
+                for (id, table) in tables.iter() {
+                    let id_text = id.get_ref().as_ref();
+                    if name == "modality"
+                        && (id_text.is_empty() || !id_text.bytes().all(|b| b.is_ascii_alphabetic()))
+                    {
+                        return Err(at(id.span(), Mistake::Modality(id_text.to_owned())));
+                    }
+                    if id_text.is_empty() {
+                        return Err(at(id.span(), Mistake::EmptyDevice));
+                    }
+                    let full = format!("{name}.{}", super::toml_key(id_text));
+                    let layer = read_table(text, full, table, epoch)?;
+                    let into = if name == "modality" {
+                        &mut modalities
+                    } else {
+                        &mut devices
+                    };
+                    into.insert(id_text.to_owned(), layer);
+                }
+            }
+            _ => return Err(at(key.span(), Mistake::UnknownTable(name.to_owned()))),
+        }
+    }
+    let defaults = defaults.unwrap_or_else(|| Layer {
+        name: "defaults".to_owned(),
+        table: Table::default(),
+        lines: BTreeMap::new(),
+    });
+    check(&[&defaults])?;
+    for layer in modalities.values() {
+        check(&[&defaults, layer])?;
+    }
+    for (id, layer) in &devices {
+        match modalities.get(super::modality(id)) {
+            Some(modality) => check(&[&defaults, modality, layer])?,
+            None => check(&[&defaults, layer])?,
+        }
+    }
+    let tables = |layers: BTreeMap<String, Layer>| {
+        layers
+            .into_iter()
+            .map(|(name, layer)| (name, layer.table))
+            .collect()
+    };
+    Ok(Rules::new(
+        defaults.table,
+        tables(modalities),
+        tables(devices),
+        epoch,
+    ))
+}
+
+/// Reads one table's keys.
+fn read_table(
+    text: &str,
+    name: String,
+    value: &Spanned<DeValue<'_>>,
+    epoch: Duration,
+) -> Result<Layer, Invalid> {
+    let line = |span: std::ops::Range<usize>| line_of(text.as_bytes(), span.start);
+    let Some(entries) = value.get_ref().as_table() else {
+        return Err(Invalid {
+            line: line(value.span()),
+            mistake: Mistake::NotATable(name),
+        });
+    };
+    let mut layer = Layer {
+        name,
+        table: Table::default(),
+        lines: BTreeMap::new(),
+    };
+    for (key, value) in entries.iter() {
+        let at = line(key.span());
+        let invalid = |mistake| Invalid { line: at, mistake };
+        let table = layer.name.clone();
+        let (key, slot): (&'static str, _) = match key.get_ref().as_ref() {
+            "low" => ("low", &mut layer.table.low),
+            "high" => ("high", &mut layer.table.high),
+            "hysteresis" => ("hysteresis", &mut layer.table.hysteresis),
+            "rate_per_hour" => ("rate_per_hour", &mut layer.table.rate_per_hour),
+            "window" | "silence" => {
+                let key = if key.get_ref() == "window" {
+                    "window"
+                } else {
+                    "silence"
+                };
+                let duration = duration(&table, key, value.get_ref()).map_err(invalid)?;
+                if key == "window" {
+                    check_window(&table, duration, epoch).map_err(invalid)?;
+                    layer.table.window = Some(duration);
+                } else {
+                    layer.table.silence = Some(duration);
+                }
+                layer.lines.insert(key, at);
+                continue;
+            }
+            other => {
+                return Err(invalid(Mistake::UnknownKey {
+                    table,
+                    key: other.to_owned(),
+                }))
+            }
+        };
+        *slot = Some(percent(&table, key, value.get_ref()).map_err(invalid)?);
+        layer.lines.insert(key, at);
+    }
+    Ok(layer)
+}
+
+/// A percentage from a TOML integer or float, exactly.
+fn percent(table: &str, key: &'static str, value: &DeValue<'_>) -> Result<Percent, Mistake> {
+    let text = match value {
+        DeValue::Integer(i) if i.radix() == 10 => i.as_str(),
+        DeValue::Float(f) => f.as_str(),
+        DeValue::Integer(i) => {
+            return Err(Mistake::NotDecimal {
+                table: table.to_owned(),
+                key,
+                text: i.to_string(),
+            })
+        }
+        other => {
+            return Err(Mistake::NotANumber {
+                table: table.to_owned(),
+                key,
+                found: other.type_str(),
+            })
+        }
+    };
+    let mistake = |kind: fn(String, &'static str, String) -> Mistake| {
+        kind(table.to_owned(), key, text.to_owned())
+    };
+    exact_micros(text)
+        .map_err(|problem| match problem {
+            Problem::NotDecimal => {
+                mistake(|table, key, text| Mistake::NotDecimal { table, key, text })
+            }
+            Problem::TooPrecise => {
+                mistake(|table, key, text| Mistake::TooPrecise { table, key, text })
+            }
+            Problem::Negative => mistake(|table, key, text| Mistake::Negative { table, key, text }),
+            Problem::Above100 => mistake(|table, key, text| Mistake::Above100 { table, key, text }),
+        })
+        .and_then(|micros| {
+            Percent::from_micros(micros)
+                .ok_or_else(|| mistake(|table, key, text| Mistake::Above100 { table, key, text }))
+        })
+}
+
+/// Why a number's text is not a percentage.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Problem {
+    NotDecimal,
+    TooPrecise,
+    Negative,
+    Above100,
+}
+
+/// Millionths of a percent of a decimal literal (`45.5`, `+6e1`, `60.000001`), exactly: the
+/// digits are shifted, never rounded.
+pub(super) fn exact_micros(text: &str) -> Result<u32, Problem> {
+    let text: String = text.chars().filter(|&c| c != '_').collect();
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(&text)),
+    };
+    let (mantissa, exponent) = match rest.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, exponent),
+        None => (rest, "0"),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let decimal = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !decimal(whole) || !decimal(fraction) {
+        return Err(Problem::NotDecimal);
+    }
+    let digits = format!("{whole}{fraction}");
+    let significant = digits.trim_start_matches('0').trim_end_matches('0');
+    if significant.is_empty() {
+        return Ok(0);
+    }
+    if negative {
+        return Err(Problem::Negative);
+    }
+    let exponent: i64 = match exponent.parse() {
+        Ok(e) => e,
+        Err(_) if exponent.starts_with('-') => return Err(Problem::TooPrecise),
+        Err(_) => return Err(Problem::Above100),
+    };
+    // The value is 0.significant * 10^point.
+    let leading_zeros = digits.len() - digits.trim_start_matches('0').len();
+    let point = i64::try_from(whole.len()).unwrap_or(i64::MAX) - leading_zeros as i64 + exponent;
+    let decimals = significant.len() as i64 - point;
+    if decimals > 6 {
+        return Err(Problem::TooPrecise);
+    }
+    if point > 3 {
+        return Err(Problem::Above100);
+    }
+    // At most 3 digits before the point and 6 after: fits in u64.
+    let mantissa: u64 = significant.parse().map_err(|_| Problem::NotDecimal)?;
+    let micros = mantissa * 10u64.pow(u32::try_from(6 - decimals).unwrap_or(0));
+    match u32::try_from(micros) {
+        Ok(micros) if micros <= Percent::MAX.micros() => Ok(micros),
+        _ => Err(Problem::Above100),
+    }
+}
+
+/// A duration from a TOML string, from 1ms to a year.
+fn duration(table: &str, key: &'static str, value: &DeValue<'_>) -> Result<Duration, Mistake> {
+    let Some(text) = value.as_str() else {
+        return Err(Mistake::NotAString {
+            table: table.to_owned(),
+            key,
+            found: value.type_str(),
+        });
+    };
+    flags::duration(Duration::from_millis(1))(text).map_err(|problem| Mistake::Duration {
+        table: table.to_owned(),
+        key,
+        text: text.to_owned(),
+        problem,
+    })
+}
+
+/// An explicit window must be a whole number of epochs.
+fn check_window(table: &str, window: Duration, epoch: Duration) -> Result<(), Mistake> {
+    let (w, e) = (window.as_nanos(), epoch.as_nanos().max(1));
+    if w % e == 0 {
+        return Ok(());
+    }
+    let show = |d: Duration| format!("\"{}\"", humantime::format_duration(d));
+    let above = round_up(window, epoch);
+    let below = above.saturating_sub(epoch);
+    let suggestion = if below.is_zero() {
+        show(above)
+    } else {
+        format!("{} or {}", show(below), show(above))
+    };
+    Err(Mistake::WindowNotMultiple {
+        table: table.to_owned(),
+        window: humantime::format_duration(window).to_string(),
+        epoch: humantime::format_duration(epoch).to_string(),
+        suggestion,
+    })
+}
+
+/// Checks the rule that `layers` (general to specific) resolve to; a mistake is blamed on the
+/// most specific key involved.
+fn check(layers: &[&Layer]) -> Result<(), Invalid> {
+    let mut table = Table::default();
+    for layer in layers {
+        table = layer.table.over(&table);
+    }
+    let name = layers.last().map_or(String::new(), |l| l.name.clone());
+    // Where `key` was set: (how specific, line); `None` for a built-in default.
+    let origin = |key: &str| {
+        layers
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(rank, layer)| layer.lines.get(key).map(|&line| (rank, line)))
+    };
+    let blame = |a: &'static str, b: &'static str| {
+        let (key, origin) = std::cmp::max_by_key((a, origin(a)), (b, origin(b)), |(_, o)| *o);
+        (key, origin.map_or(1, |(_, line)| line))
+    };
+    let hysteresis = table.hysteresis.unwrap_or(DEFAULT_HYSTERESIS);
+    if let (Some(low), Some(high)) = (table.low, table.high) {
+        if low >= high {
+            let (key, line) = blame("low", "high");
+            return Err(Invalid {
+                line,
+                mistake: Mistake::LowNotBelowHigh {
+                    table: name,
+                    key,
+                    low,
+                    high,
+                },
+            });
+        }
+        let width = high.saturating_sub(low);
+        if hysteresis >= width {
+            let (key, line) = blame(
+                "hysteresis",
+                if origin("high") >= origin("low") {
+                    "high"
+                } else {
+                    "low"
+                },
+            );
+            return Err(Invalid {
+                line,
+                mistake: Mistake::HysteresisWiderThanBand {
+                    table: name,
+                    key,
+                    hysteresis,
+                    width,
+                },
+            });
+        }
+    }
+    if let Some(rate) = table.rate_per_hour {
+        if hysteresis >= rate {
+            let (key, line) = blame("hysteresis", "rate_per_hour");
+            return Err(Invalid {
+                line,
+                mistake: Mistake::HysteresisWiderThanRate {
+                    table: name,
+                    key,
+                    hysteresis,
+                    rate,
+                },
+            });
+        }
+    }
+    Ok(())
+}
