@@ -74,6 +74,10 @@ pub enum Counter {
     /// Valid messages whose event time was too far ahead of the wall clock (event time only):
     /// they joined the open epoch instead of moving it.
     Future,
+    /// Messages assigned to an epoch (valid, rejected or late), sent only by windowed runs:
+    /// it changes exactly at the epochs that had a message on some worker, which tells the
+    /// printer those epochs from the ones where readings only left the window. Not reported.
+    Received,
 }
 
 /// The counters collection: one update per counter and epoch, the difference is the count.
