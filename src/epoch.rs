@@ -204,4 +204,21 @@ mod tests {
             }
         );
     }
+
+    #[test]
+    fn gh_9_windows_are_whole_multiples_of_the_epoch() {
+        let secs = Duration::from_secs;
+        assert_eq!(Window::of(secs(3), &grid()), Some(Window::Epochs(1)));
+        assert_eq!(Window::of(secs(60), &grid()), Some(Window::Epochs(20)));
+        assert_eq!(Window::of(secs(1), &grid()), None);
+        assert_eq!(Window::of(Duration::from_millis(4500), &grid()), None);
+        assert_eq!(Window::of(Duration::ZERO, &grid()), None);
+        assert_eq!(
+            Window::of(Duration::from_nanos(3_000_000_001), &grid()),
+            None
+        );
+        assert_eq!(Window::Epochs(20).span(&grid()), Some(secs(60)));
+        assert_eq!(Window::Cumulative.span(&grid()), None);
+        assert_eq!(Window::Cumulative.epochs(), None);
+    }
 }

@@ -158,3 +158,72 @@ impl ReportPrinter {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use hygroflow_dataflows::{Counter, Stat};
+
+    use super::*;
+    use crate::config::ReportFormat;
+    use crate::epoch::{EpochGrid, Window};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn gh_9_windows_report_no_epoch_where_readings_only_expire() {
+        let grid = EpochGrid::new(Duration::from_secs(1)).expect("grid");
+        let out = Shared::default();
+        let reporter = Reporter::new(
+            Box::new(out.clone()),
+            ReportFormat::Json,
+            false,
+            (grid, Window::Epochs(2)),
+        );
+        let collected = Collected::default();
+        // Processing time from epoch 5: data at 5 and 6, which expire at 7 and 8.
+        let mut printer =
+            ReportPrinter::new(Rc::clone(&collected), Some(reporter), 5, (true, true));
+        collected.borrow_mut().extend([
+            (Stat::TotalMessages(2), 5, 1),
+            (Stat::Count(Counter::Received, 2), 5, 1),
+            (Stat::TotalMessages(2), 6, -1),
+            (Stat::TotalMessages(3), 6, 1),
+            (Stat::Count(Counter::Received, 2), 6, -1),
+            (Stat::Count(Counter::Received, 3), 6, 1),
+            (Stat::TotalMessages(3), 7, -1),
+            (Stat::TotalMessages(1), 7, 1),
+            (Stat::TotalMessages(1), 8, -1),
+        ]);
+        printer.on_frontier(Some(6)).expect("prints");
+        printer.input_finished(6);
+        printer.on_frontier(Some(8)).expect("prints");
+        printer.on_frontier(None).expect("prints");
+        let text = String::from_utf8(out.0.lock().expect("lock").clone()).expect("utf8");
+        let reports: Vec<(u64, i64)> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+            .map(|r| {
+                (
+                    r["epoch"].as_u64().expect("e"),
+                    r["total_messages"].as_i64().expect("n"),
+                )
+            })
+            .collect();
+        // The final report is the window ending at epoch 6, not what is left after expiry.
+        assert_eq!(reports, [(5, 2), (6, 3)]);
+    }
+}
