@@ -27,6 +27,13 @@
 //!   see exactly what one update per message would have summed to;
 //! - *sensors*: a `(device, guid)` pair enters once, the first time a worker sees it. Several
 //!   workers may each send the same pair; the distinct counts absorb that.
+//!
+//! A windowed run (the root crate's `--window`) feeds the same inputs differently, and the
+//! analyses do not change: every update at epoch `e` comes with its negation at `e + n` (`n`
+//! epochs in the window), and a sensor enters at every epoch it is seen in, so each collection
+//! at `e` holds the window `e-n+1 ..= e`. A device or sensor whose updates all expired
+//! accumulates to zero and leaves the results. `Counter::Received` then marks the epochs that
+//! had messages.
 #![deny(missing_docs)]
 
 pub mod avg_humidity;
