@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::epoch::{EpochGrid, TimeMode};
+use crate::epoch::{EpochGrid, TimeMode, Window};
 use crate::kafka::ClientSettings;
 
 /// Where readings come from, with the options that only make sense for that input.
@@ -129,6 +129,8 @@ pub struct Config {
     pub input: Input,
     /// The epoch grid (`--epoch`).
     pub grid: EpochGrid,
+    /// What each report covers (`--window`).
+    pub window: Window,
     /// Which clock assigns epochs (`--time`).
     pub time: TimeMode,
     /// Workers and processes.
@@ -173,6 +175,14 @@ pub enum ConfigError {
     /// `--epoch` is not a usable epoch length.
     #[error("--epoch {0}: expected a duration of at least 1ms, such as 3s, 500ms or 1m")]
     Epoch(String),
+    /// `--window` is not a whole multiple of `--epoch`.
+    #[error("--window {window} is not a whole multiple of --epoch {epoch}: use cumulative, {epoch} or a multiple of it")]
+    Window {
+        /// The window given.
+        window: String,
+        /// The epoch length.
+        epoch: String,
+    },
     /// `--process` is outside `--processes`.
     #[error("--process {process} is out of range: with --processes {processes} it must be below {processes}")]
     Process {
@@ -242,6 +252,7 @@ impl ConfigError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ConfigError::Epoch(_)
+            | ConfigError::Window { .. }
             | ConfigError::Process { .. }
             | ConfigError::Combination(_)
             | ConfigError::DemoOnly(_)

@@ -59,6 +59,40 @@ impl EpochGrid {
     }
 }
 
+/// What a report covers (`--window`): everything since the start, or the last few epochs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Window {
+    /// Every reading since the start of the run (today's reports).
+    #[default]
+    Cumulative,
+    /// The readings of the last `n` epochs: the report of epoch `e` covers `e - n + 1 ..= e`.
+    Epochs(u64),
+}
+
+impl Window {
+    /// The window of `span` on `grid`: `None` unless `span` is a whole, non-zero multiple of
+    /// the epoch length.
+    pub fn of(span: Duration, grid: &EpochGrid) -> Option<Self> {
+        let span_ms = u64::try_from(span.as_millis()).ok()?;
+        let whole = span.as_nanos().is_multiple_of(grid.len().as_nanos());
+        (whole && span_ms >= grid.len_ms).then(|| Window::Epochs(span_ms / grid.len_ms))
+    }
+
+    /// The window's length on `grid` (`None`: cumulative).
+    pub fn span(self, grid: &EpochGrid) -> Option<Duration> {
+        let n = self.epochs()?;
+        Some(Duration::from_millis(grid.len_ms.saturating_mul(n)))
+    }
+
+    /// How many epochs after its own an epoch's readings leave the window (`None`: never).
+    pub fn epochs(self) -> Option<u64> {
+        match self {
+            Window::Cumulative => None,
+            Window::Epochs(n) => Some(n),
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch of an RFC 3339 timestamp, e.g.
 /// `2022-08-16T13:26:39.447974Z`; `None` when it does not parse.
 pub fn parse_event_time(text: &str) -> Option<i64> {
@@ -169,5 +203,22 @@ mod tests {
                 late: true
             }
         );
+    }
+
+    #[test]
+    fn gh_9_windows_are_whole_multiples_of_the_epoch() {
+        let secs = Duration::from_secs;
+        assert_eq!(Window::of(secs(3), &grid()), Some(Window::Epochs(1)));
+        assert_eq!(Window::of(secs(60), &grid()), Some(Window::Epochs(20)));
+        assert_eq!(Window::of(secs(1), &grid()), None);
+        assert_eq!(Window::of(Duration::from_millis(4500), &grid()), None);
+        assert_eq!(Window::of(Duration::ZERO, &grid()), None);
+        assert_eq!(
+            Window::of(Duration::from_nanos(3_000_000_001), &grid()),
+            None
+        );
+        assert_eq!(Window::Epochs(20).span(&grid()), Some(secs(60)));
+        assert_eq!(Window::Cumulative.span(&grid()), None);
+        assert_eq!(Window::Cumulative.epochs(), None);
     }
 }

@@ -122,6 +122,26 @@ pub fn duration(
     }
 }
 
+/// What `--window` names: every reading since the start, or a span of time (checked against
+/// `--epoch` when the config is built).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowSpan {
+    /// `cumulative`: everything since the start.
+    Cumulative,
+    /// The readings of the last span.
+    Span(Duration),
+}
+
+/// A parser of `--window`: `cumulative` or a duration from 1ms to a [`YEAR`].
+pub fn window(text: &str) -> Result<WindowSpan, String> {
+    if text.trim() == "cumulative" {
+        return Ok(WindowSpan::Cumulative);
+    }
+    duration(Duration::from_millis(1))(text)
+        .map(WindowSpan::Span)
+        .map_err(|e| e.replace("expected a duration", "expected cumulative or a duration"))
+}
+
 /// A text that must not be empty (`--group`).
 pub fn name(text: &str) -> Result<String, String> {
     if text.trim().is_empty() {

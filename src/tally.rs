@@ -7,6 +7,11 @@
 //! When the epoch closes, each device becomes one update whose difference is `(sum, count)`,
 //! exactly what one update per message would have summed to, and each pair seen for the first
 //! time becomes one `+1`.
+//!
+//! A windowed run (`--window 1m`) cannot send a sensor only once: a sensor is in the window
+//! while any of its readings is. There [`WorkerTally::windowed`] keeps the set of pairs seen in
+//! the open epoch instead, and every pair of the epoch is sent when it closes (the writer also
+//! sends its retraction, at the epoch where it leaves the window).
 
 use std::collections::HashMap;
 
@@ -21,11 +26,21 @@ pub struct WorkerTally {
     devices: FastMap<String, Tally>,
     /// Every sensor this worker has seen: guid -> its devices (almost always one).
     seen: FastMap<String, Vec<String>>,
-    /// Sensors first seen this epoch.
+    /// Sensors first seen this epoch (windowed: seen this epoch).
     new_sensors: Vec<SensorKey>,
+    /// Windowed: `seen` holds this epoch's sensors only, and is emptied when it closes.
+    windowed: bool,
 }
 
 impl WorkerTally {
+    /// The tallies of a windowed run: every epoch sends each sensor it saw, not only new ones.
+    pub fn windowed() -> Self {
+        WorkerTally {
+            windowed: true,
+            ..WorkerTally::default()
+        }
+    }
+
     /// Adds one reading.
     pub fn add(&mut self, guid: &str, device: &str, humidity_micro: i64) {
         match self.devices.get_mut(device) {
@@ -62,8 +77,11 @@ impl WorkerTally {
         self.devices.drain()
     }
 
-    /// Takes the sensors first seen this epoch.
+    /// Takes the sensors first seen this epoch (windowed: every sensor seen this epoch).
     pub fn drain_new_sensors(&mut self) -> impl Iterator<Item = SensorKey> + '_ {
+        if self.windowed {
+            self.seen.clear();
+        }
         self.new_sensors.drain(..)
     }
 
@@ -105,5 +123,25 @@ mod tests {
         assert_eq!(new, vec![("CT2".into(), "g3".into())]);
         assert_eq!(t.sensors().len(), 4);
         assert!(!t.mark_seen("CT1", "g2"));
+    }
+
+    #[test]
+    fn windowed_tallies_send_every_sensor_of_each_epoch() {
+        let mut t = WorkerTally::windowed();
+        t.add("g1", "CT1", 10);
+        t.add("g1", "CT1", 20);
+        t.add("g2", "CT1", 5);
+        let mut new: Vec<_> = t.drain_new_sensors().collect();
+        new.sort();
+        assert_eq!(
+            new,
+            vec![("CT1".into(), "g1".into()), ("CT1".into(), "g2".into())]
+        );
+        // The next epoch: a sensor seen before is sent again, once.
+        t.add("g1", "CT1", 1);
+        t.add("g1", "CT1", 2);
+        let new: Vec<_> = t.drain_new_sensors().collect();
+        assert_eq!(new, vec![("CT1".into(), "g1".into())]);
+        assert_eq!(t.drain_new_sensors().count(), 0);
     }
 }

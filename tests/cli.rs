@@ -60,6 +60,7 @@ fn json_final_report_matches_recomputation_at_1_and_4_workers() {
                 "total_sensors",
                 "avg_humidity_by_device",
                 "sensors_by_device",
+                "window",
             ];
             assert_eq!(
                 last.as_object().expect("object").len(),
@@ -513,4 +514,48 @@ fn gh_7_late_records_after_an_idle_pause_count_as_late() {
         last["late_messages"], 10,
         "the last ten belong to an epoch already reported: {last}"
     );
+}
+
+#[test]
+fn gh_9_a_window_of_one_epoch_gives_the_spark_jobs_per_batch_figures() {
+    // 3,000 readings 10 ms apart: ten batches and a bit.
+    let generated = run(&[
+        "generate",
+        "--count",
+        "3000",
+        "--seed",
+        "5",
+        "--interval-ms",
+        "10",
+    ]);
+    assert!(generated.status.success());
+    let bytes = generated.stdout;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("input.jsonl");
+    std::fs::write(&path, &bytes).expect("write the input");
+    // The lines of each 3-second batch of event time, as the Spark job cut them.
+    let mut batches: std::collections::BTreeMap<u64, Vec<u8>> = Default::default();
+    for line in bytes.split_inclusive(|b| *b == b'\n') {
+        let value: serde_json::Value = serde_json::from_slice(line).expect("a valid line");
+        let time = value["eventTime"].as_str().expect("eventTime");
+        let ms = chrono::DateTime::parse_from_rfc3339(time)
+            .expect("RFC 3339")
+            .timestamp_millis();
+        let epoch = u64::try_from(ms).expect("after 1970") / 3000;
+        batches.entry(epoch).or_default().extend_from_slice(line);
+    }
+    assert!(batches.len() > 3, "several batches: {}", batches.len());
+    for workers in ["1", "2"] {
+        let args = ["-w", workers, "--time", "event", "--epoch", "3s"];
+        let out = run_file(&path, &[&args[..], &["--window", "3s"]].concat());
+        let reports = json_lines(&out.stdout);
+        let epochs: Vec<u64> = reports.iter().filter_map(|r| r["epoch"].as_u64()).collect();
+        assert_eq!(epochs, batches.keys().copied().collect::<Vec<_>>());
+        for report in &reports {
+            let epoch = report["epoch"].as_u64().expect("epoch");
+            assert_report_matches(report, &recompute(&batches[&epoch]));
+            assert_eq!(report["window"], 3, "{report}");
+            assert_eq!(report["late_messages"], 0, "{report}");
+        }
+    }
 }

@@ -98,6 +98,8 @@ fn run_flags() -> Vec<Flag> {
         Flag { base: RUN, flag: "--epoch", named: "--epoch", bad: &["0s", "0", "500us", "-5ms"] },
         Flag { base: RUN, flag: "--epoch", named: "--epoch", bad: DURATIONS },
         Flag { base: RUN, flag: "--time", named: "--time", bad: &["", "wall", "Event"] },
+        Flag { base: RUN, flag: "--window", named: "--window", bad: &["0s", "-3s", "abc", "Cumulative", "2y"] },
+        Flag { base: RUN, flag: "--window", named: "--window", bad: DURATIONS },
         Flag { base: RUN, flag: "-w", named: "--workers", bad: &["0", "-1", "257", "100000"] },
         Flag { base: RUN, flag: "--workers", named: "--workers", bad: INTEGERS },
         Flag { base: RUN, flag: "-n", named: "--processes", bad: &["0", "-1", "1025"] },
@@ -191,6 +193,28 @@ fn gh_8_run_refuses_flags_that_do_not_go_together() {
             "--state-dir needs a Kafka input",
         ),
         (&["run", "--until-end"], "--until-end needs a Kafka input"),
+        (
+            &["run", "--window", "1s", "--epoch", "3s"],
+            "--window 1s is not a whole multiple of --epoch 3s",
+        ),
+        (
+            &["run", "--window", "4500ms", "--epoch", "3s"],
+            "is not a whole multiple of --epoch 3s",
+        ),
+        (
+            &[
+                "run",
+                "-b",
+                NOWHERE,
+                "-t",
+                "in",
+                "--state-dir",
+                "s",
+                "--window",
+                "3s",
+            ],
+            "windows are not checkpointed yet",
+        ),
         (&["run", "-X", "a=b"], "-X needs --brokers"),
         (&["run", "--group", "g"], "--group needs a Kafka input"),
         (

@@ -15,9 +15,11 @@ use crate::{Counter, Epoch, SensorKey, Tally};
 
 /// The dataflow's inputs: what a worker sends into the analyses.
 pub struct InputHandles {
-    /// Per-device sums: one `(device, (sum_micro, count))` update per device and epoch.
+    /// Per-device sums: one `(device, (sum_micro, count))` update per device and epoch (in a
+    /// windowed run, also its negation where the epoch leaves the window).
     pub device_sums: InputSession<Epoch, String, Tally>,
-    /// Sensors: `((device, guid), 1)` the first time this worker sees the pair.
+    /// Sensors: `((device, guid), 1)` the first time this worker sees the pair (in a windowed
+    /// run: at every epoch it is seen in, and `-1` where that epoch leaves the window).
     pub sensors: InputSession<Epoch, SensorKey, isize>,
     /// Side counters: `(Counter, n)`, the count being the difference.
     pub counters: InputSession<Epoch, Counter, i64>,

@@ -27,6 +27,13 @@
 //!   see exactly what one update per message would have summed to;
 //! - *sensors*: a `(device, guid)` pair enters once, the first time a worker sees it. Several
 //!   workers may each send the same pair; the distinct counts absorb that.
+//!
+//! A windowed run (the root crate's `--window`) feeds the same inputs differently, and the
+//! analyses do not change: every update at epoch `e` comes with its negation at `e + n` (`n`
+//! epochs in the window), and a sensor enters at every epoch it is seen in, so each collection
+//! at `e` holds the window `e-n+1 ..= e`. A device or sensor whose updates all expired
+//! accumulates to zero and leaves the results. `Counter::Received` then marks the epochs that
+//! had messages.
 #![deny(missing_docs)]
 
 pub mod avg_humidity;
@@ -74,6 +81,10 @@ pub enum Counter {
     /// Valid messages whose event time was too far ahead of the wall clock (event time only):
     /// they joined the open epoch instead of moving it.
     Future,
+    /// Messages assigned to an epoch (valid, rejected or late), sent only by windowed runs:
+    /// it changes exactly at the epochs that had a message on some worker, which tells the
+    /// printer those epochs from the ones where readings only left the window. Not reported.
+    Received,
 }
 
 /// The counters collection: one update per counter and epoch, the difference is the count.

@@ -33,6 +33,19 @@ impl Results {
             .collect()
     }
 
+    /// Epochs before `frontier` (`None`: any) with a waiting update of a fact `pick` selects.
+    pub fn pending_epochs_of(
+        &self,
+        frontier: Option<Epoch>,
+        pick: impl Fn(&Stat) -> bool,
+    ) -> BTreeSet<Epoch> {
+        self.pending
+            .iter()
+            .filter(|(stat, t, _)| pick(stat) && frontier.is_none_or(|f| *t < f))
+            .map(|(_, t, _)| *t)
+            .collect()
+    }
+
     /// Applies every update at or before `epoch` and returns the facts that changed,
     /// consolidated: a fact whose additions and retractions cancel is not a change.
     pub fn advance(&mut self, epoch: Epoch) -> Vec<(Stat, isize)> {

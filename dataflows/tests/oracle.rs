@@ -206,7 +206,8 @@ impl<'a> Totals<'a> {
                 Stat::DeviceSensors { device, sensors } => {
                     totals.sensors_by_device.insert(device, *sensors);
                 }
-                Stat::DeviceHumidity { .. } | Stat::Count(Counter::Late | Counter::Future, _) => {}
+                Stat::DeviceHumidity { .. }
+                | Stat::Count(Counter::Late | Counter::Future | Counter::Received, _) => {}
             }
         }
         totals

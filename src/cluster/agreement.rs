@@ -66,6 +66,13 @@ impl Agreement {
             ),
             ("--time", format!("--time {}", time_name(config.time))),
             (
+                "--window",
+                match config.window.span(&config.grid) {
+                    Some(span) => format!("--window {}", humantime::format_duration(span)),
+                    None => "--window cumulative".to_owned(),
+                },
+            ),
+            (
                 "--max-message-bytes",
                 format!("--max-message-bytes {}", config.max_message_bytes),
             ),
@@ -215,7 +222,7 @@ mod tests {
     use std::time::Duration;
 
     use crate::config::{Cluster, ReportFormat};
-    use crate::epoch::{EpochGrid, TimeMode};
+    use crate::epoch::{EpochGrid, TimeMode, Window};
 
     fn agreement(pairs: &[(&str, &str)]) -> Agreement {
         Agreement {
@@ -236,6 +243,7 @@ mod tests {
                 seed: 1,
             },
             grid: EpochGrid::new(Duration::from_millis(epoch_ms)).expect("epoch"),
+            window: Window::Cumulative,
             time,
             cluster: Cluster {
                 workers,

@@ -213,7 +213,12 @@ impl Job {
             return Ok(None);
         };
         let config = &self.config;
-        let mut reporter = Reporter::new(out, config.format, config.changes, config.grid);
+        let mut reporter = Reporter::new(
+            out,
+            config.format,
+            config.changes,
+            (config.grid, config.window),
+        );
         if let Some(results) = &config.results {
             reporter = reporter.publish_to(Publisher::new(&results.client)?, results.topic.clone());
         }

@@ -5,13 +5,19 @@
 //! (the Spark job printed every batch); in event time, the epochs that had updates. Epochs
 //! before the first reported one (restored state, a worker that started before worker 0) are
 //! folded into the first report. When the input has ended, the final report is the full state.
+//!
+//! A windowed run (`--window`) also has updates at epochs where readings only leave the
+//! window, up to a window past the last data: those epochs get no report of their own. Its
+//! reports are the epochs that received a message on some worker (`Counter::Received`) and, in
+//! processing time, every epoch up to the one the input finished in; the final report is the
+//! window ending at the last reported epoch, never the empty state after the last expiry.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::io;
 use std::rc::Rc;
 
-use hygroflow_dataflows::{Epoch, Results, Stat};
+use hygroflow_dataflows::{Counter, Epoch, Results, Stat};
 use tracing::warn;
 
 use crate::sink::report::Reporter;
@@ -43,18 +49,24 @@ pub(crate) struct ReportPrinter {
     last_reported: Option<Epoch>,
     /// The epoch the run started in: what the final report is stamped with if none came before.
     start_epoch: Epoch,
+    /// Windowed: only epochs that received messages, or processing time's every epoch, are
+    /// reported, not those where readings only left the window.
+    windowed: bool,
+    /// Windowed, processing time: the epoch the input finished in; no later epoch is reported
+    /// for being an epoch.
+    finished_at: Option<Epoch>,
 }
 
 impl ReportPrinter {
     /// A printer of what `collected` receives, for a run that started in `start_epoch`.
     /// `every_epoch`: processing time, where every epoch from the start is reported; in event
     /// time epoch 0 holds restored state (and records without a time) and reports follow the
-    /// data.
+    /// data. `windowed`: the run reports over a `--window`.
     pub(crate) fn new(
         collected: Collected,
         reporter: Option<Reporter>,
         start_epoch: Epoch,
-        every_epoch: bool,
+        (every_epoch, windowed): (bool, bool),
     ) -> Self {
         ReportPrinter {
             results: Results::default(),
@@ -64,6 +76,8 @@ impl ReportPrinter {
             first_epoch: if every_epoch { start_epoch } else { 1 },
             last_reported: None,
             start_epoch,
+            windowed,
+            finished_at: None,
         }
     }
 
@@ -71,6 +85,7 @@ impl ReportPrinter {
     /// own.
     pub(crate) fn input_finished(&mut self, open: Epoch) {
         self.next_epoch = self.next_epoch.map(|next| next.min(open));
+        self.finished_at = Some(open);
     }
 
     /// Prints what the frontier has made final (`None`: the dataflow is done, print the final
@@ -93,8 +108,16 @@ impl ReportPrinter {
     /// Prints every epoch before `frontier` (`None`: everything is final).
     fn print_ready(&mut self, frontier: Option<Epoch>) -> io::Result<()> {
         self.results.absorb(self.collected.borrow_mut().drain(..));
-        let mut epochs: BTreeSet<Epoch> = self.results.pending_epochs(frontier);
-        if let (Some(next), Some(frontier)) = (self.next_epoch, frontier) {
+        let mut epochs: BTreeSet<Epoch> = if self.windowed {
+            let received = |stat: &Stat| matches!(stat, Stat::Count(Counter::Received, _));
+            self.results.pending_epochs_of(frontier, received)
+        } else {
+            self.results.pending_epochs(frontier)
+        };
+        if let (Some(next), Some(mut frontier)) = (self.next_epoch, frontier) {
+            if let (true, Some(last)) = (self.windowed, self.finished_at) {
+                frontier = frontier.min(last + 1);
+            }
             if frontier.saturating_sub(next) > MAX_EMPTY_REPORTS {
                 warn!(
                     epochs = frontier - next,
@@ -133,5 +156,74 @@ impl ReportPrinter {
             reporter.flush_published()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use hygroflow_dataflows::{Counter, Stat};
+
+    use super::*;
+    use crate::config::ReportFormat;
+    use crate::epoch::{EpochGrid, Window};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn gh_9_windows_report_no_epoch_where_readings_only_expire() {
+        let grid = EpochGrid::new(Duration::from_secs(1)).expect("grid");
+        let out = Shared::default();
+        let reporter = Reporter::new(
+            Box::new(out.clone()),
+            ReportFormat::Json,
+            false,
+            (grid, Window::Epochs(2)),
+        );
+        let collected = Collected::default();
+        // Processing time from epoch 5: data at 5 and 6, which expire at 7 and 8.
+        let mut printer =
+            ReportPrinter::new(Rc::clone(&collected), Some(reporter), 5, (true, true));
+        collected.borrow_mut().extend([
+            (Stat::TotalMessages(2), 5, 1),
+            (Stat::Count(Counter::Received, 2), 5, 1),
+            (Stat::TotalMessages(2), 6, -1),
+            (Stat::TotalMessages(3), 6, 1),
+            (Stat::Count(Counter::Received, 2), 6, -1),
+            (Stat::Count(Counter::Received, 3), 6, 1),
+            (Stat::TotalMessages(3), 7, -1),
+            (Stat::TotalMessages(1), 7, 1),
+            (Stat::TotalMessages(1), 8, -1),
+        ]);
+        printer.on_frontier(Some(6)).expect("prints");
+        printer.input_finished(6);
+        printer.on_frontier(Some(8)).expect("prints");
+        printer.on_frontier(None).expect("prints");
+        let text = String::from_utf8(out.0.lock().expect("lock").clone()).expect("utf8");
+        let reports: Vec<(u64, i64)> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+            .map(|r| {
+                (
+                    r["epoch"].as_u64().expect("e"),
+                    r["total_messages"].as_i64().expect("n"),
+                )
+            })
+            .collect();
+        // The final report is the window ending at epoch 6, not what is left after expiry.
+        assert_eq!(reports, [(5, 2), (6, 3)]);
     }
 }

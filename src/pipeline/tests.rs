@@ -18,7 +18,7 @@ use super::writer::Offsets;
 use super::{run_job, Outcome};
 use crate::checkpoint::StateDir;
 use crate::config::{Cluster, Config, Input, KafkaInput, ReportFormat};
-use crate::epoch::{EpochGrid, TimeMode};
+use crate::epoch::{EpochGrid, TimeMode, Window};
 use crate::kafka::ClientSettings;
 
 /// A report writer the test reads back.
@@ -101,6 +101,7 @@ fn config(workers: usize, time: TimeMode, epoch: Duration, idle: Duration) -> Co
             state_dir: None,
         }),
         grid: EpochGrid::new(epoch).expect("a valid epoch"),
+        window: Window::Cumulative,
         time,
         cluster: Cluster {
             workers,
@@ -409,3 +410,5 @@ fn gh_7_a_record_for_an_epoch_closed_by_the_idle_clock_is_late() {
         assert_eq!(end["late_messages"], 1, "{end}");
     }
 }
+
+mod windows;

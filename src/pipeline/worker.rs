@@ -14,6 +14,7 @@ use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
 use tracing::debug;
 
+use crate::epoch::Window;
 use crate::sink::rejects::Rejects;
 use crate::source::{Poll, Source};
 
@@ -81,7 +82,12 @@ impl<'w> WorkerLoop<'w> {
             .collect();
         let mut writer = EpochWriter::new(
             inputs,
-            (config.time, config.grid, config.max_clock_skew),
+            (
+                config.time,
+                config.grid,
+                config.max_clock_skew,
+                config.window,
+            ),
             config.max_message_bytes,
             rejects,
             offsets,
@@ -94,7 +100,7 @@ impl<'w> WorkerLoop<'w> {
                 collected,
                 job.reporter()?,
                 start_epoch,
-                every_epoch,
+                (every_epoch, config.window != Window::Cumulative),
             ))
         } else {
             None

@@ -6,7 +6,9 @@
 //! open epoch (a record, the wall clock, an idle input following the wall clock) moves it here,
 //! so a record for an epoch that has closed is always late, whichever way it closed.
 //!
-//! Closing an epoch sends its tallies into the dataflow, makes its dead letters durable and,
+//! Closing an epoch sends its tallies into the dataflow (in a windowed run, also their
+//! retraction at the epoch where they leave the window, and the count of messages the epoch
+//! received, which tells the printer which epochs had data), makes its dead letters durable and,
 //! when the worker checkpoints, hands the epoch to the [`Checkpointer`] before the input moves
 //! on.
 
@@ -18,7 +20,7 @@ use hygroflow_dataflows::{Counter, Epoch, InputHandles};
 use tracing::warn;
 
 use crate::checkpoint::{CheckpointError, WorkerState};
-use crate::epoch::{assign_event, parse_event_time, EpochGrid, TimeMode};
+use crate::epoch::{assign_event, parse_event_time, EpochGrid, TimeMode, Window};
 use crate::message::parse;
 use crate::sink::rejects::{RejectError, Rejects};
 use crate::source::{Origin, RawRecord};
@@ -108,8 +110,12 @@ pub(crate) struct EpochWriter {
     grid: EpochGrid,
     max_message_bytes: usize,
     open: Epoch,
+    /// Windowed: how many epochs after its own an epoch's tallies are retracted.
+    window: Option<u64>,
     tally: WorkerTally,
     counts: EpochCounts,
+    /// Windowed: messages assigned to the open epoch (valid or rejected).
+    received: i64,
     future: FutureGuard,
     rejects: Rejects,
     offsets: Offsets,
@@ -118,11 +124,11 @@ pub(crate) struct EpochWriter {
 }
 
 impl EpochWriter {
-    /// A writer feeding `inputs`, resuming at `offsets`; event times more than `max_skew`
-    /// ahead of the wall clock are not believed.
+    /// A writer feeding `inputs` for reports over `window`, resuming at `offsets`; event times
+    /// more than `max_skew` ahead of the wall clock are not believed.
     pub(crate) fn new(
         inputs: InputHandles,
-        (time, grid, max_skew): (TimeMode, EpochGrid, Duration),
+        (time, grid, max_skew, window): (TimeMode, EpochGrid, Duration, Window),
         max_message_bytes: usize,
         rejects: Rejects,
         offsets: Offsets,
@@ -139,8 +145,13 @@ impl EpochWriter {
             grid,
             max_message_bytes,
             open: 0,
-            tally: WorkerTally::default(),
+            window: window.epochs(),
+            tally: match window {
+                Window::Cumulative => WorkerTally::default(),
+                Window::Epochs(_) => WorkerTally::windowed(),
+            },
             counts: EpochCounts::default(),
+            received: 0,
             future,
             rejects,
             offsets,
@@ -188,6 +199,7 @@ impl EpochWriter {
                 self.rejects.reject(&record, &error)?;
             }
         }
+        self.received += 1;
         if let Origin::Kafka { partition, offset } = record.origin {
             self.offsets.insert(partition, offset + 1);
         }
@@ -229,6 +241,24 @@ impl EpochWriter {
         let Some(inputs) = &mut self.inputs else {
             return Ok(());
         };
+        let received = mem::take(&mut self.received);
+        if let Some(window) = self.window {
+            // Each update at the open epoch is undone where it leaves the window.
+            let expiry = self.open + window;
+            for (device, (sum, count)) in self.tally.drain_devices() {
+                inputs
+                    .device_sums
+                    .update_at(device.clone(), expiry, (-sum, -count));
+                inputs.device_sums.update(device, (sum, count));
+            }
+            for sensor in self.tally.drain_new_sensors() {
+                inputs.sensors.update_at(sensor.clone(), expiry, -1);
+                inputs.sensors.update(sensor, 1);
+            }
+            if received != 0 {
+                inputs.counters.update(Counter::Received, received);
+            }
+        }
         for (device, sums) in self.tally.drain_devices() {
             if let Some(journal) = journal.as_deref_mut() {
                 journal.add_device(&device, sums);

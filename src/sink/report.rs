@@ -11,7 +11,7 @@ use hygroflow_dataflows::{Epoch, Results, Stat};
 use serde::Serialize;
 
 use crate::config::ReportFormat;
-use crate::epoch::{rfc3339, spark_time, EpochGrid};
+use crate::epoch::{rfc3339, spark_time, EpochGrid, Window};
 use crate::escape::Escaped;
 use crate::kafka::publisher::{Outgoing, Publisher};
 
@@ -38,11 +38,45 @@ pub struct JsonReport<'a> {
     pub avg_humidity_by_device: &'a [(String, f64)],
     /// (iii) Distinct sensors per device, by device.
     pub sensors_by_device: &'a [(String, i64)],
+    /// What the figures cover: `"cumulative"` or the window in seconds.
+    pub window: WindowField,
+}
+
+/// The JSON report's `"window"`: the string `"cumulative"`, or the window in seconds (a whole
+/// number when it is one).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum WindowField {
+    /// Every reading since the start.
+    Cumulative,
+    /// The last this many seconds.
+    Seconds(f64),
+}
+
+impl WindowField {
+    /// The field for `window` on `grid`.
+    pub fn of(window: Window, grid: &EpochGrid) -> Self {
+        match window.span(grid) {
+            None => WindowField::Cumulative,
+            Some(span) => WindowField::Seconds(span.as_secs_f64()),
+        }
+    }
+}
+
+impl Serialize for WindowField {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            WindowField::Cumulative => serializer.serialize_str("cumulative"),
+            WindowField::Seconds(s) if s.fract() == 0.0 && s < 1e15 => {
+                serializer.serialize_u64(s as u64)
+            }
+            WindowField::Seconds(s) => serializer.serialize_f64(s),
+        }
+    }
 }
 
 impl<'a> JsonReport<'a> {
     /// The JSON report of `snapshot` at `epoch`.
-    pub fn new(epoch: Epoch, grid: &EpochGrid, snapshot: &'a Snapshot) -> Self {
+    pub fn new(epoch: Epoch, grid: &EpochGrid, window: Window, snapshot: &'a Snapshot) -> Self {
         JsonReport {
             epoch,
             time: rfc3339(grid.end_of(epoch)),
@@ -53,6 +87,7 @@ impl<'a> JsonReport<'a> {
             total_sensors: snapshot.total_sensors,
             avg_humidity_by_device: &snapshot.avg_humidity_by_device,
             sensors_by_device: &snapshot.sensors_by_device,
+            window: WindowField::of(window, grid),
         }
     }
 }
@@ -63,23 +98,25 @@ pub struct Reporter {
     format: ReportFormat,
     changes_only: bool,
     grid: EpochGrid,
+    window: Window,
     line: Vec<u8>,
     results_topic: Option<(Publisher, String)>,
 }
 
 impl Reporter {
-    /// A reporter writing to `out`.
+    /// A reporter writing to `out`, of figures over `window`.
     pub fn new(
         out: Box<dyn Write + Send>,
         format: ReportFormat,
         changes_only: bool,
-        grid: EpochGrid,
+        (grid, window): (EpochGrid, Window),
     ) -> Self {
         Reporter {
             out,
             format,
             changes_only,
             grid,
+            window,
             line: Vec::with_capacity(4096),
             results_topic: None,
         }
@@ -135,7 +172,8 @@ impl Reporter {
 
     fn write(&mut self, epoch: Epoch, snapshot: &Snapshot) -> io::Result<()> {
         if let Some((publisher, topic)) = &mut self.results_topic {
-            let json = serde_json::to_vec(&JsonReport::new(epoch, &self.grid, snapshot))?;
+            let json =
+                serde_json::to_vec(&JsonReport::new(epoch, &self.grid, self.window, snapshot))?;
             publisher
                 .send(Outgoing::new(
                     topic.clone(),
@@ -150,7 +188,7 @@ impl Reporter {
             ReportFormat::Json => {
                 serde_json::to_writer(
                     &mut self.line,
-                    &JsonReport::new(epoch, &self.grid, snapshot),
+                    &JsonReport::new(epoch, &self.grid, self.window, snapshot),
                 )?;
                 self.line.push(b'\n');
             }
@@ -210,11 +248,20 @@ mod tests {
         let grid = EpochGrid::new(Duration::from_secs(3)).expect("valid");
         let s = snapshot();
         let text =
-            serde_json::to_string(&JsonReport::new(553_047_784, &grid, &s)).expect("serializes");
+            serde_json::to_string(&JsonReport::new(553_047_784, &grid, Window::Cumulative, &s))
+                .expect("serializes");
         assert_eq!(
             text,
-            r#"{"epoch":553047784,"time":"2022-07-30T01:09:15.000Z","total_messages":10000,"rejected_messages":2,"late_messages":0,"future_messages":0,"total_sensors":79,"avg_humidity_by_device":[["PETCT7",70.813615],["CT1",66.5]],"sensors_by_device":[["CT1",36],["PETCT7",43]]}"#
+            r#"{"epoch":553047784,"time":"2022-07-30T01:09:15.000Z","total_messages":10000,"rejected_messages":2,"late_messages":0,"future_messages":0,"total_sensors":79,"avg_humidity_by_device":[["PETCT7",70.813615],["CT1",66.5]],"sensors_by_device":[["CT1",36],["PETCT7",43]],"window":"cumulative"}"#
         );
+        let windowed = |window| {
+            let report = JsonReport::new(553_047_784, &grid, window, &s);
+            serde_json::to_value(report).expect("serializes")["window"].clone()
+        };
+        assert_eq!(windowed(Window::Epochs(20)), serde_json::json!(60));
+        let half = EpochGrid::new(Duration::from_millis(500)).expect("valid");
+        let report = JsonReport::new(1, &half, Window::Epochs(3), &s);
+        assert_eq!(serde_json::to_value(report).expect("json")["window"], 1.5);
     }
 
     #[test]

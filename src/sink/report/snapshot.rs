@@ -54,6 +54,7 @@ impl Snapshot {
                 Stat::Count(Counter::Rejected, n) => snapshot.rejected_messages = *n,
                 Stat::Count(Counter::Late, n) => snapshot.late_messages = *n,
                 Stat::Count(Counter::Future, n) => snapshot.future_messages = *n,
+                Stat::Count(Counter::Received, _) => {}
             }
         }
         snapshot
