@@ -242,31 +242,27 @@ impl EpochWriter {
             return Ok(());
         };
         let received = mem::take(&mut self.received);
-        if let Some(window) = self.window {
-            // Each update at the open epoch is undone where it leaves the window.
-            let expiry = self.open + window;
-            for (device, (sum, count)) in self.tally.drain_devices() {
+        // Windowed: each update at the open epoch is undone where it leaves the window.
+        let expiry = self.window.map(|window| self.open + window);
+        for (device, (sum, count)) in self.tally.drain_devices() {
+            if let Some(journal) = journal.as_deref_mut() {
+                journal.add_device(&device, (sum, count));
+            }
+            if let Some(expiry) = expiry {
                 inputs
                     .device_sums
                     .update_at(device.clone(), expiry, (-sum, -count));
-                inputs.device_sums.update(device, (sum, count));
             }
-            for sensor in self.tally.drain_new_sensors() {
-                inputs.sensors.update_at(sensor.clone(), expiry, -1);
-                inputs.sensors.update(sensor, 1);
-            }
-            if received != 0 {
-                inputs.counters.update(Counter::Received, received);
-            }
-        }
-        for (device, sums) in self.tally.drain_devices() {
-            if let Some(journal) = journal.as_deref_mut() {
-                journal.add_device(&device, sums);
-            }
-            inputs.device_sums.update(device, sums);
+            inputs.device_sums.update(device, (sum, count));
         }
         for sensor in self.tally.drain_new_sensors() {
+            if let Some(expiry) = expiry {
+                inputs.sensors.update_at(sensor.clone(), expiry, -1);
+            }
             inputs.sensors.update(sensor, 1);
+        }
+        if expiry.is_some() && received != 0 {
+            inputs.counters.update(Counter::Received, received);
         }
         let counts = mem::take(&mut self.counts);
         for (counter, count) in counts.by_counter() {
