@@ -42,7 +42,7 @@ impl Loaded {
     /// Builds the dataflow and loads `sensors` sensors in epoch 0.
     fn new(worker: &mut Worker, sensors: usize) -> Self {
         let (inputs, probe) = worker.dataflow::<Epoch, _, _>(|scope| {
-            let (inputs, stats) = build(scope);
+            let (inputs, stats, _) = build(scope, None);
             let (probe, _) = stats.probe();
             (inputs, probe)
         });

@@ -1,7 +1,9 @@
 //! Checkpoints: restartable state with exactly-once results (`--state-dir`).
 //!
 //! What determines every analysis is small: per device the sum and count of readings, the set
-//! of `(device, guid)` sensors, and the rejected and late counters. Each worker keeps them for
+//! of `(device, guid)` sensors with the epoch each last read in, the rejected and late
+//! counters, and for windows and alerts the per-epoch sums of the recent epochs they still
+//! need; the `COMMITTED` marker adds the alerts raised at its frontier. Each worker keeps them for
 //! the records it ingested, and whenever it closes an epoch it writes the table together with
 //! the next offset of each of its partitions, before its input moves on. Both describe the
 //! same cut: offsets of records that belong to later epochs are not in it.
@@ -29,11 +31,11 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use hygroflow_dataflows::Epoch;
+use hygroflow_dataflows::{Epoch, Transition};
 use serde::{Deserialize, Serialize};
 
 /// The on-disk format version; files of another version are refused.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const CHECKPOINT_MAGIC: &str = "hygroflow-checkpoint";
 const COMMIT_MAGIC: &str = "hygroflow-commit";
 const COMMITTED: &str = "COMMITTED";
@@ -68,6 +70,18 @@ pub enum CheckpointError {
         /// The entry.
         entry: PathBuf,
     },
+    /// The state directory was written with another value of a flag results depend on.
+    #[error("state directory {dir} was written with {flag} {was}, this run has {flag} {now}: restart with {flag} {was}, or use another --state-dir")]
+    OtherSettings {
+        /// The directory.
+        dir: PathBuf,
+        /// The flag.
+        flag: String,
+        /// Its value then.
+        was: String,
+        /// Its value now.
+        now: String,
+    },
     /// The state directory belongs to another input.
     #[error("state directory {dir} holds the state of {found}, not of {expected}; use another --state-dir")]
     OtherInput {
@@ -101,13 +115,26 @@ pub struct WorkerState {
     pub future: i64,
     /// `(device, sum_micro, count)` of the readings this worker took in.
     pub devices: Vec<(String, i64, i64)>,
-    /// `(device, guid)` of every sensor this worker has seen.
-    pub sensors: Vec<(String, String)>,
+    /// `(device, guid, last epoch it read in)` of every sensor this worker has seen.
+    pub sensors: Vec<(String, String, Epoch)>,
+    /// `(epoch, device, sum_micro, count)` of the recent epochs that windows and alerts still
+    /// need (the longest window, plus an hour for rate alerts).
+    #[serde(default)]
+    pub recent: Vec<(Epoch, String, i64, i64)>,
+    /// The recent epochs in which this worker had a message.
+    #[serde(default)]
+    pub reported: Vec<Epoch>,
 }
+
+/// The flags a state directory's results depend on, as `(flag, value)`: a restart with another
+/// value is refused, naming the flag.
+pub type Settings = Vec<(String, String)>;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct CheckpointBody {
     input: String,
+    #[serde(default)]
+    settings: Settings,
     generation: u64,
     worker: usize,
     epoch: Epoch,
@@ -117,9 +144,14 @@ struct CheckpointBody {
 #[derive(Debug, Serialize, Deserialize)]
 struct CommitBody {
     input: String,
+    #[serde(default)]
+    settings: Settings,
     generation: u64,
     frontier: Epoch,
     workers: usize,
+    /// The raising line of every alert still raised at the frontier.
+    #[serde(default)]
+    alerts: Vec<Transition>,
 }
 
 /// Where a run resumes: process 0's `COMMITTED` marker, sent to every worker at start.
@@ -164,6 +196,7 @@ pub fn old_workers_for(
 pub struct StateDir {
     dir: PathBuf,
     input: String,
+    settings: Settings,
 }
 
 impl StateDir {
@@ -176,7 +209,14 @@ impl StateDir {
         Ok(StateDir {
             dir: dir.to_owned(),
             input: input.to_owned(),
+            settings: Settings::new(),
         })
+    }
+
+    /// The flags this run's results depend on: files written with others are refused.
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
     }
 
     fn generation_dir(&self, generation: u64) -> PathBuf {
@@ -191,11 +231,22 @@ impl StateDir {
         }
         let commit: CommitBody = read_framed(&marker, COMMIT_MAGIC)?;
         self.check_input(&commit.input)?;
+        self.check_settings(&commit.settings)?;
         Ok(Some(RestorePoint {
             generation: commit.generation,
             frontier: commit.frontier,
             workers: commit.workers,
         }))
+    }
+
+    /// The alerts raised at the committed frontier (none without a marker).
+    pub fn marker_alerts(&self) -> Result<Vec<Transition>, CheckpointError> {
+        let marker = self.dir.join(COMMITTED);
+        if !marker.exists() {
+            return Ok(Vec::new());
+        }
+        let commit: CommitBody = read_framed(&marker, COMMIT_MAGIC)?;
+        Ok(commit.alerts)
     }
 
     /// The generations here; anything else than `COMMITTED`, `gen-N` directories and the
@@ -235,6 +286,7 @@ impl StateDir {
                 if parse_name(&path).is_some() && path.is_file() {
                     let body: CheckpointBody = read_framed(&path, CHECKPOINT_MAGIC)?;
                     self.check_input(&body.input)?;
+                    self.check_settings(&body.settings)?;
                 } else if !is_temporary(&path) {
                     return Err(self.unexpected(path));
                 }
@@ -311,6 +363,25 @@ impl StateDir {
         Ok(())
     }
 
+    /// Refuses files written with other values of the flags results depend on.
+    fn check_settings(&self, found: &Settings) -> Result<(), CheckpointError> {
+        if self.settings.is_empty() {
+            return Ok(());
+        }
+        for (flag, value) in &self.settings {
+            let was = found.iter().find(|(f, _)| f == flag).map(|(_, v)| v);
+            if was != Some(value) {
+                return Err(CheckpointError::OtherSettings {
+                    dir: self.dir.clone(),
+                    flag: flag.clone(),
+                    was: was.cloned().unwrap_or_else(|| "unrecorded".to_owned()),
+                    now: value.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Creates the directory of generation `generation` (nothing is removed before the new
     /// generation's first commit).
     pub fn start_generation(&self, generation: u64) -> Result<(), CheckpointError> {
@@ -335,6 +406,7 @@ impl StateDir {
             .join(format!("w{worker}-e{epoch}.ckpt"));
         let body = CheckpointBody {
             input: self.input.clone(),
+            settings: self.settings.clone(),
             generation,
             worker,
             epoch,
@@ -345,12 +417,19 @@ impl StateDir {
 
     /// Process 0: records that every worker has checkpointed every epoch before
     /// `point.frontier`.
-    pub fn commit(&self, point: &RestorePoint) -> Result<(), CheckpointError> {
+    /// `alerts`: the raising line of every alert still raised at the frontier.
+    pub fn commit(
+        &self,
+        point: &RestorePoint,
+        alerts: &[Transition],
+    ) -> Result<(), CheckpointError> {
         let body = CommitBody {
             input: self.input.clone(),
+            settings: self.settings.clone(),
             generation: point.generation,
             frontier: point.frontier,
             workers: point.workers,
+            alerts: alerts.to_vec(),
         };
         write_framed(&self.dir.join(COMMITTED), COMMIT_MAGIC, &body)
     }
@@ -480,8 +559,9 @@ mod tests {
                 .collect(),
             sensors: rows
                 .iter()
-                .map(|(d, g, _, _)| (d.to_string(), g.to_string()))
+                .map(|(d, g, _, _)| (d.to_string(), g.to_string(), 0))
                 .collect(),
+            ..WorkerState::default()
         }
     }
 
@@ -505,7 +585,7 @@ mod tests {
             .expect("w1");
         sd.write_worker(0, 0, 12, state(&[("CT1", "a", 9, 2)], &[(0, 6)]))
             .expect("w0 later");
-        sd.commit(&point(0, 11, 2)).expect("commit");
+        sd.commit(&point(0, 11, 2), &[]).expect("commit");
         let p = sd.marker().expect("marker").expect("some");
         assert_eq!(p, point(0, 11, 2));
         let restored = sd.load(&p, 0..2).expect("load");
@@ -521,7 +601,7 @@ mod tests {
         // Cleaning up after a later commit prunes files no restart can need.
         sd.write_worker(0, 1, 12, state(&[("CT1", "b", 7, 1)], &[(1, 4)]))
             .expect("w1 later");
-        sd.commit(&point(0, 13, 2)).expect("commit");
+        sd.commit(&point(0, 13, 2), &[]).expect("commit");
         sd.cleanup(&point(0, 13, 2)).expect("cleanup");
         let files = fs::read_dir(dir.path().join("gen-0")).expect("dir").count();
         assert_eq!(files, 2);
@@ -535,13 +615,13 @@ mod tests {
         let sd = StateDir::open(dir.path(), "kafka:t").expect("open");
         sd.start_generation(0).expect("gen");
         sd.write_worker(0, 0, 1, state(&[], &[(0, 1)])).expect("w");
-        sd.commit(&point(0, 2, 1)).expect("commit");
+        sd.commit(&point(0, 2, 1), &[]).expect("commit");
         sd.start_generation(1).expect("gen 1");
         sd.write_worker(1, 0, 0, state(&[], &[(0, 9)])).expect("w");
         // Crash here: generation 0 is still what loads.
         let p = sd.marker().expect("marker").expect("some");
         assert_eq!(sd.load(&p, 0..1).expect("load").offsets()[&0], 1);
-        sd.commit(&point(1, 1, 1)).expect("commit");
+        sd.commit(&point(1, 1, 1), &[]).expect("commit");
         sd.cleanup(&point(1, 1, 1)).expect("cleanup");
         let p = sd.marker().expect("marker").expect("some");
         assert_eq!(sd.load(&p, 0..1).expect("load").offsets()[&0], 9);
@@ -584,7 +664,7 @@ mod tests {
         sd.start_generation(0).expect("gen");
         sd.write_worker(0, 0, 1, state(&[("CT1", "a", 5, 1)], &[(0, 1)]))
             .expect("w");
-        sd.commit(&point(0, 2, 1)).expect("commit");
+        sd.commit(&point(0, 2, 1), &[]).expect("commit");
         let file = dir.path().join("gen-0").join("w0-e1.ckpt");
         let good = fs::read(&file).expect("read");
 

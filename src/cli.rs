@@ -10,8 +10,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    addresses, check_topics, Cluster, Config, ConfigError, Input, KafkaInput, ReportFormat,
-    ResultsTopic,
+    addresses, check_topics, AlertsOut, Cluster, Config, ConfigError, Input, KafkaInput,
+    ReportFormat, ResultsTopic,
 };
 use crate::epoch::{EpochGrid, TimeMode, Window};
 use crate::flags;
@@ -195,6 +195,22 @@ pub struct RunArgs {
     /// dead-letter topic.
     #[arg(long, value_name = "TOPIC", value_parser = crate::kafka::parse_topic)]
     pub results_topic: Option<String>,
+    /// Humidity rules: builtin, none (alerts off) or a TOML file (see `hygroflow rules`).
+    #[arg(
+        long,
+        default_value = "builtin",
+        value_name = "builtin|none|FILE",
+        value_parser = crate::rules::source
+    )]
+    pub rules: crate::rules::RulesSource,
+    /// Write every alert transition to this file as JSON lines (`-`: stdout, each epoch's
+    /// lines before its report).
+    #[arg(long, value_name = "FILE|-", value_parser = flags::path)]
+    pub alerts: Option<PathBuf>,
+    /// Also publish every alert transition (key: the device) to this Kafka topic, each
+    /// exactly once across restarts; not the input, dead-letter or results topic.
+    #[arg(long, value_name = "TOPIC", value_parser = crate::kafka::parse_topic)]
+    pub alerts_topic: Option<String>,
     /// Demo only: messages per second from the simulated fleet, 1 to 10000000 [default: 3000].
     #[arg(
         long,
@@ -258,8 +274,13 @@ impl RunArgs {
             "--state-dir needs a Kafka input (-b and -t)",
         )?;
         combination(
-            self.window == flags::WindowSpan::Cumulative || self.state_dir.is_none(),
-            "--window with --state-dir: windows are not checkpointed yet; leave one of them out",
+            self.alerts_topic.is_none() || self.brokers.is_some(),
+            "--alerts-topic needs --brokers (-b host:port)",
+        )?;
+        combination(
+            (self.alerts.is_none() && self.alerts_topic.is_none())
+                || self.rules != crate::rules::RulesSource::None,
+            "--alerts and --alerts-topic need rules: leave out --rules none",
         )?;
         combination(
             !self.until_end || self.topic.is_some(),
@@ -282,8 +303,11 @@ impl RunArgs {
             "--group needs a Kafka input (-b and -t)",
         )?;
         combination(
-            self.brokers.is_none() || self.topic.is_some() || self.results_topic.is_some(),
-            "--brokers needs --topic or --results-topic: nothing would use it",
+            self.brokers.is_none()
+                || self.topic.is_some()
+                || self.results_topic.is_some()
+                || self.alerts_topic.is_some(),
+            "--brokers needs --topic, --results-topic or --alerts-topic: nothing would use it",
         )?;
         combination(
             self.rejects.is_none() || self.input.is_some(),
@@ -310,6 +334,14 @@ impl RunArgs {
             dlq_topic.as_deref(),
             self.results_topic.as_deref(),
         )?;
+        check_alerts_topic(
+            self.alerts_topic.as_deref(),
+            [
+                (self.topic.as_deref(), "the input topic (-t)"),
+                (dlq_topic.as_deref(), "the dead-letter topic"),
+                (self.results_topic.as_deref(), "the results topic"),
+            ],
+        )?;
         let grid = EpochGrid::new(self.epoch).ok_or_else(|| {
             ConfigError::Epoch(humantime::format_duration(self.epoch).to_string())
         })?;
@@ -322,6 +354,7 @@ impl RunArgs {
                 })?
             }
         };
+        let rules = crate::rules::Rules::load(&self.rules, grid.len())?;
         let client = self
             .brokers
             .as_deref()
@@ -364,7 +397,22 @@ impl RunArgs {
             format: self.format,
             changes: self.changes,
             max_message_bytes: self.max_message_bytes,
-            results: match (&self.results_topic, client) {
+            results: match (&self.results_topic, &client) {
+                (Some(topic), Some(client)) => Some(ResultsTopic {
+                    client: client.clone(),
+                    topic: topic.clone(),
+                }),
+                _ => None,
+            },
+            rules,
+            alerts: self.alerts.as_ref().map(|path| {
+                if path.as_os_str() == "-" {
+                    AlertsOut::Stdout
+                } else {
+                    AlertsOut::File(path.clone())
+                }
+            }),
+            alerts_topic: match (&self.alerts_topic, client) {
                 (Some(topic), Some(client)) => Some(ResultsTopic {
                     client,
                     topic: topic.clone(),
@@ -465,6 +513,24 @@ impl GenerateArgs {
         out.write_all(&buf)?;
         out.flush()?;
         Ok(())
+    }
+}
+
+/// `--alerts-topic` must differ from every other topic of the run.
+fn check_alerts_topic<'a>(
+    alerts: Option<&str>,
+    others: [(Option<&'a str>, &'static str); 3],
+) -> Result<(), ConfigError> {
+    let Some(alerts) = alerts else {
+        return Ok(());
+    };
+    match others.into_iter().find(|(topic, _)| *topic == Some(alerts)) {
+        Some((_, other)) => Err(ConfigError::SameTopic {
+            flag: "--alerts-topic",
+            topic: alerts.to_owned(),
+            other,
+        }),
+        None => Ok(()),
     }
 }
 

@@ -87,6 +87,15 @@ pub struct ResultsTopic {
     pub topic: String,
 }
 
+/// Where the alert log goes (`--alerts FILE|-`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AlertsOut {
+    /// Stdout: an epoch's alert lines come before its report.
+    Stdout,
+    /// A file, created or truncated at start.
+    File(PathBuf),
+}
+
 /// How the workers are laid out: timely's threads and processes.
 #[derive(Clone, Debug)]
 pub struct Cluster {
@@ -149,6 +158,12 @@ pub struct Config {
     pub idle_timeout: std::time::Duration,
     /// Event time: readings stamped further ahead of the wall clock are not believed.
     pub max_clock_skew: std::time::Duration,
+    /// The humidity rules; `None` (`--rules none`): alerts are off.
+    pub rules: Option<crate::rules::Rules>,
+    /// Where the alert log goes (`--alerts`).
+    pub alerts: Option<AlertsOut>,
+    /// Kafka topic every alert transition is published to (`--alerts-topic`).
+    pub alerts_topic: Option<ResultsTopic>,
 }
 
 impl Config {

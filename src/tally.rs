@@ -2,20 +2,20 @@
 //! messages.
 //!
 //! Within one epoch a worker adds up each device's readings, and remembers every
-//! `(device, guid)` pair it has ever seen, in hash maps looked up with borrowed strings: a
-//! message costs two lookups and no allocation (a new device or sensor costs its strings).
-//! When the epoch closes, each device becomes one update whose difference is `(sum, count)`,
-//! exactly what one update per message would have summed to, and each pair seen for the first
-//! time becomes one `+1`.
+//! `(device, guid)` pair it has ever seen with the last epoch it read in, in hash maps looked
+//! up with borrowed strings: a message costs two lookups and no allocation (a new device or
+//! sensor costs its strings). When the epoch closes, each device becomes one update whose
+//! difference is `(sum, count)`, exactly what one update per message would have summed to,
+//! and each pair seen for the first time becomes one `+1`.
 //!
 //! A windowed run (`--window 1m`) cannot send a sensor only once: a sensor is in the window
-//! while any of its readings is. There [`WorkerTally::windowed`] keeps the set of pairs seen in
-//! the open epoch instead, and every pair of the epoch is sent when it closes (the writer also
-//! sends its retraction, at the epoch where it leaves the window).
+//! while any of its readings is. Alerts need every sensor that read in an epoch too (silent
+//! sensors). Tallies that [`track epochs`](WorkerTally::tracking_epochs) also list the pairs
+//! seen in the open epoch, each once, found with the same lookup.
 
 use std::collections::HashMap;
 
-use hygroflow_dataflows::{SensorKey, Tally};
+use hygroflow_dataflows::{Epoch, SensorKey, Tally};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -24,21 +24,30 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub struct WorkerTally {
     /// This epoch's sum and count per device.
     devices: FastMap<String, Tally>,
-    /// Every sensor this worker has seen: guid -> its devices (almost always one).
-    seen: FastMap<String, Vec<String>>,
-    /// Sensors first seen this epoch (windowed: seen this epoch).
+    /// Every sensor this worker has seen: guid -> its devices (almost always one), each with
+    /// the last epoch it read in.
+    seen: FastMap<String, Vec<(String, Epoch)>>,
+    /// Sensors first seen this epoch.
     new_sensors: Vec<SensorKey>,
-    /// Windowed: `seen` holds this epoch's sensors only, and is emptied when it closes.
-    windowed: bool,
+    /// Tracking epochs: every sensor seen this epoch.
+    epoch_sensors: Vec<SensorKey>,
+    tracking: bool,
+    /// The epoch readings are added to.
+    epoch: Epoch,
 }
 
 impl WorkerTally {
-    /// The tallies of a windowed run: every epoch sends each sensor it saw, not only new ones.
-    pub fn windowed() -> Self {
+    /// Tallies that also list every sensor seen in each epoch (windows, alerts).
+    pub fn tracking_epochs() -> Self {
         WorkerTally {
-            windowed: true,
+            tracking: true,
             ..WorkerTally::default()
         }
+    }
+
+    /// Readings from now on belong to `epoch`.
+    pub fn open(&mut self, epoch: Epoch) {
+        self.epoch = epoch;
     }
 
     /// Adds one reading.
@@ -52,21 +61,42 @@ impl WorkerTally {
                 self.devices.insert(device.to_owned(), (humidity_micro, 1));
             }
         }
-        if self.mark_seen(device, guid) {
-            self.new_sensors.push((device.to_owned(), guid.to_owned()));
+        let epoch = self.epoch;
+        let devices = match self.seen.get_mut(guid) {
+            Some(devices) => devices,
+            None => self.seen.entry(guid.to_owned()).or_default(),
+        };
+        match devices.iter_mut().find(|(d, _)| d == device) {
+            Some((_, last)) if *last == epoch => {}
+            Some((_, last)) => {
+                *last = epoch;
+                if self.tracking {
+                    self.epoch_sensors
+                        .push((device.to_owned(), guid.to_owned()));
+                }
+            }
+            None => {
+                devices.push((device.to_owned(), epoch));
+                let sensor = (device.to_owned(), guid.to_owned());
+                if self.tracking {
+                    self.epoch_sensors.push(sensor.clone());
+                }
+                self.new_sensors.push(sensor);
+            }
         }
     }
 
-    /// Records that `(device, guid)` is known; true if it was not.
-    pub fn mark_seen(&mut self, device: &str, guid: &str) -> bool {
-        match self.seen.get_mut(guid) {
-            Some(devices) if devices.iter().any(|d| d == device) => false,
-            Some(devices) => {
-                devices.push(device.to_owned());
-                true
+    /// Records that `(device, guid)` last read at `epoch` (restored from a checkpoint); true
+    /// if the pair was not known.
+    pub fn restore_seen(&mut self, device: &str, guid: &str, epoch: Epoch) -> bool {
+        let devices = self.seen.entry(guid.to_owned()).or_default();
+        match devices.iter_mut().find(|(d, _)| d == device) {
+            Some((_, last)) => {
+                *last = (*last).max(epoch);
+                false
             }
             None => {
-                self.seen.insert(guid.to_owned(), vec![device.to_owned()]);
+                devices.push((device.to_owned(), epoch));
                 true
             }
         }
@@ -77,20 +107,27 @@ impl WorkerTally {
         self.devices.drain()
     }
 
-    /// Takes the sensors first seen this epoch (windowed: every sensor seen this epoch).
+    /// Takes the sensors first seen this epoch.
     pub fn drain_new_sensors(&mut self) -> impl Iterator<Item = SensorKey> + '_ {
-        if self.windowed {
-            self.seen.clear();
-        }
         self.new_sensors.drain(..)
     }
 
-    /// Every sensor this worker has seen, sorted, as a checkpoint stores them.
-    pub fn sensors(&self) -> Vec<SensorKey> {
-        let mut all: Vec<SensorKey> = self
+    /// Tracking epochs: takes every sensor seen this epoch, each once.
+    pub fn drain_epoch_sensors(&mut self) -> impl Iterator<Item = SensorKey> + '_ {
+        self.epoch_sensors.drain(..)
+    }
+
+    /// Every sensor this worker has seen with the last epoch it read in, sorted, as a
+    /// checkpoint stores them.
+    pub fn sensors(&self) -> Vec<(String, String, Epoch)> {
+        let mut all: Vec<(String, String, Epoch)> = self
             .seen
             .iter()
-            .flat_map(|(guid, devices)| devices.iter().map(|d| (d.clone(), guid.clone())))
+            .flat_map(|(guid, devices)| {
+                devices
+                    .iter()
+                    .map(|(d, last)| (d.clone(), guid.clone(), *last))
+            })
             .collect();
         all.sort();
         all
@@ -122,26 +159,36 @@ mod tests {
         let new: Vec<_> = t.drain_new_sensors().collect();
         assert_eq!(new, vec![("CT2".into(), "g3".into())]);
         assert_eq!(t.sensors().len(), 4);
-        assert!(!t.mark_seen("CT1", "g2"));
+        assert!(!t.restore_seen("CT1", "g2", 0));
     }
 
     #[test]
-    fn windowed_tallies_send_every_sensor_of_each_epoch() {
-        let mut t = WorkerTally::windowed();
+    fn tracking_tallies_list_every_sensor_of_each_epoch_once() {
+        let mut t = WorkerTally::tracking_epochs();
+        t.open(7);
         t.add("g1", "CT1", 10);
         t.add("g1", "CT1", 20);
         t.add("g2", "CT1", 5);
-        let mut new: Vec<_> = t.drain_new_sensors().collect();
+        let mut new: Vec<_> = t.drain_epoch_sensors().collect();
         new.sort();
         assert_eq!(
             new,
             vec![("CT1".into(), "g1".into()), ("CT1".into(), "g2".into())]
         );
-        // The next epoch: a sensor seen before is sent again, once.
+        assert_eq!(t.drain_new_sensors().count(), 2);
+        // The next epoch: a sensor seen before is listed again, once.
+        t.open(8);
         t.add("g1", "CT1", 1);
         t.add("g1", "CT1", 2);
-        let new: Vec<_> = t.drain_new_sensors().collect();
+        let new: Vec<_> = t.drain_epoch_sensors().collect();
         assert_eq!(new, vec![("CT1".into(), "g1".into())]);
         assert_eq!(t.drain_new_sensors().count(), 0);
+        assert_eq!(
+            t.sensors(),
+            vec![
+                ("CT1".into(), "g1".into(), 8),
+                ("CT1".into(), "g2".into(), 7)
+            ]
+        );
     }
 }

@@ -1,8 +1,8 @@
-//! The dataflow's three inputs, moved together.
+//! The dataflow's four inputs, moved together.
 //!
 //! [`InputHandles`] owns the input sessions that [`build`](crate::build) creates: device sums,
-//! sensors and counters. Every worker must move all three to the same epochs, data or not, or
-//! the frontier stalls; `advance_to`, `flush` and `close` act on all three at once, so no caller
+//! sensors, counters and the alerts' feed. Every worker must move all four to the same epochs, data or not, or
+//! the frontier stalls; `advance_to`, `flush` and `close` act on all four at once, so no caller
 //! can forget one (differential's `tpchlike` shares one `InputHandles` between its queries and
 //! their tests the same way).
 //!
@@ -11,7 +11,7 @@
 
 use differential_dataflow::input::InputSession;
 
-use crate::{Counter, Epoch, SensorKey, Tally};
+use crate::{Counter, Epoch, Observation, SensorKey, Tally};
 
 /// The dataflow's inputs: what a worker sends into the analyses.
 pub struct InputHandles {
@@ -23,40 +23,47 @@ pub struct InputHandles {
     pub sensors: InputSession<Epoch, SensorKey, isize>,
     /// Side counters: `(Counter, n)`, the count being the difference.
     pub counters: InputSession<Epoch, Counter, i64>,
+    /// The alerts' feed: per epoch, each device's sums, each sensor seen and whether the
+    /// worker had a message (only sent when alerts are on).
+    pub feed: InputSession<Epoch, Observation, isize>,
 }
 
 impl InputHandles {
-    /// Records `epoch` as the time of later updates on all three inputs (no effect until `flush`).
+    /// Records `epoch` as the time of later updates on all four inputs (no effect until `flush`).
     ///
     /// Panics, as `InputSession::advance_to` does, if `epoch` is before the inputs' time.
     pub fn advance_to(&mut self, epoch: Epoch) {
         self.device_sums.advance_to(epoch);
         self.sensors.advance_to(epoch);
         self.counters.advance_to(epoch);
+        self.feed.advance_to(epoch);
     }
 
-    /// Sends the buffered updates of all three inputs and moves their frontier to their time.
+    /// Sends the buffered updates of all four inputs and moves their frontier to their time.
     pub fn flush(&mut self) {
         self.device_sums.flush();
         self.sensors.flush();
         self.counters.flush();
+        self.feed.flush();
     }
 
-    /// The epoch later updates go to: the time of all three inputs, which move together.
+    /// The epoch later updates go to: the time of all four inputs, which move together.
     pub fn time(&self) -> &Epoch {
         self.device_sums.time()
     }
 
-    /// Flushes and closes all three inputs; the dataflow finishes once every worker has.
+    /// Flushes and closes all four inputs; the dataflow finishes once every worker has.
     pub fn close(self) {
         let InputHandles {
             device_sums,
             sensors,
             counters,
+            feed,
         } = self;
         device_sums.close();
         sensors.close();
         counters.close();
+        feed.close();
     }
 }
 
@@ -68,6 +75,7 @@ impl Default for InputHandles {
             device_sums: InputSession::new(),
             sensors: InputSession::new(),
             counters: InputSession::new(),
+            feed: InputSession::new(),
         }
     }
 }
@@ -85,7 +93,7 @@ mod tests {
             let seen = Rc::new(RefCell::new(Vec::new()));
             let sink = Rc::clone(&seen);
             let (mut inputs, probe) = worker.dataflow::<Epoch, _, _>(|scope| {
-                let (inputs, stats) = build(scope);
+                let (inputs, stats, _) = build(scope, None);
                 let (probe, _) = stats
                     .inspect_batch(move |_, updates| {
                         sink.borrow_mut().extend(updates.iter().cloned())

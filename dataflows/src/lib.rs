@@ -13,7 +13,7 @@
 //!  counters: (Counter, i64) ──────────────────────> counters          ──┘
 //! ```
 //!
-//! The wiring exists once: [`build`] creates the three inputs in a scope, builds every
+//! The wiring exists once: [`build`] creates the four inputs in a scope, builds every
 //! analysis and gathers their results to worker 0; the caller gets the [`InputHandles`] and
 //! the result collection, and attaches its own `inspect_batch` and `probe`. The pipeline, the
 //! oracle test (`tests/oracle.rs`) and the benchmark (`benches/analyses.rs`) all call it.
@@ -36,6 +36,7 @@
 //! had messages.
 #![deny(missing_docs)]
 
+pub mod alerts;
 pub mod avg_humidity;
 pub mod counters;
 pub mod inputs;
@@ -47,8 +48,11 @@ pub mod total_sensors;
 use differential_dataflow::input::Input;
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::vec::ToStream;
 use timely::dataflow::operators::Exchange;
-use timely::dataflow::Scope;
+use timely::dataflow::{Scope, StreamVec};
+
+pub use alerts::{AlertRules, Observation, Transition};
 
 pub use inputs::InputHandles;
 pub use results::Results;
@@ -70,6 +74,9 @@ pub type DeviceSums<'scope> = VecCollection<'scope, Epoch, String, Tally>;
 
 /// Sensors seen: `(device, guid)` with a positive count (one per worker that saw it).
 pub type Sensors<'scope> = VecCollection<'scope, Epoch, SensorKey, isize>;
+
+/// The alerts' feed: observations of devices, sensors and reported epochs (see [`alerts`]).
+pub type Feed<'scope> = VecCollection<'scope, Epoch, alerts::Observation, isize>;
 
 /// Side counts that are not analyses of the readings but travel with them to the report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -117,7 +124,7 @@ pub enum Stat {
     Count(Counter, i64),
 }
 
-/// Builds the analyses in `scope`: their three inputs, every analysis, and the results
+/// Builds the analyses in `scope`: their four inputs, every analysis, and the results
 /// gathered to worker 0.
 ///
 /// Every worker calls it in the same dataflow. The caller feeds the returned inputs and
@@ -129,7 +136,7 @@ pub enum Stat {
 ///
 /// timely::execute_directly(|worker| {
 ///     let (mut inputs, probe) = worker.dataflow::<Epoch, _, _>(|scope| {
-///         let (inputs, stats) = build(scope);
+///         let (inputs, stats, _) = build(scope, None);
 ///         let (probe, _) = stats.inspect(|(stat, epoch, diff)| println!("{epoch}: {stat:?} {diff:+}")).probe();
 ///         (inputs, probe)
 ///     });
@@ -140,16 +147,36 @@ pub enum Stat {
 ///     inputs.close();
 /// });
 /// ```
-pub fn build(scope: Scope<'_, Epoch>) -> (InputHandles, VecCollection<'_, Epoch, Stat, isize>) {
+pub fn build(
+    scope: Scope<'_, Epoch>,
+    rules: Option<AlertRules>,
+) -> (
+    InputHandles,
+    VecCollection<'_, Epoch, Stat, isize>,
+    StreamVec<'_, Epoch, Transition>,
+) {
     let (device_sums, sums) = scope.new_collection::<String, Tally>();
     let (sensors, seen) = scope.new_collection::<SensorKey, isize>();
     let (counters, counts) = scope.new_collection::<Counter, i64>();
+    let (feed, observations) = scope.new_collection::<Observation, isize>();
     let inputs = InputHandles {
         device_sums,
         sensors,
         counters,
+        feed,
     };
-    (inputs, gather_to_first(analyses(sums, seen, counts)))
+    let transitions = match rules {
+        Some(rules) => alerts::alerts(observations, rules).exchange(|_| 0),
+        None => {
+            drop(observations);
+            std::iter::empty::<Transition>().to_stream(scope)
+        }
+    };
+    (
+        inputs,
+        gather_to_first(analyses(sums, seen, counts)),
+        transitions,
+    )
 }
 
 /// Builds all analyses and concatenates their results.

@@ -96,7 +96,7 @@ fn run_dataflow(
         let collected = Rc::new(RefCell::new(Vec::new()));
         let sink = Rc::clone(&collected);
         let (mut inputs, probe) = worker.dataflow::<Epoch, _, _>(|scope| {
-            let (inputs, stats) = build(scope);
+            let (inputs, stats, _) = build(scope, None);
             let (probe, _) = stats
                 .inspect_batch(move |_, updates| sink.borrow_mut().extend(updates.iter().cloned()))
                 .probe();

@@ -7,6 +7,7 @@ pub mod admin;
 pub(crate) mod client;
 pub mod produce;
 pub(crate) mod publisher;
+pub(crate) mod readback;
 pub mod redact;
 
 pub(crate) use client::log_through;

@@ -14,12 +14,12 @@
 //! Materialize drives its offset commits from a resume frontier the same way.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Barrier;
 use std::time::Duration;
 
-use hygroflow_dataflows::{Epoch, Tally};
+use hygroflow_dataflows::{Epoch, Tally, Transition};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::vec::{Broadcast, Input as _};
 use timely::dataflow::operators::Inspect;
@@ -40,21 +40,29 @@ pub(crate) struct Checkpoints {
     barrier: Barrier,
     /// More than one process: a restart must keep the same number of workers.
     cluster: bool,
+    /// Epochs of per-epoch sums each checkpoint keeps for windows and alerts.
+    kept: u64,
+    /// The alerts raised at the marker's frontier (process 0; worker 0 restores them).
+    active: Vec<Transition>,
 }
 
 impl Checkpoints {
-    /// Checkpointing in `dir` for `local_workers` threads; `marker` is process 0's marker.
+    /// Checkpointing in `dir` for `local_workers` threads; `marker` is process 0's marker
+    /// with the alerts raised at its frontier; each file keeps `kept` recent epochs' sums.
     pub(crate) fn new(
         dir: StateDir,
-        marker: Option<RestorePoint>,
+        (marker, active): (Option<RestorePoint>, Vec<Transition>),
         local_workers: usize,
         cluster: bool,
+        kept: u64,
     ) -> Self {
         Checkpoints {
             dir,
             marker,
             barrier: Barrier::new(local_workers),
             cluster,
+            kept,
+            active,
         }
     }
 }
@@ -97,13 +105,20 @@ pub(crate) struct Resume {
     pub(crate) states: Vec<WorkerState>,
     /// The checkpointed next offset of every partition.
     pub(crate) offsets: Offsets,
+    /// Worker 0: the alerts raised at the checkpoint's frontier.
+    pub(crate) active: Vec<Transition>,
 }
 
-/// Cumulative counts a worker keeps for its checkpoints.
+/// Cumulative counts a worker keeps for its checkpoints, and the recent epochs' sums.
 #[derive(Debug, Default)]
 struct Totals {
     devices: BTreeMap<String, Tally>,
     counts: EpochCounts,
+    /// `(epoch, device, sum, count)` of the last `kept` epochs, oldest first.
+    recent: VecDeque<(Epoch, String, i64, i64)>,
+    /// The last `kept` epochs in which this worker had a message.
+    reported: VecDeque<Epoch>,
+    kept: u64,
 }
 
 impl Totals {
@@ -111,6 +126,17 @@ impl Totals {
         self.counts.rejected += counts.rejected;
         self.counts.late += counts.late;
         self.counts.future += counts.future;
+    }
+
+    /// Forgets the recent epochs that are `kept` or more before `epoch`.
+    fn expire(&mut self, epoch: Epoch) {
+        let first = (epoch + 1).saturating_sub(self.kept);
+        while self.recent.front().is_some_and(|(e, ..)| *e < first) {
+            self.recent.pop_front();
+        }
+        while self.reported.front().is_some_and(|e| *e < first) {
+            self.reported.pop_front();
+        }
     }
 
     fn add(&mut self, device: &str, (sum, count): Tally) {
@@ -206,12 +232,18 @@ impl Checkpointer {
             input,
             heard,
             committed: 0,
-            totals: Totals::default(),
+            totals: Totals {
+                kept: shared.kept,
+                ..Totals::default()
+            },
         };
-        let resume = match restore {
+        let mut resume = match restore {
             Some(point) => checkpointer.load(&point, shared.cluster)?,
             None => Resume::default(),
         };
+        if worker.index() == 0 {
+            resume.active = shared.active.clone();
+        }
         Ok((checkpointer, resume))
     }
 
@@ -239,7 +271,11 @@ impl Checkpointer {
             .filter(|(old, _)| mine.contains(old))
             .map(|(_, state)| state)
             .collect();
+        let mut recent: Vec<(Epoch, String, i64, i64)> = Vec::new();
+        let mut reported: Vec<Epoch> = Vec::new();
         for state in &states {
+            recent.extend(state.recent.iter().cloned());
+            reported.extend(&state.reported);
             for (device, sum, count) in &state.devices {
                 self.totals.add(device, (*sum, *count));
             }
@@ -249,23 +285,42 @@ impl Checkpointer {
                 future: state.future,
             });
         }
-        Ok(Resume { states, offsets })
+        // The recent epochs of the old workers this one takes over stay in its files.
+        recent.sort();
+        reported.sort_unstable();
+        reported.dedup();
+        self.totals.recent = recent.into();
+        self.totals.reported = reported.into();
+        Ok(Resume {
+            states,
+            offsets,
+            active: Vec::new(),
+        })
     }
 
-    /// Adds a device's sums of the epoch being closed to the totals.
-    pub(crate) fn add_device(&mut self, device: &str, sums: Tally) {
+    /// Adds a device's sums of `epoch`, the epoch being closed, to the totals.
+    pub(crate) fn add_device(&mut self, epoch: Epoch, device: &str, sums: Tally) {
         self.totals.add(device, sums);
+        if self.totals.kept > 0 {
+            self.totals
+                .recent
+                .push_back((epoch, device.to_owned(), sums.0, sums.1));
+        }
     }
 
     /// Writes this worker's checkpoint for the epoch it just closed (rule 1).
     pub(crate) fn write(
         &mut self,
         epoch: Epoch,
-        counts: EpochCounts,
+        (counts, reported): (EpochCounts, bool),
         offsets: &Offsets,
         tally: &WorkerTally,
     ) -> Result<(), CheckpointError> {
         self.totals.count(counts);
+        if reported && self.totals.kept > 0 {
+            self.totals.reported.push_back(epoch);
+        }
+        self.totals.expire(epoch);
         let state = WorkerState {
             offsets: offsets.clone(),
             rejected: self.totals.counts.rejected,
@@ -278,28 +333,32 @@ impl Checkpointer {
                 .map(|(device, (sum, count))| (device.clone(), *sum, *count))
                 .collect(),
             sensors: tally.sensors(),
+            recent: self.totals.recent.iter().cloned().collect(),
+            reported: self.totals.reported.iter().copied().collect(),
         };
         self.dir
             .write_worker(self.generation, self.worker, epoch, state)
     }
 
     /// The dataflow's frontier moved to `frontier` (`done`: the dataflow has finished).
-    /// Worker 0 commits the marker and tells everyone (rule 2); returns the frontier before
-    /// which offsets may be committed (rule 3). When done, waits for the final commit.
+    /// Worker 0 commits the marker, with `active`, the alerts raised at the frontier, and
+    /// tells everyone (rule 2); returns the frontier before which offsets may be committed
+    /// (rule 3). When done, waits for the final commit.
     pub(crate) fn on_frontier(
         &mut self,
         worker: &mut Worker,
-        frontier: Epoch,
-        done: bool,
+        (frontier, done): (Epoch, bool),
+        active: &[Transition],
         stop: &dyn Fn() -> bool,
     ) -> Result<Epoch, CheckpointError> {
         if let Some(input) = self.input.as_mut() {
             if frontier > self.committed {
-                self.dir.commit(&RestorePoint {
+                let point = RestorePoint {
                     generation: self.generation,
                     frontier,
                     workers: self.peers,
-                })?;
+                };
+                self.dir.commit(&point, active)?;
                 input.send(Control::Committed { frontier });
                 input.flush();
                 if done {

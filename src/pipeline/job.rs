@@ -13,11 +13,17 @@ use std::thread::JoinHandle;
 use anyhow::{anyhow, Context};
 use tracing::info;
 
-use crate::checkpoint::StateDir;
-use crate::config::{Config, Input, KafkaInput};
+use std::collections::HashSet;
+
+use hygroflow_dataflows::{AlertRules, Transition};
+
+use crate::checkpoint::{Settings, StateDir};
+use crate::config::{AlertsOut, Config, Input, KafkaInput};
 use crate::epoch::TimeMode;
 use crate::fleet::Fleet;
 use crate::kafka::publisher::Publisher;
+use crate::kafka::readback::published_ids;
+use crate::sink::alerts::{AlertLog, AlertTopic};
 use crate::sink::rejects::{DeadLetterFile, DeadLetters};
 use crate::sink::report::Reporter;
 use crate::source::file::{spawn_reader, FileSource};
@@ -64,6 +70,17 @@ pub(crate) struct Job {
     shutdown: Arc<AtomicBool>,
     /// A worker failed: the others stop without committing anything more.
     failed: AtomicBool,
+    /// Process 0: where the alert log goes, opened once.
+    alerts: Mutex<Option<AlertOutputs>>,
+}
+
+/// Process 0's alert outputs, prepared before any worker starts.
+#[derive(Default)]
+pub(crate) struct AlertOutputs {
+    /// `--alerts FILE`, created or truncated.
+    file: Option<std::fs::File>,
+    /// `--alerts-topic`: the ids already in the topic.
+    published: Option<HashSet<String>>,
 }
 
 impl Job {
@@ -109,7 +126,12 @@ impl Job {
                 "reports are printed by process 0"
             );
         }
-        Ok(Job::with_feed(config, feed, checkpoints, out, shutdown))
+        let alerts = alert_outputs(&config)?;
+        let job = Job::with_feed(config, feed, checkpoints, out, shutdown);
+        *job.alerts
+            .lock()
+            .map_err(|_| anyhow!("alert outputs poisoned"))? = Some(alerts);
+        Ok(job)
     }
 
     /// A job over a prepared feed.
@@ -127,7 +149,42 @@ impl Job {
             out: Mutex::new(Some(out)),
             shutdown,
             failed: AtomicBool::new(false),
+            alerts: Mutex::new(Some(AlertOutputs::default())),
         }
+    }
+
+    /// The rules as the alerts dataflow applies them; `None`: alerts are off.
+    pub(crate) fn alert_rules(&self) -> Option<AlertRules> {
+        let rules = self.config.rules.as_ref()?;
+        Some(crate::rules::alert_rules(rules, &self.config.grid))
+    }
+
+    /// Worker 0's alert log, starting from the alerts `active` at a restart; `None` when
+    /// alerts are off or another worker took it.
+    pub(crate) fn alert_log(&self, active: &[Transition]) -> anyhow::Result<Option<AlertLog>> {
+        if self.config.rules.is_none() {
+            return Ok(None);
+        }
+        let outputs = self.alerts.lock().ok().and_then(|mut a| a.take());
+        let Some(outputs) = outputs else {
+            return Ok(None);
+        };
+        let mut log = AlertLog::new(self.config.grid, active);
+        if let Some(file) = outputs.file {
+            log = log.to_file(file);
+        }
+        if self.config.alerts == Some(AlertsOut::Stdout) {
+            log = log.to_stdout();
+        }
+        if let (Some(topic), Some(published)) = (&self.config.alerts_topic, outputs.published) {
+            log = log.to_topic(AlertTopic {
+                publisher: Publisher::new(&topic.client)?,
+                topic: topic.topic.clone(),
+                published,
+                unflushed: false,
+            });
+        }
+        Ok(Some(log))
     }
 
     /// Whether the run has been asked to stop (Ctrl-C, a failed worker, a closed stdout).
@@ -338,6 +395,29 @@ fn refuse_overwriting(input: FileId, name: &str, rejects: Option<&PathBuf>) -> a
     Ok(())
 }
 
+/// Process 0 opens `--alerts FILE` and reads back `--alerts-topic` before any worker starts.
+fn alert_outputs(config: &Config) -> anyhow::Result<AlertOutputs> {
+    let mut outputs = AlertOutputs::default();
+    if config.cluster.process != 0 {
+        return Ok(outputs);
+    }
+    if let Some(AlertsOut::File(path)) = &config.alerts {
+        let file = std::fs::File::create(path).with_context(|| {
+            format!(
+                "cannot create --alerts file {}",
+                crate::escape::escape(&path.display().to_string())
+            )
+        })?;
+        outputs.file = Some(file);
+    }
+    if let Some(topic) = &config.alerts_topic {
+        let published = published_ids(&topic.client, &topic.topic)?;
+        info!(topic = %topic.topic, already = published.len(), "alerts topic read back");
+        outputs.published = Some(published);
+    }
+    Ok(outputs)
+}
+
 /// Fails fast, before any worker starts, on a bad property or a missing topic.
 fn check_kafka(config: &Config, kafka: &KafkaInput, shutdown: &AtomicBool) -> anyhow::Result<()> {
     let consumer = kafka.consumer()?;
@@ -357,7 +437,7 @@ fn open_state_dir(
     kafka: &KafkaInput,
     dir: &std::path::Path,
 ) -> anyhow::Result<Checkpoints> {
-    let state = StateDir::open(dir, &kafka.checkpoint_name())?;
+    let state = StateDir::open(dir, &kafka.checkpoint_name())?.with_settings(settings(config));
     // Refuse a damaged directory before anything starts or is loaded.
     state.validate()?;
     let first_process = config.cluster.process == 0;
@@ -371,10 +451,39 @@ fn open_state_dir(
         }
         None => info!(state_dir = %dir.display(), "checkpoints: process 0 decides where to resume"),
     }
+    let active = if first_process {
+        state.marker_alerts()?
+    } else {
+        Vec::new()
+    };
+    let kept =
+        crate::rules::epochs_kept(config.rules.as_ref(), config.window.epochs(), &config.grid);
     Ok(Checkpoints::new(
         state,
-        marker,
+        (marker, active),
         config.cluster.workers,
         config.cluster.processes > 1,
+        kept,
     ))
+}
+
+/// The flags a state directory's results depend on, as it records them.
+fn settings(config: &Config) -> Settings {
+    let window = match config.window.span(&config.grid) {
+        None => "cumulative".to_owned(),
+        Some(span) => humantime::format_duration(span).to_string(),
+    };
+    let rules = match &config.rules {
+        None => "none".to_owned(),
+        // The resolved rules, not the file name: an edited file is other rules.
+        Some(rules) => format!("rules#{:08x}", crc32fast::hash(rules.to_toml().as_bytes())),
+    };
+    vec![
+        (
+            "--epoch".to_owned(),
+            humantime::format_duration(config.grid.len()).to_string(),
+        ),
+        ("--window".to_owned(), window),
+        ("--rules".to_owned(), rules),
+    ]
 }

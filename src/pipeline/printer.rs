@@ -17,9 +17,10 @@ use std::collections::BTreeSet;
 use std::io;
 use std::rc::Rc;
 
-use hygroflow_dataflows::{Counter, Epoch, Results, Stat};
+use hygroflow_dataflows::{Counter, Epoch, Results, Stat, Transition};
 use tracing::warn;
 
+use crate::sink::alerts::AlertLog;
 use crate::sink::report::Reporter;
 
 /// Empty processing-time epochs reported after a stall before the rest are skipped.
@@ -27,6 +28,9 @@ const MAX_EMPTY_REPORTS: u64 = 10_000;
 
 /// Result updates as the dataflow's inspector collects them for the printer.
 pub(crate) type Collected = Rc<RefCell<Vec<(Stat, Epoch, isize)>>>;
+
+/// Alert transitions as the dataflow's inspector collects them for the printer.
+pub(crate) type Transitions = Rc<RefCell<Vec<Transition>>>;
 
 /// Whether anybody still reads the reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +59,8 @@ pub(crate) struct ReportPrinter {
     /// Windowed, processing time: the epoch the input finished in; no later epoch is reported
     /// for being an epoch.
     finished_at: Option<Epoch>,
+    /// Alerts: the transitions collected, those not yet logged, and the log.
+    alerts: Option<(Transitions, Vec<Transition>, AlertLog)>,
 }
 
 impl ReportPrinter {
@@ -78,7 +84,43 @@ impl ReportPrinter {
             start_epoch,
             windowed,
             finished_at: None,
+            alerts: None,
         }
+    }
+
+    /// Also logs the alert transitions `transitions` receives, before each epoch's report.
+    pub(crate) fn with_alerts(mut self, transitions: Transitions, log: AlertLog) -> Self {
+        self.alerts = Some((transitions, Vec::new(), log));
+        self
+    }
+
+    /// The raising line of every alert raised at the last printed epoch.
+    pub(crate) fn active_alerts(&self) -> Vec<Transition> {
+        self.alerts
+            .as_ref()
+            .map(|(_, _, log)| log.active().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Logs the transitions of epochs up to `last` (`None`: all), sorted; returns the alerts
+    /// raised after them.
+    fn log_alerts(&mut self, last: Option<Epoch>) -> io::Result<Vec<Transition>> {
+        let Some((collected, pending, log)) = &mut self.alerts else {
+            return Ok(Vec::new());
+        };
+        pending.append(&mut collected.borrow_mut());
+        let mut due: Vec<Transition> = Vec::new();
+        pending.retain(|t| {
+            let take = last.is_none_or(|last| t.epoch <= last);
+            if take {
+                due.push(t.clone());
+            }
+            !take
+        });
+        due.sort();
+        let stdout = self.reporter.as_mut().map(|r| r.out());
+        log.record(&due, stdout)?;
+        Ok(log.active().cloned().collect())
     }
 
     /// The input has ended with `open` as its last epoch: nothing later gets a report of its
@@ -133,13 +175,20 @@ impl ReportPrinter {
                 continue;
             }
             let changes = self.results.advance(epoch);
+            let active = self.log_alerts(Some(epoch))?;
             if let Some(reporter) = &mut self.reporter {
-                reporter.epoch(epoch, &self.results, &changes)?;
+                let active: Vec<&Transition> = active.iter().collect();
+                reporter.epoch(epoch, (&self.results, &changes), &active)?;
             }
             self.last_reported = Some(epoch);
             if self.next_epoch.is_some() {
                 self.next_epoch = Some(epoch + 1);
             }
+        }
+        // Transitions of epochs that got no report of their own are logged all the same.
+        self.log_alerts(frontier.map(|f| f.saturating_sub(1)))?;
+        if let Some((_, _, log)) = &mut self.alerts {
+            log.flush_published()?;
         }
         Ok(())
     }
@@ -149,9 +198,11 @@ impl ReportPrinter {
         self.print_ready(None)?;
         let last = self.last_reported.unwrap_or(self.start_epoch);
         let changes = self.results.advance(last);
+        let active = self.active_alerts();
         if let Some(reporter) = &mut self.reporter {
             if self.last_reported.is_none() || reporter.changes_only() || !changes.is_empty() {
-                reporter.full(last, &self.results)?;
+                let active: Vec<&Transition> = active.iter().collect();
+                reporter.full(last, &self.results, &active)?;
             }
             reporter.flush_published()?;
         }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, Context};
 use hygroflow_dataflows::Epoch;
+use timely::dataflow::operators::{Inspect, Probe};
 use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
 use tracing::debug;
@@ -20,7 +21,7 @@ use crate::source::{Poll, Source};
 
 use super::checkpointer::{Checkpointer, Resume};
 use super::job::Job;
-use super::printer::{Readers, ReportPrinter};
+use super::printer::{Readers, ReportPrinter, Transitions};
 use super::stop::StopLink;
 use super::writer::EpochWriter;
 use super::Outcome;
@@ -50,13 +51,19 @@ impl<'w> WorkerLoop<'w> {
     /// its source, dead letters and (worker 0) reporter.
     pub(crate) fn build(worker: &'w mut Worker, job: &'w Job) -> anyhow::Result<Self> {
         let collected = Rc::new(RefCell::new(Vec::new()));
-        let sink = Rc::clone(&collected);
+        let transitions: Transitions = Rc::new(RefCell::new(Vec::new()));
+        let (sink, alert_sink) = (Rc::clone(&collected), Rc::clone(&transitions));
+        let rules = job.alert_rules();
+        let alerts_on = rules.is_some();
         let (inputs, probe) = worker.dataflow::<Epoch, _, _>(|scope| {
-            let (inputs, results) = hygroflow_dataflows::build(scope);
-            let probe = results
+            let (inputs, results, alerts) = hygroflow_dataflows::build(scope, rules);
+            let (probe, _) = results
                 .inspect_batch(move |_, updates| sink.borrow_mut().extend(updates.iter().cloned()))
                 .probe();
-            (inputs, probe.0)
+            alerts
+                .inspect(move |t| alert_sink.borrow_mut().push(t.clone()))
+                .probe_with(&probe);
+            (inputs, probe)
         });
         let (index, peers) = (worker.index(), worker.peers());
         let stop_link = (job.config.cluster.processes > 1).then(|| StopLink::new(worker));
@@ -88,20 +95,25 @@ impl<'w> WorkerLoop<'w> {
                 config.max_clock_skew,
                 config.window,
             ),
+            alerts_on,
             config.max_message_bytes,
             rejects,
             offsets,
         );
-        writer.restore(&resume.states);
+        writer.restore(&resume.states, &resume.active);
         let start_epoch = config.grid.epoch_of(SystemTime::now());
         let printer = if index == 0 {
             let every_epoch = !job.event_time();
-            Some(ReportPrinter::new(
+            let printer = ReportPrinter::new(
                 collected,
                 job.reporter()?,
                 start_epoch,
                 (every_epoch, config.window != Window::Cumulative),
-            ))
+            );
+            Some(match job.alert_log(&resume.active)? {
+                Some(log) => printer.with_alerts(transitions, log),
+                None => printer,
+            })
         } else {
             None
         };
@@ -209,17 +221,8 @@ impl<'w> WorkerLoop<'w> {
             // frontier, and its state must not be committed as complete.
             return Err(anyhow!("stopping: another worker failed"));
         }
-        let complete = frontier.unwrap_or(Epoch::MAX);
-        let committed = match &mut self.checkpointer {
-            Some(checkpointer) => {
-                let stop = || self.job.stopped();
-                checkpointer.on_frontier(self.worker, complete, done, &stop)?
-            }
-            None => complete,
-        };
-        if let Some(offsets) = self.writer.committable(committed) {
-            self.source.commit(&offsets, done)?;
-        }
+        // Reports and alerts first: an alert published to its topic before the checkpoint
+        // that covers its epoch is never lost, and a replay does not publish it again.
         if let Some(printer) = &mut self.printer {
             let printable = if done { None } else { frontier };
             let readers = printer
@@ -230,6 +233,22 @@ impl<'w> WorkerLoop<'w> {
                 self.outcome.pipe_closed = true;
                 self.job.stop();
             }
+        }
+        let complete = frontier.unwrap_or(Epoch::MAX);
+        let committed = match &mut self.checkpointer {
+            Some(checkpointer) => {
+                let stop = || self.job.stopped();
+                let active = self
+                    .printer
+                    .as_ref()
+                    .map(ReportPrinter::active_alerts)
+                    .unwrap_or_default();
+                checkpointer.on_frontier(self.worker, (complete, done), &active, &stop)?
+            }
+            None => complete,
+        };
+        if let Some(offsets) = self.writer.committable(committed) {
+            self.source.commit(&offsets, done)?;
         }
         Ok(done)
     }

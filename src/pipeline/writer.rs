@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::mem;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hygroflow_dataflows::{Counter, Epoch, InputHandles};
+use hygroflow_dataflows::{Counter, Epoch, InputHandles, Observation, Transition};
 use tracing::warn;
 
 use crate::checkpoint::{CheckpointError, WorkerState};
@@ -41,6 +41,10 @@ pub(crate) enum WriteError {
 
 /// Next offset per partition: what has been ingested.
 pub(crate) type Offsets = BTreeMap<i32, i64>;
+
+/// Processing time with alerts: the most epochs the clock skipped that are still evaluated
+/// (as the printer reports at most this many empty epochs after a stall).
+const MAX_SKIPPED: u64 = 10_000;
 
 /// Sensors whose readings from the future are logged one by one; later ones are only counted.
 const FUTURE_LOGGED_SENSORS: usize = 1_000;
@@ -112,6 +116,8 @@ pub(crate) struct EpochWriter {
     open: Epoch,
     /// Windowed: how many epochs after its own an epoch's tallies are retracted.
     window: Option<u64>,
+    /// Alerts are on: every epoch's observations go to the alerts' feed.
+    alerts: bool,
     tally: WorkerTally,
     counts: EpochCounts,
     /// Windowed: messages assigned to the open epoch (valid or rejected).
@@ -129,6 +135,7 @@ impl EpochWriter {
     pub(crate) fn new(
         inputs: InputHandles,
         (time, grid, max_skew, window): (TimeMode, EpochGrid, Duration, Window),
+        alerts: bool,
         max_message_bytes: usize,
         rejects: Rejects,
         offsets: Offsets,
@@ -146,9 +153,11 @@ impl EpochWriter {
             max_message_bytes,
             open: 0,
             window: window.epochs(),
-            tally: match window {
-                Window::Cumulative => WorkerTally::default(),
-                Window::Epochs(_) => WorkerTally::windowed(),
+            alerts,
+            tally: if alerts || window != Window::Cumulative {
+                WorkerTally::tracking_epochs()
+            } else {
+                WorkerTally::default()
             },
             counts: EpochCounts::default(),
             received: 0,
@@ -217,10 +226,18 @@ impl EpochWriter {
         }
         self.close_open(journal)?;
         if let Some(inputs) = &mut self.inputs {
+            if self.alerts && self.time == TimeMode::Processing {
+                // Processing time reports every epoch: those the clock skipped too.
+                let skipped = (self.open + 1)..epoch;
+                for e in skipped.skip(epoch.saturating_sub(self.open + 1 + MAX_SKIPPED) as usize) {
+                    inputs.feed.update_at(Observation::Received, e, 1);
+                }
+            }
             inputs.advance_to(epoch);
             inputs.flush();
         }
         self.open = epoch;
+        self.tally.open(epoch);
         Ok(())
     }
 
@@ -242,11 +259,23 @@ impl EpochWriter {
             return Ok(());
         };
         let received = mem::take(&mut self.received);
+        let open = self.open;
         // Windowed: each update at the open epoch is undone where it leaves the window.
-        let expiry = self.window.map(|window| self.open + window);
+        let expiry = self.window.map(|window| open + window);
+        let alerts = self.alerts;
         for (device, (sum, count)) in self.tally.drain_devices() {
             if let Some(journal) = journal.as_deref_mut() {
-                journal.add_device(&device, (sum, count));
+                journal.add_device(open, &device, (sum, count));
+            }
+            if alerts {
+                inputs.feed.update(
+                    Observation::Readings {
+                        device: device.clone(),
+                        sum_micro: sum,
+                        count,
+                    },
+                    1,
+                );
             }
             if let Some(expiry) = expiry {
                 inputs
@@ -255,14 +284,36 @@ impl EpochWriter {
             }
             inputs.device_sums.update(device, (sum, count));
         }
-        for sensor in self.tally.drain_new_sensors() {
-            if let Some(expiry) = expiry {
-                inputs.sensors.update_at(sensor.clone(), expiry, -1);
+        let new_sensors = self.tally.drain_new_sensors();
+        match expiry {
+            None => {
+                for sensor in new_sensors {
+                    inputs.sensors.update(sensor, 1);
+                }
             }
-            inputs.sensors.update(sensor, 1);
+            Some(expiry) => {
+                drop(new_sensors);
+                for sensor in self.tally.drain_epoch_sensors() {
+                    if alerts {
+                        let (device, guid) = sensor.clone();
+                        inputs.feed.update(Observation::Seen { device, guid }, 1);
+                    }
+                    inputs.sensors.update_at(sensor.clone(), expiry, -1);
+                    inputs.sensors.update(sensor, 1);
+                }
+            }
+        }
+        if alerts && expiry.is_none() {
+            for (device, guid) in self.tally.drain_epoch_sensors() {
+                inputs.feed.update(Observation::Seen { device, guid }, 1);
+            }
         }
         if expiry.is_some() && received != 0 {
             inputs.counters.update(Counter::Received, received);
+        }
+        let reported = received != 0 || self.time == TimeMode::Processing;
+        if alerts && reported {
+            inputs.feed.update(Observation::Received, 1);
         }
         let counts = mem::take(&mut self.counts);
         for (counter, count) in counts.by_counter() {
@@ -272,7 +323,7 @@ impl EpochWriter {
         }
         self.rejects.end_epoch()?;
         if let Some(journal) = journal {
-            journal.write(self.open, counts, &self.offsets, &self.tally)?;
+            journal.write(self.open, (counts, reported), &self.offsets, &self.tally)?;
         }
         if !self.offsets.is_empty() {
             self.to_commit.push_back((self.open, self.offsets.clone()));
@@ -281,19 +332,20 @@ impl EpochWriter {
     }
 
     /// Feeds restored worker states back as weighted records (before any record of this run,
-    /// so every checkpoint of the run includes them).
-    pub(crate) fn restore<'s>(&mut self, states: impl IntoIterator<Item = &'s WorkerState>) {
+    /// so every checkpoint of the run includes them), and `active`, the alerts raised when the
+    /// checkpoint was committed (worker 0 passes them, the others none).
+    pub(crate) fn restore<'s>(
+        &mut self,
+        states: impl IntoIterator<Item = &'s WorkerState>,
+        active: &[Transition],
+    ) {
         let Some(inputs) = &mut self.inputs else {
             return;
         };
         for state in states {
-            for (device, sum, count) in &state.devices {
-                inputs.device_sums.update(device.clone(), (*sum, *count));
-            }
-            for (device, guid) in &state.sensors {
-                if self.tally.mark_seen(device, guid) {
-                    inputs.sensors.update((device.clone(), guid.clone()), 1);
-                }
+            restore_analyses(inputs, &mut self.tally, state, self.window);
+            if self.alerts {
+                restore_feed(inputs, state);
             }
             let counts = EpochCounts {
                 rejected: state.rejected,
@@ -306,6 +358,11 @@ impl EpochWriter {
                 }
             }
         }
+        if self.alerts {
+            for line in active {
+                inputs.feed.update(Observation::Active(line.clone()), 1);
+            }
+        }
     }
 
     /// The newest offsets of closed epochs before `frontier`, once: what may be committed now.
@@ -315,5 +372,74 @@ impl EpochWriter {
             latest = self.to_commit.pop_front().map(|(_, offsets)| offsets);
         }
         latest
+    }
+}
+
+/// Restores one old worker's part of the analyses. Cumulative: its totals and its sensors.
+/// Windowed (`window` epochs): the per-epoch sums still in the window, each retracted where it
+/// leaves, and each sensor until a window past its last reading (several old workers' copies
+/// of a sensor add up; the distinct counts absorb that).
+fn restore_analyses(
+    inputs: &mut InputHandles,
+    tally: &mut WorkerTally,
+    state: &WorkerState,
+    window: Option<u64>,
+) {
+    match window {
+        None => {
+            for (device, sum, count) in &state.devices {
+                inputs.device_sums.update(device.clone(), (*sum, *count));
+            }
+        }
+        Some(window) => {
+            for (epoch, device, sum, count) in &state.recent {
+                let expiry = epoch.saturating_add(window);
+                inputs
+                    .device_sums
+                    .update_at(device.clone(), expiry, (-*sum, -*count));
+                inputs.device_sums.update(device.clone(), (*sum, *count));
+            }
+        }
+    }
+    for (device, guid, last) in &state.sensors {
+        let new = tally.restore_seen(device, guid, *last);
+        let sensor = (device.clone(), guid.clone());
+        match window {
+            None if new => inputs.sensors.update(sensor, 1),
+            None => {}
+            Some(window) => {
+                inputs
+                    .sensors
+                    .update_at(sensor.clone(), last.saturating_add(window), -1);
+                inputs.sensors.update(sensor, 1);
+            }
+        }
+    }
+}
+
+/// Restores one old worker's part of the alerts' feed: its recent per-epoch sums, the epochs
+/// it reported, and when each of its sensors last read.
+fn restore_feed(inputs: &mut InputHandles, state: &WorkerState) {
+    for (epoch, device, sum, count) in &state.recent {
+        let past = Observation::PastReadings {
+            epoch: *epoch,
+            device: device.clone(),
+            sum_micro: *sum,
+            count: *count,
+        };
+        inputs.feed.update(past, 1);
+    }
+    for epoch in &state.reported {
+        inputs
+            .feed
+            .update(Observation::PastReported { epoch: *epoch }, 1);
+    }
+    for (device, guid, epoch) in &state.sensors {
+        let seen = Observation::LastSeen {
+            device: device.clone(),
+            guid: guid.clone(),
+            epoch: *epoch,
+        };
+        inputs.feed.update(seen, 1);
     }
 }

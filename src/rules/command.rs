@@ -13,11 +13,11 @@ use crate::flags;
 /// Flags of `rules`.
 #[derive(Debug, Args)]
 pub struct RulesArgs {
-    /// `builtin`, or a TOML rules file that replaces the built-in rules entirely.
+    /// `builtin`, `none`, or a TOML rules file that replaces the built-in rules entirely.
     #[arg(
         long,
         default_value = "builtin",
-        value_name = "FILE",
+        value_name = "builtin|none|FILE",
         value_parser = super::source
     )]
     pub rules: RulesSource,
@@ -38,8 +38,11 @@ impl RulesArgs {
         let grid = EpochGrid::new(self.epoch).ok_or_else(|| {
             ConfigError::Epoch(humantime::format_duration(self.epoch).to_string())
         })?;
-        let rules = Rules::load(&self.rules, grid.len()).map_err(ConfigError::from)?;
-        out.write_all(rules.to_toml().as_bytes())?;
+        let text = match Rules::load(&self.rules, grid.len()).map_err(ConfigError::from)? {
+            Some(rules) => rules.to_toml(),
+            None => "# --rules none: no rules, alerts are off.\n".to_owned(),
+        };
+        out.write_all(text.as_bytes())?;
         out.flush()?;
         Ok(())
     }

@@ -13,6 +13,7 @@
 //! through `f64`. `parse` reads and checks a file, `mistake` says what is wrong with one;
 //! `command` is `hygroflow rules`.
 
+mod alerting;
 mod command;
 mod mistake;
 mod parse;
@@ -24,6 +25,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use alerting::{alert_rules, epochs_kept, hour_epochs};
 pub use command::RulesArgs;
 pub use mistake::{Invalid, Mistake};
 
@@ -155,23 +157,26 @@ pub fn modality(device: &str) -> &str {
     &device[..end]
 }
 
-/// Where rules come from (`--rules builtin|FILE`).
+/// Where rules come from (`--rules builtin|none|FILE`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RulesSource {
     /// The built-in rules ([`Rules::builtin`]).
     Builtin,
+    /// No rules: alerts are off.
+    None,
     /// A TOML file, which replaces the built-in rules entirely.
     File(PathBuf),
 }
 
-/// Parses `--rules`: `builtin`, or the path of a TOML file (`./builtin` for a file so named).
+/// Parses `--rules`: `builtin`, `none`, or the path of a TOML file (`./builtin` or `./none`
+/// for a file so named).
 pub fn source(text: &str) -> Result<RulesSource, String> {
     match text {
-        "" => Err("expected builtin or the path of a TOML rules file, got nothing".to_owned()),
+        "" => {
+            Err("expected builtin, none or the path of a TOML rules file, got nothing".to_owned())
+        }
         "builtin" => Ok(RulesSource::Builtin),
-        "none" => Err(
-            "expected builtin or a TOML rules file (write ./none for a file named none)".to_owned(),
-        ),
+        "none" => Ok(RulesSource::None),
         path => Ok(RulesSource::File(PathBuf::from(path))),
     }
 }
@@ -273,10 +278,11 @@ impl Rules {
         parse::parse(text, epoch)
     }
 
-    /// The built-in rules, or a file's.
-    pub fn load(source: &RulesSource, epoch: Duration) -> Result<Rules, RulesError> {
+    /// The built-in rules, a file's, or none (alerts off).
+    pub fn load(source: &RulesSource, epoch: Duration) -> Result<Option<Rules>, RulesError> {
         let path = match source {
-            RulesSource::Builtin => return Ok(Rules::builtin(epoch)),
+            RulesSource::Builtin => return Ok(Some(Rules::builtin(epoch))),
+            RulesSource::None => return Ok(None),
             RulesSource::File(path) => path,
         };
         let bytes = std::fs::read(path).map_err(|error| RulesError::Read {
@@ -295,7 +301,7 @@ impl Rules {
                 mistake: Mistake::NotUtf8,
             })
         })?;
-        Rules::parse(&text, epoch).map_err(invalid)
+        Rules::parse(&text, epoch).map(Some).map_err(invalid)
     }
 
     /// The epoch length the windows are multiples of.
@@ -323,6 +329,29 @@ impl Rules {
             Some(own) if !name.is_empty() => own.over(&self.defaults),
             _ => self.defaults.clone(),
         }
+    }
+
+    /// Every resolved table: defaults, each modality, each device.
+    fn resolved(&self) -> impl Iterator<Item = Rule> + '_ {
+        let modalities = self.modalities.keys().map(|m| self.modality_table(m));
+        let devices = self.devices.keys().map(|d| self.table_for(d));
+        std::iter::once(self.defaults.clone())
+            .chain(modalities)
+            .chain(devices)
+            .map(|t| Rule::from(&t))
+    }
+
+    /// The longest window of any table.
+    pub fn longest_window(&self) -> Duration {
+        self.resolved()
+            .map(|r| r.window)
+            .max()
+            .unwrap_or(DEFAULT_WINDOW)
+    }
+
+    /// Whether any table has a rate limit.
+    pub fn any_rate(&self) -> bool {
+        self.resolved().any(|r| r.rate_per_hour.is_some())
     }
 
     /// The rules as a TOML file that reads back as the same rules at the same epoch: the

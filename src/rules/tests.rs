@@ -249,5 +249,5 @@ fn the_rules_flag_takes_builtin_or_a_path() {
     assert_eq!(source("r.toml"), Ok(RulesSource::File("r.toml".into())));
     assert_eq!(source("./none"), Ok(RulesSource::File("./none".into())));
     assert!(source("").is_err());
-    assert!(source("none").is_err());
+    assert_eq!(source("none"), Ok(RulesSource::None));
 }

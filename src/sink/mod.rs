@@ -1,4 +1,5 @@
 //! Sinks: where reports and rejected messages go.
 
+pub mod alerts;
 pub mod rejects;
 pub mod report;

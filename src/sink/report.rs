@@ -7,13 +7,14 @@ pub mod snapshot;
 
 use std::io::{self, Write};
 
-use hygroflow_dataflows::{Epoch, Results, Stat};
+use hygroflow_dataflows::{Epoch, Results, Stat, Transition};
 use serde::Serialize;
 
 use crate::config::ReportFormat;
 use crate::epoch::{rfc3339, spark_time, EpochGrid, Window};
 use crate::escape::Escaped;
 use crate::kafka::publisher::{Outgoing, Publisher};
+use crate::sink::alerts::{percent, AlertLine};
 
 pub use snapshot::Snapshot;
 
@@ -40,6 +41,8 @@ pub struct JsonReport<'a> {
     pub sensors_by_device: &'a [(String, i64)],
     /// What the figures cover: `"cumulative"` or the window in seconds.
     pub window: WindowField,
+    /// The raising line of every alert raised at this epoch, by device, kind and sensor.
+    pub alerts_active: Vec<AlertLine<'a>>,
 }
 
 /// The JSON report's `"window"`: the string `"cumulative"`, or the window in seconds (a whole
@@ -75,8 +78,13 @@ impl Serialize for WindowField {
 }
 
 impl<'a> JsonReport<'a> {
-    /// The JSON report of `snapshot` at `epoch`.
-    pub fn new(epoch: Epoch, grid: &EpochGrid, window: Window, snapshot: &'a Snapshot) -> Self {
+    /// The JSON report of `snapshot` at `epoch`, with the alerts `active` then.
+    pub fn new(
+        epoch: Epoch,
+        (grid, window): (&EpochGrid, Window),
+        snapshot: &'a Snapshot,
+        active: &[&'a Transition],
+    ) -> Self {
         JsonReport {
             epoch,
             time: rfc3339(grid.end_of(epoch)),
@@ -88,6 +96,7 @@ impl<'a> JsonReport<'a> {
             avg_humidity_by_device: &snapshot.avg_humidity_by_device,
             sensors_by_device: &snapshot.sensors_by_device,
             window: WindowField::of(window, grid),
+            alerts_active: active.iter().map(|t| AlertLine::new(t, grid)).collect(),
         }
     }
 }
@@ -140,8 +149,8 @@ impl Reporter {
     pub fn epoch(
         &mut self,
         epoch: Epoch,
-        results: &Results,
-        changes: &[(Stat, isize)],
+        (results, changes): (&Results, &[(Stat, isize)]),
+        active: &[&Transition],
     ) -> io::Result<()> {
         let snapshot = if self.changes_only {
             let mut changed =
@@ -157,12 +166,22 @@ impl Reporter {
         } else {
             Snapshot::of(results)
         };
-        self.write(epoch, &snapshot)
+        self.write(epoch, &snapshot, active)
     }
 
     /// Reports the full state at `epoch`, whatever `--changes` says (the final line).
-    pub fn full(&mut self, epoch: Epoch, results: &Results) -> io::Result<()> {
-        self.write(epoch, &Snapshot::of(results))
+    pub fn full(
+        &mut self,
+        epoch: Epoch,
+        results: &Results,
+        active: &[&Transition],
+    ) -> io::Result<()> {
+        self.write(epoch, &Snapshot::of(results), active)
+    }
+
+    /// The reports' writer, for alert lines that go before a report (`--alerts -`).
+    pub fn out(&mut self) -> &mut dyn Write {
+        &mut self.out
     }
 
     /// Whether reports print only changes.
@@ -170,10 +189,15 @@ impl Reporter {
         self.changes_only
     }
 
-    fn write(&mut self, epoch: Epoch, snapshot: &Snapshot) -> io::Result<()> {
+    fn write(
+        &mut self,
+        epoch: Epoch,
+        snapshot: &Snapshot,
+        active: &[&Transition],
+    ) -> io::Result<()> {
+        let on = (&self.grid, self.window);
         if let Some((publisher, topic)) = &mut self.results_topic {
-            let json =
-                serde_json::to_vec(&JsonReport::new(epoch, &self.grid, self.window, snapshot))?;
+            let json = serde_json::to_vec(&JsonReport::new(epoch, on, snapshot, active))?;
             publisher
                 .send(Outgoing::new(
                     topic.clone(),
@@ -188,15 +212,18 @@ impl Reporter {
             ReportFormat::Json => {
                 serde_json::to_writer(
                     &mut self.line,
-                    &JsonReport::new(epoch, &self.grid, self.window, snapshot),
+                    &JsonReport::new(epoch, on, snapshot, active),
                 )?;
                 self.line.push(b'\n');
             }
-            ReportFormat::Text => write_text(
-                &mut self.line,
-                &spark_time(self.grid.end_of(epoch)),
-                snapshot,
-            )?,
+            ReportFormat::Text => {
+                write_text(
+                    &mut self.line,
+                    &spark_time(self.grid.end_of(epoch)),
+                    snapshot,
+                )?;
+                write_active(&mut self.line, &self.grid, active)?;
+            }
         }
         self.out.write_all(&self.line)?;
         self.out.flush()
@@ -226,6 +253,30 @@ fn write_text(out: &mut Vec<u8>, time: &str, s: &Snapshot) -> io::Result<()> {
     )
 }
 
+/// The text report's last block: `Active alerts:` and one line per alert, or `none`.
+fn write_active(out: &mut Vec<u8>, grid: &EpochGrid, active: &[&Transition]) -> io::Result<()> {
+    if active.is_empty() {
+        return writeln!(out, "Active alerts: none\n");
+    }
+    writeln!(out, "Active alerts:")?;
+    for t in active {
+        let sensor = t.sensor.as_deref().unwrap_or("-");
+        let since = spark_time(grid.end_of(t.epoch));
+        write!(
+            out,
+            "({}, {}, {}, since {since}, ",
+            Escaped(&t.device),
+            t.kind.name(),
+            Escaped(sensor)
+        )?;
+        match t.value {
+            Some(value) => writeln!(out, "{:.2})", percent(value))?,
+            None => writeln!(out, "-)")?,
+        }
+    }
+    writeln!(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,20 +298,24 @@ mod tests {
     fn json_report_has_exactly_the_documented_keys_in_order() {
         let grid = EpochGrid::new(Duration::from_secs(3)).expect("valid");
         let s = snapshot();
-        let text =
-            serde_json::to_string(&JsonReport::new(553_047_784, &grid, Window::Cumulative, &s))
-                .expect("serializes");
+        let text = serde_json::to_string(&JsonReport::new(
+            553_047_784,
+            (&grid, Window::Cumulative),
+            &s,
+            &[],
+        ))
+        .expect("serializes");
         assert_eq!(
             text,
-            r#"{"epoch":553047784,"time":"2022-07-30T01:09:15.000Z","total_messages":10000,"rejected_messages":2,"late_messages":0,"future_messages":0,"total_sensors":79,"avg_humidity_by_device":[["PETCT7",70.813615],["CT1",66.5]],"sensors_by_device":[["CT1",36],["PETCT7",43]],"window":"cumulative"}"#
+            r#"{"epoch":553047784,"time":"2022-07-30T01:09:15.000Z","total_messages":10000,"rejected_messages":2,"late_messages":0,"future_messages":0,"total_sensors":79,"avg_humidity_by_device":[["PETCT7",70.813615],["CT1",66.5]],"sensors_by_device":[["CT1",36],["PETCT7",43]],"window":"cumulative","alerts_active":[]}"#
         );
         let windowed = |window| {
-            let report = JsonReport::new(553_047_784, &grid, window, &s);
+            let report = JsonReport::new(553_047_784, (&grid, window), &s, &[]);
             serde_json::to_value(report).expect("serializes")["window"].clone()
         };
         assert_eq!(windowed(Window::Epochs(20)), serde_json::json!(60));
         let half = EpochGrid::new(Duration::from_millis(500)).expect("valid");
-        let report = JsonReport::new(1, &half, Window::Epochs(3), &s);
+        let report = JsonReport::new(1, (&half, Window::Epochs(3)), &s, &[]);
         assert_eq!(serde_json::to_value(report).expect("json")["window"], 1.5);
     }
 

@@ -1,0 +1,90 @@
+//! Alerts: humidity bands, rate of change and silent sensors, as a log of transitions.
+//!
+//! Input: the *feed*, one [`Observation`] per device, sensor and epoch from each worker (and,
+//! at a restart, what the checkpoint remembers). Output: every [`Transition`] (an alert raised
+//! or resolved), stamped with its epoch, on the worker that handles its device.
+//!
+//! ```text
+//!  feed ──┬─ Readings, Seen, restored state ── exchange by device ──┐
+//!         └─ Received (reported epochs) ──────── broadcast ─────────┴─> AlertStates ─> transitions
+//! ```
+//!
+//! Alerts are state machines over time, not a function of one epoch's collection, so they are
+//! one custom operator ("AlertStates") rather than differential's `reduce`, which would
+//! recompute each device's hour of history at every epoch. It is incremental all the same:
+//! each epoch's observations are applied once, when the input frontier shows the epoch
+//! complete, in epoch order, to state that follows devices and sensors: per device its window
+//! of per-epoch sums, the running max and min of its values over the hour, and its raised
+//! alerts; per sensor the epoch of its last reading. Every worker knows which epochs were
+//! reported (alerts are evaluated only there), so the log is the same at any worker count.
+//! The exact definitions are in the README ("Alerts").
+
+mod device;
+mod engine;
+mod silence;
+pub mod types;
+
+use std::collections::BTreeMap;
+
+use differential_dataflow::hashable::Hashable;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::broadcast::Broadcast;
+use timely::dataflow::operators::vec::filter::Filter;
+use timely::dataflow::operators::{Concat, Exchange};
+use timely::dataflow::StreamVec;
+
+pub use types::{
+    AlertKind, AlertRules, AlertState, DeviceRule, Limit, Observation, Ratio, Transition,
+};
+
+use crate::{Epoch, Feed};
+use engine::{AlertEngine, EpochBatch};
+
+/// Builds the alerts over `feed` with `rules`: each worker's transitions, stamped with their
+/// epoch.
+pub fn alerts<'scope>(
+    feed: Feed<'scope>,
+    rules: AlertRules,
+) -> StreamVec<'scope, Epoch, Transition> {
+    let everywhere = feed
+        .inner
+        .clone()
+        .filter(|(observation, _, _)| observation.device().is_none())
+        .broadcast();
+    let by_device = feed
+        .inner
+        .filter(|(observation, _, _)| observation.device().is_some())
+        .exchange(|(observation, _, _)| observation.device().unwrap_or_default().hashed().into());
+    by_device
+        .concat(everywhere)
+        .unary_frontier(Pipeline, "AlertStates", move |_, _| {
+            let mut engine = AlertEngine::new(rules);
+            let mut stash = BTreeMap::new();
+            move |(input, frontier), output| {
+                input.for_each(|cap, data| {
+                    for (observation, time, diff) in data.drain(..) {
+                        if AlertEngine::is_restore(&observation) {
+                            engine.restore(observation);
+                            continue;
+                        }
+                        let (_, batch): &mut (_, EpochBatch) = stash
+                            .entry(time)
+                            .or_insert_with(|| (cap.delayed(&time, 0), EpochBatch::default()));
+                        batch.add(observation, diff);
+                    }
+                });
+                while let Some(entry) = stash.first_entry() {
+                    if frontier.less_equal(entry.key()) {
+                        break;
+                    }
+                    let epoch = *entry.key();
+                    let (cap, batch) = entry.remove();
+                    let transitions = engine.epoch(epoch, batch);
+                    if !transitions.is_empty() {
+                        output.session(&cap).give_iterator(transitions.into_iter());
+                    }
+                }
+            }
+        })
+}

@@ -1,0 +1,247 @@
+//! What the alerts computation takes in and gives out: observations, rules, transitions.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Epoch;
+
+/// What a worker tells the alerts about an epoch (the feed's records), or, at a restart,
+/// what the checkpoint remembers of the epochs before the resume point.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Observation {
+    /// The sum and count of one device's valid readings in the epoch (this worker's share).
+    Readings {
+        /// The imaging device.
+        device: String,
+        /// Sum of humidities in micro-percent.
+        sum_micro: i64,
+        /// Number of readings.
+        count: i64,
+    },
+    /// A sensor read in the epoch.
+    Seen {
+        /// The imaging device.
+        device: String,
+        /// The sensor.
+        guid: String,
+    },
+    /// The epoch had at least one message (valid, rejected or late) on the sending worker:
+    /// it is *reported*, and alerts are evaluated at it. Sent to every worker.
+    Received,
+    /// Restore: one device's readings in an epoch before the resume point.
+    PastReadings {
+        /// The epoch the readings belonged to.
+        epoch: Epoch,
+        /// The imaging device.
+        device: String,
+        /// Sum of humidities in micro-percent.
+        sum_micro: i64,
+        /// Number of readings.
+        count: i64,
+    },
+    /// Restore: an epoch before the resume point that was reported. Sent to every worker.
+    PastReported {
+        /// The epoch.
+        epoch: Epoch,
+    },
+    /// Restore: the last epoch a sensor read in, before the resume point.
+    LastSeen {
+        /// The imaging device.
+        device: String,
+        /// The sensor.
+        guid: String,
+        /// The epoch of its last reading.
+        epoch: Epoch,
+    },
+    /// Restore: an alert raised before the resume point and not resolved (its raising line).
+    Active(Transition),
+}
+
+impl Observation {
+    /// The device whose worker handles the observation; `None` for those every worker needs.
+    pub fn device(&self) -> Option<&str> {
+        match self {
+            Observation::Readings { device, .. }
+            | Observation::Seen { device, .. }
+            | Observation::PastReadings { device, .. }
+            | Observation::LastSeen { device, .. } => Some(device),
+            Observation::Active(t) => Some(&t.device),
+            Observation::Received | Observation::PastReported { .. } => None,
+        }
+    }
+}
+
+/// One device's rule as the alerts apply it: limits in micro-percent, spans in epochs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceRule {
+    /// Below this, a `low` alert.
+    pub low: Option<i64>,
+    /// Above this, a `high` alert.
+    pub high: Option<i64>,
+    /// How far back past a limit the value must come to resolve its alert.
+    pub hysteresis: i64,
+    /// The most change within an hour before a `rate` alert.
+    pub rate_per_hour: Option<i64>,
+    /// Epochs in the averaging window (at least one).
+    pub window: u64,
+    /// A sensor is silent once this many epochs passed since its last reading.
+    pub silence: u64,
+    /// The silence in milliseconds, as alert lines show it.
+    pub silence_ms: u64,
+}
+
+/// The rules of every device, and the length of an hour in epochs.
+#[derive(Clone)]
+pub struct AlertRules {
+    /// The rule of a device.
+    pub rule_for: Arc<dyn Fn(&str) -> DeviceRule + Send + Sync>,
+    /// Epochs `t` count towards the rate at `e` while `e - t < hour`: `ceil(3600 s / epoch)`.
+    pub hour: u64,
+}
+
+impl std::fmt::Debug for AlertRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertRules")
+            .field("hour", &self.hour)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an alert watches. Ordered as the names sort: high, low, rate, silent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AlertKind {
+    /// The windowed mean above `high`.
+    High,
+    /// The windowed mean below `low`.
+    Low,
+    /// The windowed mean moved more than `rate_per_hour` within the last hour.
+    Rate,
+    /// A sensor has not read for `silence`.
+    Silent,
+}
+
+impl AlertKind {
+    /// The name in alert lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertKind::High => "high",
+            AlertKind::Low => "low",
+            AlertKind::Rate => "rate",
+            AlertKind::Silent => "silent",
+        }
+    }
+}
+
+/// Whether a transition raises or resolves its alert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AlertState {
+    /// The condition began to hold.
+    Raised,
+    /// The condition ended.
+    Resolved,
+}
+
+/// An exact non-negative rational number of micro-percent: `num / den`, `den > 0`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct Ratio {
+    /// Numerator.
+    pub num: i128,
+    /// Denominator, positive.
+    pub den: i128,
+}
+
+impl Ratio {
+    /// `sum / count` micro-percent (`count > 0`).
+    pub fn mean(sum: i64, count: i64) -> Ratio {
+        Ratio {
+            num: i128::from(sum),
+            den: i128::from(count.max(1)),
+        }
+    }
+
+    /// `self - other`.
+    pub fn minus(self, other: Ratio) -> Ratio {
+        Ratio {
+            num: self.num * other.den - other.num * self.den,
+            den: self.den * other.den,
+        }
+    }
+
+    /// How `self` compares with `micro` micro-percent, exactly.
+    pub fn cmp_micro(self, micro: i64) -> Ordering {
+        self.num.cmp(&(i128::from(micro) * self.den))
+    }
+
+    /// The value rounded to whole micro-percent (halves away from zero).
+    pub fn round_micro(self) -> i128 {
+        let twice = 2 * self.num;
+        if twice >= 0 {
+            (twice + self.den) / (2 * self.den)
+        } else {
+            -((-twice + self.den) / (2 * self.den))
+        }
+    }
+}
+
+impl PartialEq for Ratio {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Ratio {}
+
+impl PartialOrd for Ratio {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ratio {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.num * other.den).cmp(&(other.num * self.den))
+    }
+}
+
+impl std::hash::Hash for Ratio {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.round_micro().hash(state);
+    }
+}
+
+/// The threshold that decided a transition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Limit {
+    /// A humidity or a change of it, in micro-percent.
+    Micro(i64),
+    /// A silence, in milliseconds.
+    Millis(u64),
+}
+
+/// One change of an alert's state. Ordered as alert logs sort: by epoch, device, kind, sensor.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Transition {
+    /// The first reported epoch at which the condition held.
+    pub epoch: Epoch,
+    /// The imaging device.
+    pub device: String,
+    /// What is watched.
+    pub kind: AlertKind,
+    /// The sensor, for `silent`.
+    pub sensor: Option<String>,
+    /// Raised or resolved.
+    pub state: AlertState,
+    /// The windowed mean or the hour's change that decided (`None` for `silent`).
+    pub value: Option<Ratio>,
+    /// The threshold that decided.
+    pub limit: Limit,
+}
+
+impl Transition {
+    /// The alert this transition belongs to: `(device, kind, sensor)`.
+    pub fn key(&self) -> (&str, AlertKind, Option<&str>) {
+        (&self.device, self.kind, self.sensor.as_deref())
+    }
+}
