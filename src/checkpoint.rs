@@ -684,7 +684,7 @@ mod tests {
 
         let newer = String::from_utf8(good.clone())
             .expect("utf8")
-            .replacen(" 1 ", " 99 ", 1);
+            .replacen(" 2 ", " 99 ", 1);
         fs::write(&file, newer).expect("write");
         assert!(sd
             .validate()

@@ -517,9 +517,9 @@ impl GenerateArgs {
 }
 
 /// `--alerts-topic` must differ from every other topic of the run.
-fn check_alerts_topic<'a>(
+fn check_alerts_topic(
     alerts: Option<&str>,
-    others: [(Option<&'a str>, &'static str); 3],
+    others: [(Option<&str>, &'static str); 3],
 ) -> Result<(), ConfigError> {
     let Some(alerts) = alerts else {
         return Ok(());

@@ -76,6 +76,17 @@ impl Agreement {
                 "--max-message-bytes",
                 format!("--max-message-bytes {}", config.max_message_bytes),
             ),
+            (
+                "--rules",
+                match &config.rules {
+                    None => "--rules none".to_owned(),
+                    // The resolved rules: the same file name may hold other rules elsewhere.
+                    Some(rules) => format!(
+                        "--rules with checksum {:08x}",
+                        crc32fast::hash(rules.to_toml().as_bytes())
+                    ),
+                },
+            ),
         ];
         match &config.input {
             Input::Demo {
@@ -258,6 +269,9 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(1),
             max_clock_skew: Duration::from_secs(3600),
+            rules: None,
+            alerts: None,
+            alerts_topic: None,
         }
     }
 

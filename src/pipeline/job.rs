@@ -171,13 +171,13 @@ impl Job {
         };
         let mut log = AlertLog::new(self.config.grid, active);
         if let Some(file) = outputs.file {
-            log = log.to_file(file);
+            log = log.with_file(file);
         }
         if self.config.alerts == Some(AlertsOut::Stdout) {
-            log = log.to_stdout();
+            log = log.with_stdout();
         }
         if let (Some(topic), Some(published)) = (&self.config.alerts_topic, outputs.published) {
-            log = log.to_topic(AlertTopic {
+            log = log.with_topic(AlertTopic {
                 publisher: Publisher::new(&topic.client)?,
                 topic: topic.topic.clone(),
                 published,

@@ -116,6 +116,9 @@ fn config(workers: usize, time: TimeMode, epoch: Duration, idle: Duration) -> Co
         connect_timeout: Duration::from_secs(5),
         idle_timeout: idle,
         max_clock_skew: Duration::from_secs(3600),
+        rules: None,
+        alerts: None,
+        alerts_topic: None,
     }
 }
 
@@ -124,7 +127,7 @@ fn run(topic: &Arc<MemoryTopic>, config: Config, state: Option<&Path>) -> Run {
         let dir = StateDir::open(dir, "kafka:memory").expect("state dir");
         dir.validate().expect("valid state dir");
         let marker = dir.marker().expect("readable marker");
-        Checkpoints::new(dir, marker, config.cluster.workers, false)
+        Checkpoints::new(dir, (marker, Vec::new()), config.cluster.workers, false, 0)
     });
     let out = Shared::default();
     let job = Job::with_feed(

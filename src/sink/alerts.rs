@@ -116,19 +116,19 @@ impl AlertLog {
     }
 
     /// Also writes transitions to `file`.
-    pub fn to_file(mut self, file: File) -> Self {
+    pub fn with_file(mut self, file: File) -> Self {
         self.file = Some(BufWriter::new(file));
         self
     }
 
     /// Also writes transitions to stdout, before each report.
-    pub fn to_stdout(mut self) -> Self {
+    pub fn with_stdout(mut self) -> Self {
         self.stdout = true;
         self
     }
 
     /// Also publishes transitions to a topic.
-    pub fn to_topic(mut self, topic: AlertTopic) -> Self {
+    pub fn with_topic(mut self, topic: AlertTopic) -> Self {
         self.topic = Some(topic);
         self
     }
@@ -251,7 +251,7 @@ mod tests {
             state: AlertState::Resolved,
             ..raised.clone()
         };
-        let mut log = AlertLog::new(grid, &[]).to_stdout();
+        let mut log = AlertLog::new(grid, &[]).with_stdout();
         let mut out = Vec::new();
         log.record(std::slice::from_ref(&raised), Some(&mut out))
             .expect("records");

@@ -55,7 +55,7 @@ pub fn alerts<'scope>(
     let by_device = feed
         .inner
         .filter(|(observation, _, _)| observation.device().is_some())
-        .exchange(|(observation, _, _)| observation.device().unwrap_or_default().hashed().into());
+        .exchange(|(observation, _, _)| observation.device().unwrap_or_default().hashed());
     by_device
         .concat(everywhere)
         .unary_frontier(Pipeline, "AlertStates", move |_, _| {
