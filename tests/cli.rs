@@ -61,6 +61,7 @@ fn json_final_report_matches_recomputation_at_1_and_4_workers() {
                 "avg_humidity_by_device",
                 "sensors_by_device",
                 "window",
+                "alerts_active",
             ];
             assert_eq!(
                 last.as_object().expect("object").len(),

@@ -121,6 +121,9 @@ fn run_flags() -> Vec<Flag> {
         Flag { base: KAFKA, flag: "--state-dir", named: "--state-dir", bad: &[""] },
         Flag { base: KAFKA, flag: "--dlq-topic", named: "--dlq-topic", bad: topics },
         Flag { base: KAFKA, flag: "--results-topic", named: "--results-topic", bad: topics },
+        Flag { base: KAFKA, flag: "--alerts-topic", named: "--alerts-topic", bad: topics },
+        Flag { base: RUN, flag: "--rules", named: "--rules", bad: &[""] },
+        Flag { base: RUN, flag: "--alerts", named: "--alerts", bad: &[""] },
         Flag { base: RUN, flag: "--rate", named: "--rate", bad: &["0", "-1", "10000001"] },
         Flag { base: RUN, flag: "--rate", named: "--rate", bad: INTEGERS },
         Flag { base: RUN, flag: "--sensors", named: "--sensors", bad: &["0", "-1", "100000001", "10000000000", "18446744073709551615"] },
@@ -202,24 +205,22 @@ fn gh_8_run_refuses_flags_that_do_not_go_together() {
             "is not a whole multiple of --epoch 3s",
         ),
         (
-            &[
-                "run",
-                "-b",
-                NOWHERE,
-                "-t",
-                "in",
-                "--state-dir",
-                "s",
-                "--window",
-                "3s",
-            ],
-            "windows are not checkpointed yet",
+            &["run", "--alerts-topic", "a"],
+            "--alerts-topic needs --brokers",
+        ),
+        (
+            &["run", "--rules", "none", "--alerts", "-"],
+            "--alerts and --alerts-topic need rules",
+        ),
+        (
+            &["run", "-b", NOWHERE, "-t", "in", "--alerts-topic", "in.dlq"],
+            "--alerts-topic in.dlq is also the dead-letter topic",
         ),
         (&["run", "-X", "a=b"], "-X needs --brokers"),
         (&["run", "--group", "g"], "--group needs a Kafka input"),
         (
             &["run", "-b", NOWHERE],
-            "--brokers needs --topic or --results-topic",
+            "--brokers needs --topic, --results-topic or --alerts-topic",
         ),
         (
             &["run", "--dlq-topic", "d"],
@@ -398,7 +399,7 @@ fn gh_8_bench_refuses_bad_values_before_generating_anything() {
 fn rules_flags() -> Vec<Flag> {
     const RULES: &[&str] = &["rules"];
     vec![
-        Flag { base: RULES, flag: "--rules", named: "--rules", bad: &["", "none"] },
+        Flag { base: RULES, flag: "--rules", named: "--rules", bad: &[""] },
         Flag { base: RULES, flag: "--epoch", named: "--epoch", bad: &["0s", "0", "500us", "-5ms", "2y"] },
         Flag { base: RULES, flag: "--epoch", named: "--epoch", bad: DURATIONS },
     ]
@@ -425,6 +426,17 @@ fn gh_8_the_environment_exits_1() {
     let missing = missing.to_str().expect("utf8");
     let in_missing_dir = format!("{missing}/rejects.jsonl");
     fails(&["run", "-i", missing], 1, "cannot read input");
+    let alerts_in_missing_dir = format!("{missing}/alerts.jsonl");
+    fails(
+        &["run", "-i", input, "--alerts", &alerts_in_missing_dir],
+        1,
+        "cannot create --alerts file",
+    );
+    fails(
+        &["run", "-i", input, "--rules", missing],
+        1,
+        "cannot read rules file",
+    );
     fails(
         &["run", "-i", input, "--rejects", &in_missing_dir],
         1,

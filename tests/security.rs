@@ -67,8 +67,9 @@ fn gh_8_device_names_cannot_forge_report_lines_or_reach_the_terminal() {
     assert_no_raw_controls("stdout", &stdout);
     assert_no_raw_controls("stderr", &stderr);
 
-    // Every report has its fixed lines and one row per device in each of its two lists.
-    let per_report = 12 + 2 * devices.len();
+    // Every report has its fixed lines, one row per device in each of its two lists, and
+    // (every reading is below the built-in 30 % RH) one `low` alert per device.
+    let per_report = 14 + 3 * devices.len();
     let starting = |prefix: &str| stdout.lines().filter(|l| l.starts_with(prefix)).count();
     let reports = starting("Time: ");
     assert!(reports >= 1, "{stdout}");
@@ -88,6 +89,13 @@ fn gh_8_device_names_cannot_forge_report_lines_or_reach_the_terminal() {
         );
     }
     assert!(last.contains("\nTotal number of messages: 6\n"), "{last}");
+    // The active alerts name the devices escaped too, one line each.
+    for (_, shown) in &devices {
+        assert!(
+            last.contains(&format!("\n({shown}, low, -, since ")),
+            "{shown}: {last}"
+        );
+    }
 
     // The rejected line is logged once, on one line, its file name escaped.
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
