@@ -560,3 +560,60 @@ fn gh_9_a_window_of_one_epoch_gives_the_spark_jobs_per_batch_figures() {
         }
     }
 }
+
+#[test]
+fn gh_9_with_changes_a_device_leaving_the_window_appears_once_with_null() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("input.jsonl");
+    let line = |device: &str, second: u32| {
+        format!(
+            r#"{{"guid":"g-{device}","medicalimagingdevice":"{device}","eventTime":"2022-07-30T01:09:{second:02}.000Z","payload":{{"data":{{"humidity":45.0}}}}}}"#
+        )
+    };
+    // CT1 reads at second 0 only; MRI1 at 0, 2, 4 and 6: with a 2-second window CT1 leaves
+    // the window at epoch 2 (second 2) and is not in it at 4 or 6.
+    let lines = [
+        line("CT1", 0),
+        line("MRI1", 0),
+        line("MRI1", 2),
+        line("MRI1", 4),
+        line("MRI1", 6),
+    ];
+    std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+    let args = [
+        "--time",
+        "event",
+        "--epoch",
+        "1s",
+        "--window",
+        "2s",
+        "--changes",
+    ];
+    let reports = json_lines(&run_file(&path, &args).stdout);
+    let nulls: Vec<(u64, &str)> = reports
+        .iter()
+        .flat_map(|r| {
+            let epoch = r["epoch"].as_u64().expect("epoch");
+            let listed = r["avg_humidity_by_device"].as_array().expect("list");
+            listed
+                .iter()
+                .filter(|entry| entry[1].is_null())
+                .map(move |entry| (epoch, entry[0].as_str().expect("device")))
+        })
+        .collect();
+    let first = reports[0]["epoch"].as_u64().expect("epoch");
+    assert_eq!(nulls, [(first + 2, "CT1")], "{reports:#?}");
+    let sensor_nulls = reports
+        .iter()
+        .flat_map(|r| r["sensors_by_device"].as_array().expect("list").clone())
+        .filter(|entry| entry[1].is_null())
+        .count();
+    assert_eq!(sensor_nulls, 1, "{reports:#?}");
+    // Without --changes the window simply leaves CT1 out.
+    let full = json_lines(&run_file(&path, &args[..6]).stdout);
+    let last = full.last().expect("a report");
+    assert_eq!(
+        last["avg_humidity_by_device"],
+        serde_json::json!([["MRI1", 45.0]])
+    );
+}

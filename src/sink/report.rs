@@ -35,10 +35,12 @@ pub struct JsonReport<'a> {
     pub future_messages: i64,
     /// (iv) Distinct sensors.
     pub total_sensors: i64,
-    /// (i) Average humidity per device, descending.
-    pub avg_humidity_by_device: &'a [(String, f64)],
-    /// (iii) Distinct sensors per device, by device.
-    pub sensors_by_device: &'a [(String, i64)],
+    /// (i) Average humidity per device, descending (`--changes`: then, by device, those that
+    /// left the window, with `null`).
+    pub avg_humidity_by_device: Vec<(&'a str, Option<f64>)>,
+    /// (iii) Distinct sensors per device, by device (`--changes`: `null` for a device whose
+    /// sensors all left the window).
+    pub sensors_by_device: Vec<(&'a str, Option<i64>)>,
     /// What the figures cover: `"cumulative"` or the window in seconds.
     pub window: WindowField,
     /// The raising line of every alert raised at this epoch, by device, kind and sensor.
@@ -93,8 +95,22 @@ impl<'a> JsonReport<'a> {
             late_messages: snapshot.late_messages,
             future_messages: snapshot.future_messages,
             total_sensors: snapshot.total_sensors,
-            avg_humidity_by_device: &snapshot.avg_humidity_by_device,
-            sensors_by_device: &snapshot.sensors_by_device,
+            avg_humidity_by_device: snapshot
+                .avg_humidity_by_device
+                .iter()
+                .map(|(d, avg)| (d.as_str(), Some(*avg)))
+                .chain(snapshot.humidity_gone.iter().map(|d| (d.as_str(), None)))
+                .collect(),
+            sensors_by_device: {
+                let mut sensors: Vec<(&str, Option<i64>)> = snapshot
+                    .sensors_by_device
+                    .iter()
+                    .map(|(d, n)| (d.as_str(), Some(*n)))
+                    .chain(snapshot.sensors_gone.iter().map(|d| (d.as_str(), None)))
+                    .collect();
+                sensors.sort_by(|a, b| a.0.cmp(b.0));
+                sensors
+            },
             window: WindowField::of(window, grid),
             alerts_active: active.iter().map(|t| AlertLine::new(t, grid)).collect(),
         }
@@ -153,8 +169,7 @@ impl Reporter {
         active: &[&Transition],
     ) -> io::Result<()> {
         let snapshot = if self.changes_only {
-            let mut changed =
-                Snapshot::from_facts(changes.iter().filter(|(_, r)| *r > 0).map(|(s, _)| s));
+            let mut changed = Snapshot::from_changes(changes);
             // Totals are always shown with their current values.
             let full = Snapshot::of(results);
             changed.total_messages = full.total_messages;
@@ -240,10 +255,16 @@ fn write_text(out: &mut Vec<u8>, time: &str, s: &Snapshot) -> io::Result<()> {
     for (device, avg) in &s.avg_humidity_by_device {
         writeln!(out, "({}, {avg:.2})", Escaped(device))?;
     }
+    for device in &s.humidity_gone {
+        writeln!(out, "({}, -)", Escaped(device))?;
+    }
     writeln!(out, "\nTotal number of messages: {}", s.total_messages)?;
     writeln!(out, "\nNumber of sensors by device:")?;
     for (device, n) in &s.sensors_by_device {
         writeln!(out, "({}, {n})", Escaped(device))?;
+    }
+    for device in &s.sensors_gone {
+        writeln!(out, "({}, -)", Escaped(device))?;
     }
     writeln!(out, "\nTotal number of sensors: {}", s.total_sensors)?;
     writeln!(

@@ -23,12 +23,48 @@ pub struct Snapshot {
     pub late_messages: i64,
     /// Messages whose event time was too far in the future (`--max-clock-skew`).
     pub future_messages: i64,
+    /// `--changes` with a window: devices whose average left the report (no reading in the
+    /// window any more), by device.
+    pub humidity_gone: Vec<String>,
+    /// `--changes` with a window: devices whose sensors all left the window, by device.
+    pub sensors_gone: Vec<String>,
 }
 
 impl Snapshot {
     /// The cumulative state of `results` (the facts it holds).
     pub fn of(results: &Results) -> Self {
         Snapshot::from_facts(results.facts().filter(|(_, r)| **r > 0).map(|(s, _)| s))
+    }
+
+    /// The changes of one epoch: the facts added, and the devices whose facts were only
+    /// retracted (they left a window), which `--changes` shows once with `null`.
+    pub fn from_changes(changes: &[(Stat, isize)]) -> Self {
+        let mut snapshot =
+            Snapshot::from_facts(changes.iter().filter(|(_, r)| *r > 0).map(|(s, _)| s));
+        let device = |stat: &Stat, humidity: bool| match stat {
+            Stat::DeviceHumidity { device, .. } if humidity => Some(device.clone()),
+            Stat::DeviceSensors { device, .. } if !humidity => Some(device.clone()),
+            _ => None,
+        };
+        for humidity in [true, false] {
+            let added: std::collections::BTreeSet<String> = changes
+                .iter()
+                .filter(|(_, r)| *r > 0)
+                .filter_map(|(s, _)| device(s, humidity))
+                .collect();
+            let gone: std::collections::BTreeSet<String> = changes
+                .iter()
+                .filter(|(_, r)| *r < 0)
+                .filter_map(|(s, _)| device(s, humidity))
+                .filter(|d| !added.contains(d))
+                .collect();
+            if humidity {
+                snapshot.humidity_gone = gone.into_iter().collect();
+            } else {
+                snapshot.sensors_gone = gone.into_iter().collect();
+            }
+        }
+        snapshot
     }
 
     /// Builds a report from facts (the full state, or only the facts added in one epoch).
