@@ -31,6 +31,7 @@ use anyhow::Context;
 use crate::cli::{GenerateArgs, LineArgs};
 use crate::config::ConfigError;
 use crate::epoch::parse_event_time;
+use crate::flags::WindowSpan;
 use crate::message::{parse, DEFAULT_MAX_MESSAGE_BYTES};
 pub use args::{BenchArgs, BenchSource, MAX_MESSAGES};
 use child::{measure_one, run_child, ChildRun, Feed};
@@ -111,15 +112,22 @@ impl Bench<'_> {
             sensors,
             floor: floor.rate(),
         };
+        let variant = self.variant();
         for &workers in &self.args.workers {
             for source in &self.args.sources {
                 let (input, feed) = match source {
                     BenchSource::Memory => ("-".to_owned(), Feed::Full(&data)),
                     BenchSource::File => (path.display().to_string(), Feed::Nothing),
                 };
-                let child = vec!["run".into(), "--input".into(), input];
+                let child = strings(&["run", "--input", &input, "--rules", "none"], &[]);
                 let name = format!("{source:?}").to_lowercase();
-                self.throughput(name, child, workers, feed, shape)?;
+                self.throughput(name.clone(), child, workers, feed, shape)?;
+                if let Some(flags) = &variant {
+                    let child = strings(&["run", "--input", &input], flags);
+                    let named = format!("{name}, {}", flags.join(" "));
+                    self.throughput(named.clone(), child, workers, feed, shape)?;
+                    self.compare(&name, &named, workers);
+                }
             }
         }
         if let Some(brokers) = &self.args.brokers {
@@ -132,6 +140,38 @@ impl Bench<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The flags of the runs beside the base runs (`--window`, `--rules`), if any.
+    fn variant(&self) -> Option<Vec<String>> {
+        if self.args.window.is_none() && self.args.rules.is_none() {
+            return None;
+        }
+        let window = match self.args.window {
+            None | Some(WindowSpan::Cumulative) => "cumulative".to_owned(),
+            Some(WindowSpan::Span(span)) => humantime::format_duration(span).to_string(),
+        };
+        let rules = self.args.rules.clone().unwrap_or_else(|| "none".to_owned());
+        Some(vec!["--window".into(), window, "--rules".into(), rules])
+    }
+
+    /// Notes how the run named `variant` compares with the base run `base` at `workers`.
+    fn compare(&mut self, base: &str, variant: &str, workers: usize) {
+        let rate = |name: &str| {
+            self.rows
+                .iter()
+                .rev()
+                .find(|r| r.source == name && r.workers == workers)
+                .map(|r| r.shape.messages as f64 / r.run.wall_s)
+        };
+        if let (Some(base_rate), Some(rate)) = (rate(base), rate(variant)) {
+            self.notes.push(format!(
+                "`{variant}` at {workers} worker(s): {} messages/s, {:.0}% of `{base}` ({} messages/s).",
+                thousands(rate),
+                100.0 * rate / base_rate,
+                thousands(base_rate)
+            ));
+        }
     }
 
     /// Produces the input into a fresh topic, then reads it back with each worker count.
@@ -169,7 +209,10 @@ impl Bench<'_> {
         ));
         for &workers in &self.args.workers {
             let group = format!("{topic}-w{workers}");
-            let run = strings(&["run", "--until-end", "--group", &group], &target);
+            let run = strings(
+                &["run", "--until-end", "--rules", "none", "--group", &group],
+                &target,
+            );
             let name = format!("kafka, {partitions} partitions");
             self.throughput(name, run, workers, Feed::Nothing, shape)?;
         }

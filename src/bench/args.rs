@@ -93,6 +93,19 @@ pub struct BenchArgs {
         value_parser = flags::duration(Duration::from_millis(1))
     )]
     pub paced_epoch: Duration,
+    /// Also run every throughput configuration over this window (`run --window`), beside the
+    /// cumulative run: cumulative or a DURATION, a whole multiple of --epoch (e.g. 1m).
+    #[arg(
+        long,
+        value_name = "cumulative|DURATION",
+        allow_hyphen_values = true,
+        value_parser = flags::window
+    )]
+    pub window: Option<flags::WindowSpan>,
+    /// Also run every throughput configuration with these rules (`run --rules`: builtin, none
+    /// or a TOML file), beside the run without alerts. The base runs use `--rules none`.
+    #[arg(long, value_name = "builtin|none|FILE")]
+    pub rules: Option<String>,
     /// Seed and malformed fraction of the generated lines.
     #[command(flatten)]
     pub lines: crate::cli::LineArgs,
