@@ -311,6 +311,7 @@ impl DataDir {
             lines: LineArgs { seed, bad_fraction },
             sensors,
             interval_ms: 0.3,
+            scenarios: Default::default(),
         };
         let mut data = Vec::new();
         generate.write(&mut data)?;
