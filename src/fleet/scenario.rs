@@ -3,7 +3,8 @@
 //!
 //! On its own the fleet raises no alert (see [`super`]). A scenario changes one device, from a
 //! start measured from the start of the stream (`generate`: the first line's event time; the
-//! demo: the run's start, the same instant for every worker of a process):
+//! demo: the run's start, taken once per process, so the same instant for all its workers; the
+//! processes of a cluster each take their own, as far apart as they were started):
 //!
 //! | name        | device | what                                                         | alert it should raise               |
 //! |-------------|--------|--------------------------------------------------------------|-------------------------------------|
