@@ -33,6 +33,7 @@ use crate::config::ConfigError;
 use crate::epoch::parse_event_time;
 use crate::flags::WindowSpan;
 use crate::message::{parse, DEFAULT_MAX_MESSAGE_BYTES};
+use crate::rules::RulesSource;
 pub use args::{BenchArgs, BenchSource, MAX_MESSAGES};
 use child::{measure_one, run_child, ChildRun, Feed};
 use report::{load_average, millis, thousands};
@@ -151,7 +152,11 @@ impl Bench<'_> {
             None | Some(WindowSpan::Cumulative) => "cumulative".to_owned(),
             Some(WindowSpan::Span(span)) => humantime::format_duration(span).to_string(),
         };
-        let rules = self.args.rules.clone().unwrap_or_else(|| "none".to_owned());
+        let rules = match &self.args.rules {
+            None | Some(RulesSource::None) => "none".to_owned(),
+            Some(RulesSource::Builtin) => "builtin".to_owned(),
+            Some(RulesSource::File(path)) => path.display().to_string(),
+        };
         Some(vec!["--window".into(), window, "--rules".into(), rules])
     }
 
@@ -354,6 +359,7 @@ impl DataDir {
             lines: LineArgs { seed, bad_fraction },
             sensors,
             interval_ms: 0.3,
+            scenarios: Default::default(),
         };
         let mut data = Vec::new();
         generate.write(&mut data)?;

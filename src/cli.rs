@@ -15,6 +15,7 @@ use crate::config::{
 };
 use crate::epoch::{EpochGrid, TimeMode, Window};
 use crate::flags;
+use crate::fleet::scenario::{self, Plan, Scenarios};
 use crate::fleet::{Fleet, Generator, DEFAULT_SENSORS, GENERATE_START_MS, LAST_EVENT_MS};
 use crate::kafka::{ClientSettings, Property};
 use crate::message::DEFAULT_MAX_MESSAGE_BYTES;
@@ -53,7 +54,7 @@ pub enum Command {
     /// Create or describe a Kafka topic.
     Topic(crate::kafka::admin::TopicArgs),
     /// Measure throughput, report latency and peak memory of the whole engine.
-    Bench(crate::bench::BenchArgs),
+    Bench(Box<crate::bench::BenchArgs>),
     /// Print the humidity rules in force (built-in or a TOML file's) as TOML.
     Rules(crate::rules::RulesArgs),
 }
@@ -235,6 +236,10 @@ pub struct RunArgs {
         value_parser = flags::whole::<u64>(0, u64::MAX)
     )]
     pub seed: Option<u64>,
+    /// Demo only: trouble to inject, comma-separated NAME[@START] (excursion, silence, drift;
+    /// START from the run's start) or none [default: excursion@1m,silence@2m,drift@3m].
+    #[arg(long = "scenario", value_name = "LIST", value_parser = scenario::parse)]
+    pub scenarios: Option<Scenarios>,
 }
 
 /// Messages per second of the demo fleet without `--rate`.
@@ -318,6 +323,7 @@ impl RunArgs {
                 ("--rate", self.rate.is_some()),
                 ("--sensors", self.sensors.is_some()),
                 ("--seed", self.seed.is_some()),
+                ("--scenario", self.scenarios.is_some()),
             ] {
                 if given {
                     return Err(ConfigError::DemoOnly(flag));
@@ -372,6 +378,7 @@ impl RunArgs {
                 rate: self.rate.unwrap_or(DEFAULT_RATE),
                 sensors: self.sensors.unwrap_or(DEFAULT_SENSORS),
                 seed: self.seed.unwrap_or(1),
+                scenarios: self.scenarios.clone().unwrap_or_else(Scenarios::demo),
             },
             (Some(path), _, _, _) if path.as_os_str() == "-" => Input::File {
                 path: None,
@@ -478,6 +485,10 @@ pub struct GenerateArgs {
         value_parser = flags::real(0.0, 86_400_000.0)
     )]
     pub interval_ms: f64,
+    /// Trouble to inject: comma-separated NAME[@START] (excursion, silence, drift; START from
+    /// the first line's event time, e.g. excursion@5m) or none.
+    #[arg(long = "scenario", default_value = "none", value_name = "LIST", value_parser = scenario::parse)]
+    pub scenarios: Scenarios,
 }
 
 /// The most lines `generate --count` writes.
@@ -494,17 +505,21 @@ impl GenerateArgs {
             }
             .into());
         }
-        let mut generator = Generator::new(
-            Fleet::new(self.lines.seed, self.sensors),
-            self.lines.seed,
-            self.lines.bad_fraction,
-        );
+        let fleet = Fleet::new(self.lines.seed, self.sensors);
+        let plan = Plan::new(&self.scenarios, &fleet, GENERATE_START_MS);
+        for note in plan.notes() {
+            tracing::info!("{note}");
+        }
+        let mut generator =
+            Generator::new(fleet, self.lines.seed, self.lines.bad_fraction).with_plan(plan);
         let mut buf = Vec::with_capacity(1 << 16);
         for i in 0..self.count {
             // Within the year 9999, as checked above: no overflow.
             let event_ms = GENERATE_START_MS.saturating_add((i as f64 * self.interval_ms) as i64);
-            generator.write_line(event_ms, &mut buf);
-            buf.push(b'\n');
+            // One share of the whole rotation: a line always finds a sensor that is not silenced.
+            if generator.write_line(event_ms, &mut buf) {
+                buf.push(b'\n');
+            }
             if buf.len() >= 1 << 16 {
                 out.write_all(&buf)?;
                 buf.clear();
@@ -575,11 +590,13 @@ mod tests {
             rate,
             sensors,
             seed,
+            scenarios,
         } = config.input
         else {
             panic!("not the demo: {:?}", config.input);
         };
         assert_eq!((rate, sensors, seed), (DEFAULT_RATE, DEFAULT_SENSORS, 1));
+        assert_eq!(scenarios, Scenarios::demo());
         assert_eq!(config.grid.len(), Duration::from_secs(3));
         assert_eq!(config.connect_timeout, Duration::from_secs(60));
         let e = run_config(&["run", "-i", "-", "--sensors", "5"]).expect_err("with -i");
@@ -599,6 +616,7 @@ mod tests {
             },
             sensors: 10,
             interval_ms,
+            scenarios: Scenarios::none(),
         };
         let e = args(MAX_COUNT, 86_400_000.0)
             .write(&mut Vec::new())

@@ -19,6 +19,8 @@ pub enum Input {
         sensors: usize,
         /// Seed of the fleet and of the readings.
         seed: u64,
+        /// Trouble to inject (`--scenario`).
+        scenarios: crate::fleet::scenario::Scenarios,
     },
     /// JSON lines from a file or stdin.
     File {

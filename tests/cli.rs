@@ -351,7 +351,9 @@ fn demo_runs_without_arguments_until_interrupted() {
         .args([
             "--epoch", "300ms", "--format", "json", "-w", "2", "--rate", "20000",
         ])
+        .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
     std::thread::sleep(std::time::Duration::from_millis(1500));
@@ -362,6 +364,15 @@ fn demo_runs_without_arguments_until_interrupted() {
     assert!(status.success());
     let out = child.wait_with_output().expect("wait");
     assert!(out.status.success());
+    // The demo's default scenarios, each said once, in wall-clock time (gh-9 point 4).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for says in [
+        "scenario excursion: CT1 +25 % RH from ",
+        "scenario silence: SPECT1's ",
+        "scenario drift: MRI1 rises 30 % RH per hour from ",
+    ] {
+        assert_eq!(stderr.matches(says).count(), 1, "{says:?} in {stderr}");
+    }
     let reports = json_lines(&out.stdout);
     assert!(
         reports.len() >= 3,
@@ -616,4 +627,100 @@ fn gh_9_with_changes_a_device_leaving_the_window_appears_once_with_null() {
         last["avg_humidity_by_device"],
         serde_json::json!([["MRI1", 45.0]])
     );
+}
+
+/// The lines of `hygroflow generate ARGS` (which must succeed), each as (event ms from the
+/// first line, device, humidity, guid), and its stderr at log level info.
+fn generated(args: &[&str]) -> (Vec<(i64, String, f64, String)>, String) {
+    let out = hygroflow()
+        .arg("generate")
+        .args(args)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    let mut first = None;
+    let lines = json_lines(&out.stdout)
+        .iter()
+        .map(|v| {
+            let time = v["eventTime"].as_str().expect("eventTime");
+            let ms = chrono::DateTime::parse_from_rfc3339(time)
+                .expect("RFC 3339")
+                .timestamp_millis();
+            let device = v["medicalimagingdevice"]
+                .as_str()
+                .or_else(|| v["medicalImagingdevice"].as_str())
+                .expect("device");
+            let humidity = v["payload"]["data"]["humidity"].as_f64().expect("humidity");
+            let guid = v["guid"].as_str().expect("guid");
+            let from = *first.get_or_insert(ms);
+            (ms - from, device.to_owned(), humidity, guid.to_owned())
+        })
+        .collect();
+    (lines, stderr)
+}
+
+#[test]
+fn gh_9_an_excursion_raises_ct1_by_25_inside_its_window_only() {
+    // 4 minutes of lines 30 ms apart; CT1 reads +25 % RH from 1m to 3m.
+    let args = ["--count", "8000", "--interval-ms", "30", "--seed", "3"];
+    let (plain, quiet) = generated(&args);
+    assert!(quiet.is_empty(), "no scenario, nothing said: {quiet}");
+    let (raised, said) = generated(&[&args[..], &["--scenario", "excursion@1m"]].concat());
+    assert!(
+        said.contains("scenario excursion: CT1 +25 % RH from 2022-07-30T01:10:00.000Z to 2022-07-30T01:12:00.000Z"),
+        "{said}"
+    );
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert_eq!(plain.len(), raised.len());
+    let mut inside = 0;
+    for (p, r) in plain.iter().zip(&raised) {
+        // The same sensors at the same times: only CT1's humidity moves, inside the window.
+        assert_eq!((p.0, &p.1, &p.3), (r.0, &r.1, &r.3));
+        let window = (60_000..180_000).contains(&p.0);
+        let expected = if window && p.1 == "CT1" { 25.0 } else { 0.0 };
+        assert!((r.2 - p.2 - expected).abs() < 0.11, "{p:?} -> {r:?}");
+        inside += usize::from(window && p.1 == "CT1");
+    }
+    assert!(inside > 50, "CT1 reads often in 2 minutes: {inside}");
+}
+
+#[test]
+fn gh_9_the_fleet_alone_raises_no_alert() {
+    // 20 minutes at a realistic pace: about one reading per device every 1.5 s.
+    let (lines, stderr) = generated(&["--count", "40000", "--interval-ms", "30"]);
+    assert!(stderr.is_empty(), "{stderr}");
+    let mut by_device: std::collections::BTreeMap<&str, Vec<(i64, f64)>> = Default::default();
+    let mut last_seen: std::collections::HashMap<&str, i64> = Default::default();
+    let mut longest_gap = 0;
+    for (ms, device, humidity, guid) in &lines {
+        by_device.entry(device).or_default().push((*ms, *humidity));
+        if let Some(before) = last_seen.insert(guid, *ms) {
+            longest_gap = longest_gap.max(ms - before);
+        }
+    }
+    assert_eq!(by_device.len(), 51);
+    assert_eq!(last_seen.len(), 2_100, "every sensor reports");
+    assert!(
+        longest_gap < 5 * 60_000,
+        "no sensor falls silent: {longest_gap} ms"
+    );
+    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
+    for (device, readings) in by_device {
+        let all: Vec<f64> = readings.iter().map(|r| r.1).collect();
+        assert!((30.0..=60.0).contains(&mean(&all)), "{device}");
+        let mut minutes: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
+        for (ms, humidity) in readings {
+            minutes.entry(ms / 60_000).or_default().push(humidity);
+        }
+        let means: Vec<f64> = minutes.values().map(|m| mean(m)).collect();
+        assert!(
+            means.iter().all(|m| (30.0..=60.0).contains(m)),
+            "{device}: {means:?}"
+        );
+        let max = means.iter().copied().fold(f64::MIN, f64::max);
+        let min = means.iter().copied().fold(f64::MAX, f64::min);
+        assert!(max - min < 5.0, "{device}: per-minute means {means:?}");
+    }
 }

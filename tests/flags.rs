@@ -85,6 +85,17 @@ const INTEGERS: &[&str] = &["", "x", "1.5", "1e3", "18446744073709551616"];
 const DURATIONS: &[&str] = &["", "x", "3", "-1s", "366d", "500000000000y"];
 const BROKERS: &[&str] = &["", " ", "not a broker", "h:99999", "h:0", "a:1,", ":9092"];
 const TOPICS: &[&str] = &["", "a b", "a/b", ".", "..", "t\u{1b}[2J"];
+const SCENARIOS: &[&str] = &[
+    "",
+    ",",
+    "flood",
+    "none,drift",
+    "drift,drift",
+    "drift@",
+    "drift@x",
+    "drift@-1s",
+    "drift@2y",
+];
 
 /// `run`'s flags and their bad values.
 #[rustfmt::skip]
@@ -129,6 +140,7 @@ fn run_flags() -> Vec<Flag> {
         Flag { base: RUN, flag: "--sensors", named: "--sensors", bad: &["0", "-1", "100000001", "10000000000", "18446744073709551615"] },
         Flag { base: RUN, flag: "--sensors", named: "--sensors", bad: INTEGERS },
         Flag { base: RUN, flag: "--seed", named: "--seed", bad: &["-1", "", "x", "18446744073709551616"] },
+        Flag { base: RUN, flag: "--scenario", named: "--scenario", bad: SCENARIOS },
     ]
 }
 
@@ -252,6 +264,14 @@ fn gh_8_run_refuses_flags_that_do_not_go_together() {
             &["run", "-b", NOWHERE, "-t", "in", "--rate", "1"],
             "--rate is for the simulated fleet only",
         ),
+        (
+            &["run", "-i", "-", "--scenario", "none"],
+            "--scenario is for the simulated fleet only",
+        ),
+        (
+            &["run", "-b", NOWHERE, "-t", "in", "--scenario", "drift@5m"],
+            "--scenario is for the simulated fleet only",
+        ),
         // A topic used twice would feed the job its own output (gh-8 point 12).
         (
             &["run", "-b", NOWHERE, "-t", "in", "--results-topic", "in"],
@@ -304,6 +324,7 @@ fn generate_flags() -> Vec<Flag> {
         Flag { base: GENERATE, flag: "--bad-fraction", named: "--bad-fraction", bad: &["2", "-0.1", "NaN", "inf", "", "x"] },
         Flag { base: GENERATE, flag: "--sensors", named: "--sensors", bad: &["0", "-5", "100000001", "18446744073709551615"] },
         Flag { base: GENERATE, flag: "--interval-ms", named: "--interval-ms", bad: &["inf", "-inf", "infinity", "NaN", "1e300", "-1", "-0.5", "86400001", "", "x"] },
+        Flag { base: GENERATE, flag: "--scenario", named: "--scenario", bad: SCENARIOS },
     ]
 }
 
@@ -369,6 +390,8 @@ fn bench_flags() -> Vec<Flag> {
         Flag { base: BENCH, flag: "-w", named: "--workers", bad: &["0", "-1", "257", "1,0"] },
         Flag { base: BENCH, flag: "--sources", named: "--sources", bad: &["", "disk", "file,disk"] },
         Flag { base: BENCH, flag: "--repeat", named: "--repeat", bad: &["0", "-1", "101"] },
+        Flag { base: BENCH, flag: "--window", named: "--window", bad: &["0s", "abc", "Cumulative"] },
+        Flag { base: BENCH, flag: "--rules", named: "--rules", bad: &[""] },
         Flag { base: BENCH, flag: "--epoch", named: "--epoch", bad: &["0s", "2y"] },
         Flag { base: BENCH, flag: "--epoch", named: "--epoch", bad: DURATIONS },
         Flag { base: BENCH, flag: "--paced-rate", named: "--paced-rate", bad: &["-1", "10000001"] },

@@ -104,8 +104,8 @@ pub struct BenchArgs {
     pub window: Option<flags::WindowSpan>,
     /// Also run every throughput configuration with these rules (`run --rules`: builtin, none
     /// or a TOML file), beside the run without alerts. The base runs use `--rules none`.
-    #[arg(long, value_name = "builtin|none|FILE")]
-    pub rules: Option<String>,
+    #[arg(long, value_name = "builtin|none|FILE", value_parser = crate::rules::source)]
+    pub rules: Option<crate::rules::RulesSource>,
     /// Seed and malformed fraction of the generated lines.
     #[command(flatten)]
     pub lines: crate::cli::LineArgs,

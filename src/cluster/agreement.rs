@@ -93,11 +93,13 @@ impl Agreement {
                 rate,
                 sensors,
                 seed,
+                scenarios,
             } => settings.extend([
                 ("input", "the demo fleet (no -i or -t)".to_owned()),
                 ("--rate", format!("--rate {rate}")),
                 ("--sensors", format!("--sensors {sensors}")),
                 ("--seed", format!("--seed {seed}")),
+                ("--scenario", format!("--scenario {scenarios}")),
             ]),
             // Each process reads its own copy, which may live at another path.
             Input::File { .. } => settings.push(("input", "--input".to_owned())),
@@ -252,6 +254,7 @@ mod tests {
                 rate: 100,
                 sensors: 10,
                 seed: 1,
+                scenarios: Default::default(),
             },
             grid: EpochGrid::new(Duration::from_millis(epoch_ms)).expect("epoch"),
             window: Window::Cumulative,

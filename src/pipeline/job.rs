@@ -20,7 +20,7 @@ use hygroflow_dataflows::{AlertRules, Transition};
 use crate::checkpoint::{Settings, StateDir};
 use crate::config::{AlertsOut, Config, Input, KafkaInput};
 use crate::epoch::TimeMode;
-use crate::fleet::Fleet;
+use crate::fleet::{scenario::Plan, Fleet};
 use crate::kafka::publisher::Publisher;
 use crate::kafka::readback::published_ids;
 use crate::sink::alerts::{AlertLog, AlertTopic};
@@ -44,6 +44,8 @@ pub(crate) enum Feed {
         fleet: Fleet,
         /// Seed of the fleet and its readings.
         seed: u64,
+        /// The scenarios, timed from the job's start: the same for every worker.
+        plan: Plan,
     },
     /// Lines from the process's reader thread, one source per local worker.
     File {
@@ -98,12 +100,19 @@ impl Job {
                 rate,
                 sensors,
                 seed,
+                scenarios,
             } => {
                 info!(sensors, rate, "streaming the simulated fleet (devices CT1-SPECT8); Ctrl-C stops with a final report");
+                let fleet = Fleet::new(*seed, *sensors);
+                let plan = Plan::new(scenarios, &fleet, chrono::Utc::now().timestamp_millis());
+                for note in plan.notes() {
+                    info!("{note}");
+                }
                 Feed::Demo {
                     rate: *rate,
-                    fleet: Fleet::new(*seed, *sensors),
+                    fleet,
                     seed: *seed,
+                    plan,
                 }
             }
             Input::File { path, rejects } => file_feed(&config, path.as_ref(), rejects.as_ref())?,
@@ -222,8 +231,14 @@ impl Job {
         resume: &Offsets,
     ) -> anyhow::Result<Box<dyn Source>> {
         Ok(match &self.feed {
-            Feed::Demo { rate, fleet, seed } => Box::new(GeneratorSource::new(
+            Feed::Demo {
+                rate,
+                fleet,
+                seed,
+                plan,
+            } => Box::new(GeneratorSource::new(
                 fleet.clone(),
+                plan.clone(),
                 *seed,
                 *rate,
                 index,

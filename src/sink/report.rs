@@ -312,6 +312,7 @@ mod tests {
             rejected_messages: 2,
             late_messages: 0,
             future_messages: 0,
+            ..Snapshot::default()
         }
     }
 
