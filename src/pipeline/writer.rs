@@ -284,30 +284,7 @@ impl EpochWriter {
             }
             inputs.device_sums.update(device, (sum, count));
         }
-        let new_sensors = self.tally.drain_new_sensors();
-        match expiry {
-            None => {
-                for sensor in new_sensors {
-                    inputs.sensors.update(sensor, 1);
-                }
-            }
-            Some(expiry) => {
-                drop(new_sensors);
-                for sensor in self.tally.drain_epoch_sensors() {
-                    if alerts {
-                        let (device, guid) = sensor.clone();
-                        inputs.feed.update(Observation::Seen { device, guid }, 1);
-                    }
-                    inputs.sensors.update_at(sensor.clone(), expiry, -1);
-                    inputs.sensors.update(sensor, 1);
-                }
-            }
-        }
-        if alerts && expiry.is_none() {
-            for (device, guid) in self.tally.drain_epoch_sensors() {
-                inputs.feed.update(Observation::Seen { device, guid }, 1);
-            }
-        }
+        send_sensors(inputs, &mut self.tally, expiry, alerts);
         if expiry.is_some() && received != 0 {
             inputs.counters.update(Counter::Received, received);
         }
@@ -441,5 +418,41 @@ fn restore_feed(inputs: &mut InputHandles, state: &WorkerState) {
             epoch: *epoch,
         };
         inputs.feed.update(seen, 1);
+    }
+}
+
+/// Sends the sensors of the closing epoch: cumulative, those seen for the first time; windowed
+/// (`expiry`), every sensor seen in the epoch with its retraction at `expiry`; with alerts,
+/// every sensor seen in the epoch to the alerts' feed too.
+fn send_sensors(
+    inputs: &mut InputHandles,
+    tally: &mut WorkerTally,
+    expiry: Option<Epoch>,
+    alerts: bool,
+) {
+    let new_sensors = tally.drain_new_sensors();
+    match expiry {
+        None => {
+            for sensor in new_sensors {
+                inputs.sensors.update(sensor, 1);
+            }
+        }
+        Some(expiry) => {
+            drop(new_sensors);
+            for sensor in tally.drain_epoch_sensors() {
+                if alerts {
+                    let (device, guid) = sensor.clone();
+                    inputs.feed.update(Observation::Seen { device, guid }, 1);
+                }
+                inputs.sensors.update_at(sensor.clone(), expiry, -1);
+                inputs.sensors.update(sensor, 1);
+            }
+            return;
+        }
+    }
+    if alerts {
+        for (device, guid) in tally.drain_epoch_sensors() {
+            inputs.feed.update(Observation::Seen { device, guid }, 1);
+        }
     }
 }
