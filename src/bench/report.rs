@@ -3,7 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{Bench, Latency, Row, WARM_UP_REPORTS};
+use super::{Bench, Counted, Latency, Row, WARM_UP_REPORTS};
 
 pub(super) fn millis(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
@@ -143,9 +143,10 @@ impl Row {
 
     pub(super) fn cells(&self) -> Vec<String> {
         let check = match self.counted {
-            Some(n) if n == self.shape.messages as i64 => "yes".to_owned(),
-            Some(n) => format!("**no: {n}**"),
-            None => "**no report**".to_owned(),
+            Counted::All(Some(n)) if n == self.shape.messages as i64 => "yes".to_owned(),
+            Counted::All(Some(n)) => format!("**no: {n}**"),
+            Counted::All(None) => "**no report**".to_owned(),
+            Counted::Window => "window".to_owned(),
         };
         vec![
             self.source.clone(),

@@ -36,6 +36,7 @@ mod printer;
 mod stop;
 #[cfg(test)]
 mod tests;
+mod window;
 mod worker;
 mod writer;
 

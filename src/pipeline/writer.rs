@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::mem;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hygroflow_dataflows::{Counter, Epoch, InputHandles, Observation, Transition};
+use hygroflow_dataflows::{Counter, Epoch, InputHandles, Observation, SensorKey, Transition};
 use tracing::warn;
 
 use crate::checkpoint::{CheckpointError, WorkerState};
@@ -27,6 +27,7 @@ use crate::source::{Origin, RawRecord};
 use crate::tally::WorkerTally;
 
 use super::checkpointer::Checkpointer;
+use super::window::WindowSensors;
 
 /// Closing an epoch failed.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +119,8 @@ pub(crate) struct EpochWriter {
     window: Option<u64>,
     /// Alerts are on: every epoch's observations go to the alerts' feed.
     alerts: bool,
+    /// Windowed: the sensors in this worker's window.
+    window_sensors: Option<WindowSensors>,
     tally: WorkerTally,
     counts: EpochCounts,
     /// Windowed: messages assigned to the open epoch (valid or rejected).
@@ -154,6 +157,7 @@ impl EpochWriter {
             open: 0,
             window: window.epochs(),
             alerts,
+            window_sensors: window.epochs().map(WindowSensors::new),
             tally: if alerts || window != Window::Cumulative {
                 WorkerTally::tracking_epochs()
             } else {
@@ -233,6 +237,9 @@ impl EpochWriter {
                     inputs.feed.update_at(Observation::Received, e, 1);
                 }
             }
+            if let Some(window) = &mut self.window_sensors {
+                send_leaving(inputs, window.leaving_through(epoch));
+            }
             inputs.advance_to(epoch);
             inputs.flush();
         }
@@ -247,7 +254,10 @@ impl EpochWriter {
             return Ok(());
         }
         self.close_open(journal)?;
-        if let Some(inputs) = self.inputs.take() {
+        if let Some(mut inputs) = self.inputs.take() {
+            if let Some(window) = &mut self.window_sensors {
+                send_leaving(&mut inputs, window.leaving_through(Epoch::MAX));
+            }
             inputs.close();
         }
         Ok(())
@@ -284,7 +294,12 @@ impl EpochWriter {
             }
             inputs.device_sums.update(device, (sum, count));
         }
-        send_sensors(inputs, &mut self.tally, expiry, alerts);
+        send_sensors(
+            inputs,
+            &mut self.tally,
+            (open, self.window_sensors.as_mut()),
+            alerts,
+        );
         if expiry.is_some() && received != 0 {
             inputs.counters.update(Counter::Received, received);
         }
@@ -320,7 +335,7 @@ impl EpochWriter {
             return;
         };
         for state in states {
-            restore_analyses(inputs, &mut self.tally, state, self.window);
+            restore_analyses(inputs, &mut self.tally, state, self.window_sensors.as_mut());
             if self.alerts {
                 restore_feed(inputs, state);
             }
@@ -353,16 +368,15 @@ impl EpochWriter {
 }
 
 /// Restores one old worker's part of the analyses. Cumulative: its totals and its sensors.
-/// Windowed (`window` epochs): the per-epoch sums still in the window, each retracted where it
-/// leaves, and each sensor until a window past its last reading (several old workers' copies
-/// of a sensor add up; the distinct counts absorb that).
+/// Windowed: the per-epoch sums still in the window, each retracted where it leaves, and each
+/// sensor until a window past its last reading.
 fn restore_analyses(
     inputs: &mut InputHandles,
     tally: &mut WorkerTally,
     state: &WorkerState,
-    window: Option<u64>,
+    window: Option<&mut WindowSensors>,
 ) {
-    match window {
+    match &window {
         None => {
             for (device, sum, count) in &state.devices {
                 inputs.device_sums.update(device.clone(), (*sum, *count));
@@ -370,7 +384,7 @@ fn restore_analyses(
         }
         Some(window) => {
             for (epoch, device, sum, count) in &state.recent {
-                let expiry = epoch.saturating_add(window);
+                let expiry = epoch.saturating_add(window.epochs());
                 inputs
                     .device_sums
                     .update_at(device.clone(), expiry, (-*sum, -*count));
@@ -378,18 +392,16 @@ fn restore_analyses(
             }
         }
     }
+    let mut window = window;
     for (device, guid, last) in &state.sensors {
         let new = tally.restore_seen(device, guid, *last);
         let sensor = (device.clone(), guid.clone());
-        match window {
-            None if new => inputs.sensors.update(sensor, 1),
-            None => {}
-            Some(window) => {
-                inputs
-                    .sensors
-                    .update_at(sensor.clone(), last.saturating_add(window), -1);
-                inputs.sensors.update(sensor, 1);
-            }
+        let enters = match window.as_deref_mut() {
+            None => new,
+            Some(window) => window.seen(&sensor, *last),
+        };
+        if enters {
+            inputs.sensors.update(sensor, 1);
         }
     }
 }
@@ -421,38 +433,52 @@ fn restore_feed(inputs: &mut InputHandles, state: &WorkerState) {
     }
 }
 
-/// Sends the sensors of the closing epoch: cumulative, those seen for the first time; windowed
-/// (`expiry`), every sensor seen in the epoch with its retraction at `expiry`; with alerts,
-/// every sensor seen in the epoch to the alerts' feed too.
+/// Sends the sensors of the closing epoch `open`: cumulative, those seen for the first time;
+/// windowed, those that enter the window; with alerts, every sensor seen in the epoch to the
+/// alerts' feed, one observation per device.
 fn send_sensors(
     inputs: &mut InputHandles,
     tally: &mut WorkerTally,
-    expiry: Option<Epoch>,
+    (open, window): (Epoch, Option<&mut WindowSensors>),
     alerts: bool,
 ) {
     let new_sensors = tally.drain_new_sensors();
-    match expiry {
-        None => {
-            for sensor in new_sensors {
-                inputs.sensors.update(sensor, 1);
-            }
+    let Some(window) = window else {
+        for sensor in new_sensors {
+            inputs.sensors.update(sensor, 1);
         }
-        Some(expiry) => {
-            drop(new_sensors);
-            for sensor in tally.drain_epoch_sensors() {
-                if alerts {
-                    let (device, guid) = sensor.clone();
-                    inputs.feed.update(Observation::Seen { device, guid }, 1);
-                }
-                inputs.sensors.update_at(sensor.clone(), expiry, -1);
-                inputs.sensors.update(sensor, 1);
-            }
-            return;
+        if alerts {
+            send_seen(inputs, tally.drain_epoch_sensors());
+        }
+        return;
+    };
+    drop(new_sensors);
+    let seen: Vec<SensorKey> = tally.drain_epoch_sensors().collect();
+    for sensor in &seen {
+        if window.seen(sensor, open) {
+            inputs.sensors.update(sensor.clone(), 1);
         }
     }
     if alerts {
-        for (device, guid) in tally.drain_epoch_sensors() {
-            inputs.feed.update(Observation::Seen { device, guid }, 1);
-        }
+        send_seen(inputs, seen.into_iter());
+    }
+}
+
+/// Sends the sensors seen in the closing epoch to the alerts' feed, grouped by device.
+fn send_seen(inputs: &mut InputHandles, seen: impl Iterator<Item = SensorKey>) {
+    let mut by_device: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (device, guid) in seen {
+        by_device.entry(device).or_default().push(guid);
+    }
+    for (device, mut guids) in by_device {
+        guids.sort_unstable();
+        inputs.feed.update(Observation::Seen { device, guids }, 1);
+    }
+}
+
+/// Sends the `-1` of every sensor leaving the window, at the epoch it leaves.
+fn send_leaving(inputs: &mut InputHandles, leaving: Vec<(SensorKey, Epoch)>) {
+    for (sensor, at) in leaving {
+        inputs.sensors.update_at(sensor, at, -1);
     }
 }

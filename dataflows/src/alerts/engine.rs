@@ -4,11 +4,12 @@
 //! what the workers observed in it. Restored observations arrive first and are settled into
 //! state before the first epoch of the run.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::device::DeviceAlerts;
 use super::silence::SensorClock;
 use super::types::{AlertKind, AlertRules, Observation, Transition};
+use super::FastMap;
 use crate::{Epoch, SensorKey};
 
 /// What the workers observed in one epoch, for this worker's devices.
@@ -17,9 +18,9 @@ pub(crate) struct EpochBatch {
     /// Some worker had a message in the epoch.
     pub(crate) reported: bool,
     /// Sum and count per device.
-    pub(crate) readings: HashMap<String, (i64, i64)>,
-    /// Sensors that read.
-    pub(crate) seen: Vec<SensorKey>,
+    pub(crate) readings: FastMap<String, (i64, i64)>,
+    /// Sensors that read, by device.
+    pub(crate) seen: Vec<(String, Vec<String>)>,
 }
 
 impl EpochBatch {
@@ -36,7 +37,7 @@ impl EpochBatch {
                 entry.0 += sum_micro * diff;
                 entry.1 += count * diff;
             }
-            Observation::Seen { device, guid } if diff > 0 => self.seen.push((device, guid)),
+            Observation::Seen { device, guids } if diff > 0 => self.seen.push((device, guids)),
             Observation::Received if diff > 0 => self.reported = true,
             _ => {}
         }
@@ -145,9 +146,9 @@ impl AlertEngine {
                 state.add(t, s, c);
             }
         }
-        for (sensor, epoch) in restored.last_seen {
-            let silence = self.device(&sensor.0).rule().silence;
-            self.sensors.remember(sensor, epoch, silence);
+        for ((device, guid), epoch) in restored.last_seen {
+            let silence = self.device(&device).rule().silence;
+            self.sensors.remember(&device, &guid, epoch, silence);
         }
         for line in restored.active {
             match line.kind {
@@ -171,10 +172,15 @@ impl AlertEngine {
                 self.device(&device).add(epoch, sum, count);
             }
         }
-        for sensor in batch.seen {
-            let rule = *self.device(&sensor.0).rule();
-            self.sensors
-                .seen(sensor, epoch, (rule.silence, rule.silence_ms), &mut out);
+        for (device, guids) in batch.seen {
+            let rule = *self.device(&device).rule();
+            self.sensors.seen(
+                &device,
+                guids,
+                epoch,
+                (rule.silence, rule.silence_ms),
+                &mut out,
+            );
         }
         if !batch.reported {
             return out;

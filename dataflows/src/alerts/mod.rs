@@ -39,6 +39,9 @@ pub use types::{
 };
 
 use crate::{Epoch, Feed};
+
+/// Hash maps of the alert state: local to a worker, so a fast, randomly seeded hasher.
+type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use engine::{AlertEngine, EpochBatch};
 
 /// Builds the alerts over `feed` with `rules`: each worker's transitions, stamped with their

@@ -20,12 +20,13 @@ pub enum Observation {
         /// Number of readings.
         count: i64,
     },
-    /// A sensor read in the epoch.
+    /// Sensors of one device that read in the epoch (one observation per device and epoch
+    /// from each worker, so that the feed's size follows devices, not sensors).
     Seen {
         /// The imaging device.
         device: String,
-        /// The sensor.
-        guid: String,
+        /// The sensors, sorted.
+        guids: Vec<String>,
     },
     /// The epoch had at least one message (valid, rejected or late) on the sending worker:
     /// it is *reported*, and alerts are evaluated at it. Sent to every worker.
