@@ -29,8 +29,8 @@ pub struct WorkerTally {
     seen: FastMap<String, Vec<(String, Epoch)>>,
     /// Sensors first seen this epoch.
     new_sensors: Vec<SensorKey>,
-    /// Tracking epochs: every sensor seen this epoch.
-    epoch_sensors: Vec<SensorKey>,
+    /// Tracking epochs: every sensor seen this epoch, by device.
+    epoch_sensors: FastMap<String, Vec<String>>,
     tracking: bool,
     /// The epoch readings are added to.
     epoch: Epoch,
@@ -71,17 +71,15 @@ impl WorkerTally {
             Some((_, last)) => {
                 *last = epoch;
                 if self.tracking {
-                    self.epoch_sensors
-                        .push((device.to_owned(), guid.to_owned()));
+                    track(&mut self.epoch_sensors, device, guid);
                 }
             }
             None => {
                 devices.push((device.to_owned(), epoch));
-                let sensor = (device.to_owned(), guid.to_owned());
                 if self.tracking {
-                    self.epoch_sensors.push(sensor.clone());
+                    track(&mut self.epoch_sensors, device, guid);
                 }
-                self.new_sensors.push(sensor);
+                self.new_sensors.push((device.to_owned(), guid.to_owned()));
             }
         }
     }
@@ -112,9 +110,9 @@ impl WorkerTally {
         self.new_sensors.drain(..)
     }
 
-    /// Tracking epochs: takes every sensor seen this epoch, each once.
-    pub fn drain_epoch_sensors(&mut self) -> impl Iterator<Item = SensorKey> + '_ {
-        self.epoch_sensors.drain(..)
+    /// Tracking epochs: takes every sensor seen this epoch, each once, by device.
+    pub fn drain_epoch_sensors(&mut self) -> impl Iterator<Item = (String, Vec<String>)> + '_ {
+        self.epoch_sensors.drain()
     }
 
     /// Every sensor this worker has seen with the last epoch it read in, sorted, as a
@@ -131,6 +129,16 @@ impl WorkerTally {
             .collect();
         all.sort();
         all
+    }
+}
+
+/// Adds `guid` to the sensors of `device` seen this epoch.
+fn track(epoch_sensors: &mut FastMap<String, Vec<String>>, device: &str, guid: &str) {
+    match epoch_sensors.get_mut(device) {
+        Some(guids) => guids.push(guid.to_owned()),
+        None => {
+            epoch_sensors.insert(device.to_owned(), vec![guid.to_owned()]);
+        }
     }
 }
 
@@ -170,18 +178,15 @@ mod tests {
         t.add("g1", "CT1", 20);
         t.add("g2", "CT1", 5);
         let mut new: Vec<_> = t.drain_epoch_sensors().collect();
-        new.sort();
-        assert_eq!(
-            new,
-            vec![("CT1".into(), "g1".into()), ("CT1".into(), "g2".into())]
-        );
+        new.iter_mut().for_each(|(_, guids)| guids.sort());
+        assert_eq!(new, vec![("CT1".into(), vec!["g1".into(), "g2".into()])]);
         assert_eq!(t.drain_new_sensors().count(), 2);
         // The next epoch: a sensor seen before is listed again, once.
         t.open(8);
         t.add("g1", "CT1", 1);
         t.add("g1", "CT1", 2);
         let new: Vec<_> = t.drain_epoch_sensors().collect();
-        assert_eq!(new, vec![("CT1".into(), "g1".into())]);
+        assert_eq!(new, vec![("CT1".into(), vec!["g1".into()])]);
         assert_eq!(t.drain_new_sensors().count(), 0);
         assert_eq!(
             t.sensors(),

@@ -19,8 +19,8 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub(crate) struct WindowSensors {
     /// Epochs in the window.
     epochs: u64,
-    /// The epoch at which each sensor in the window leaves it.
-    leaves: FastMap<SensorKey, Epoch>,
+    /// device -> guid -> the epoch at which the sensor leaves the window.
+    leaves: FastMap<String, FastMap<String, Epoch>>,
     /// Sensors by the leaving time they had when last checked (a later reading may have
     /// moved it: it is checked again then).
     due: BTreeMap<Epoch, Vec<SensorKey>>,
@@ -43,16 +43,21 @@ impl WindowSensors {
 
     /// `sensor` read at `epoch` (or last read then, for a restored sensor); true if it
     /// enters the window (the caller sends its `+1`).
-    pub(crate) fn seen(&mut self, sensor: &SensorKey, epoch: Epoch) -> bool {
+    pub(crate) fn seen(&mut self, (device, guid): (&str, &str), epoch: Epoch) -> bool {
         let leaves = epoch.saturating_add(self.epochs);
-        match self.leaves.get_mut(sensor) {
+        let sensors = match self.leaves.get_mut(device) {
+            Some(sensors) => sensors,
+            None => self.leaves.entry(device.to_owned()).or_default(),
+        };
+        match sensors.get_mut(guid) {
             Some(at) => {
                 *at = (*at).max(leaves);
                 false
             }
             None => {
-                self.leaves.insert(sensor.clone(), leaves);
-                self.due.entry(leaves).or_default().push(sensor.clone());
+                sensors.insert(guid.to_owned(), leaves);
+                let sensor = (device.to_owned(), guid.to_owned());
+                self.due.entry(leaves).or_default().push(sensor);
                 true
             }
         }
@@ -68,9 +73,12 @@ impl WindowSensors {
             }
             let at = *entry.key();
             for sensor in entry.remove() {
-                match self.leaves.get(&sensor).copied() {
+                let sensors = self.leaves.get_mut(&sensor.0);
+                match sensors.as_ref().and_then(|s| s.get(&sensor.1)).copied() {
                     Some(leaves) if leaves == at => {
-                        self.leaves.remove(&sensor);
+                        if let Some(sensors) = sensors {
+                            sensors.remove(&sensor.1);
+                        }
                         out.push((sensor, at));
                     }
                     // Read again since: check again when it would leave now.
@@ -91,12 +99,12 @@ mod tests {
     fn a_sensor_enters_once_and_leaves_a_window_after_its_last_reading() {
         let mut w = WindowSensors::new(3);
         let g = ("CT1".to_owned(), "g".to_owned());
-        assert!(w.seen(&g, 10));
-        assert!(!w.seen(&g, 11));
-        assert!(!w.seen(&g, 12));
+        assert!(w.seen(("CT1", "g"), 10));
+        assert!(!w.seen(("CT1", "g"), 11));
+        assert!(!w.seen(("CT1", "g"), 12));
         assert!(w.leaving_through(14).is_empty());
         assert_eq!(w.leaving_through(15), [(g.clone(), 15)]);
-        assert!(w.seen(&g, 20), "it enters again");
+        assert!(w.seen(("CT1", "g"), 20), "it enters again");
         assert_eq!(w.leaving_through(Epoch::MAX), [(g, 23)]);
     }
 }

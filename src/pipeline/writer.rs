@@ -395,13 +395,12 @@ fn restore_analyses(
     let mut window = window;
     for (device, guid, last) in &state.sensors {
         let new = tally.restore_seen(device, guid, *last);
-        let sensor = (device.clone(), guid.clone());
         let enters = match window.as_deref_mut() {
             None => new,
-            Some(window) => window.seen(&sensor, *last),
+            Some(window) => window.seen((device, guid), *last),
         };
         if enters {
-            inputs.sensors.update(sensor, 1);
+            inputs.sensors.update((device.clone(), guid.clone()), 1);
         }
     }
 }
@@ -453,25 +452,22 @@ fn send_sensors(
         return;
     };
     drop(new_sensors);
-    let seen: Vec<SensorKey> = tally.drain_epoch_sensors().collect();
-    for sensor in &seen {
-        if window.seen(sensor, open) {
-            inputs.sensors.update(sensor.clone(), 1);
+    for (device, guids) in tally.drain_epoch_sensors() {
+        for guid in &guids {
+            if window.seen((&device, guid), open) {
+                inputs.sensors.update((device.clone(), guid.clone()), 1);
+            }
         }
-    }
-    if alerts {
-        send_seen(inputs, seen.into_iter());
+        if alerts {
+            inputs.feed.update(Observation::Seen { device, guids }, 1);
+        }
     }
 }
 
-/// Sends the sensors seen in the closing epoch to the alerts' feed, grouped by device.
-fn send_seen(inputs: &mut InputHandles, seen: impl Iterator<Item = SensorKey>) {
-    let mut by_device: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (device, guid) in seen {
-        by_device.entry(device).or_default().push(guid);
-    }
-    for (device, mut guids) in by_device {
-        guids.sort_unstable();
+/// Sends the sensors seen in the closing epoch to the alerts' feed, one observation per
+/// device.
+fn send_seen(inputs: &mut InputHandles, seen: impl Iterator<Item = (String, Vec<String>)>) {
+    for (device, guids) in seen {
         inputs.feed.update(Observation::Seen { device, guids }, 1);
     }
 }

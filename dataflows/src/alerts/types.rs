@@ -25,7 +25,7 @@ pub enum Observation {
     Seen {
         /// The imaging device.
         device: String,
-        /// The sensors, sorted.
+        /// The sensors.
         guids: Vec<String>,
     },
     /// The epoch had at least one message (valid, rejected or late) on the sending worker:
