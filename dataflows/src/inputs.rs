@@ -19,7 +19,8 @@ pub struct InputHandles {
     /// windowed run, also its negation where the epoch leaves the window).
     pub device_sums: InputSession<Epoch, String, Tally>,
     /// Sensors: `((device, guid), 1)` the first time this worker sees the pair (in a windowed
-    /// run: at every epoch it is seen in, and `-1` where that epoch leaves the window).
+    /// run: `+1` when it enters this worker's window, `-1` at the epoch it leaves it, a window
+    /// after its last reading).
     pub sensors: InputSession<Epoch, SensorKey, isize>,
     /// Side counters: `(Counter, n)`, the count being the difference.
     pub counters: InputSession<Epoch, Counter, i64>,

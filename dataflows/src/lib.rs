@@ -11,11 +11,13 @@
 //!  sensors: ((device, guid), +1)  ──────────────┬─> sensors_by_device ──┼─> Stat ─> worker 0
 //!                                               └─> total_sensors     ──┤
 //!  counters: (Counter, i64) ──────────────────────> counters          ──┘
+//!  feed: Observation (alerts on) ─────────────────> alerts ─> Transition ─> worker 0
 //! ```
 //!
 //! The wiring exists once: [`build`] creates the four inputs in a scope, builds every
-//! analysis and gathers their results to worker 0; the caller gets the [`InputHandles`] and
-//! the result collection, and attaches its own `inspect_batch` and `probe`. The pipeline, the
+//! analysis (and, given [`AlertRules`], the [`alerts`]) and gathers their results to worker 0;
+//! the caller gets the [`InputHandles`], the result collection and the stream of alert
+//! transitions, and attaches its own `inspect_batch` and `probe`. The pipeline, the
 //! oracle test (`tests/oracle.rs`) and the benchmark (`benches/analyses.rs`) all call it.
 //! [`Results`] turns the gathered updates into the cumulative facts of each epoch; sorting and
 //! dividing them for display is the report sink's business, not this crate's.
@@ -29,9 +31,10 @@
 //!   workers may each send the same pair; the distinct counts absorb that.
 //!
 //! A windowed run (the root crate's `--window`) feeds the same inputs differently, and the
-//! analyses do not change: every update at epoch `e` comes with its negation at `e + n` (`n`
-//! epochs in the window), and a sensor enters at every epoch it is seen in, so each collection
-//! at `e` holds the window `e-n+1 ..= e`. A device or sensor whose updates all expired
+//! analyses do not change: every device update at epoch `e` comes with its negation at `e + n`
+//! (`n` epochs in the window), and a sensor enters (`+1`) when it reads while out of the window
+//! and leaves (`-1`) `n` epochs after its last reading, so each collection at `e` holds the
+//! window `e-n+1 ..= e`. A device or sensor whose updates all expired
 //! accumulates to zero and leaves the results. `Counter::Received` then marks the epochs that
 //! had messages.
 #![deny(missing_docs)]
