@@ -14,23 +14,33 @@ use crate::{Epoch, Stat};
 /// Cumulative state plus updates not yet applied.
 #[derive(Debug, Default)]
 pub struct Results {
-    pending: Vec<(Stat, Epoch, isize)>,
+    /// Updates not yet applied, by epoch: advancing through many epochs at once (event time
+    /// replaying a file) touches each update once.
+    pending: BTreeMap<Epoch, Vec<(Stat, isize)>>,
     state: BTreeMap<Stat, isize>,
 }
 
 impl Results {
     /// Takes updates as they arrive from the dataflow.
     pub fn absorb(&mut self, updates: impl IntoIterator<Item = (Stat, Epoch, isize)>) {
-        self.pending.extend(updates);
+        for (stat, epoch, diff) in updates {
+            self.pending.entry(epoch).or_default().push((stat, diff));
+        }
+    }
+
+    /// The pending epochs before `frontier` (`None`: all), with their updates.
+    fn pending_before(
+        &self,
+        frontier: Option<Epoch>,
+    ) -> impl Iterator<Item = (&Epoch, &Vec<(Stat, isize)>)> {
+        let end = frontier.unwrap_or(Epoch::MAX);
+        let last = frontier.is_none().then(|| self.pending.get_key_value(&Epoch::MAX));
+        self.pending.range(..end).chain(last.flatten())
     }
 
     /// Epochs before `frontier` that have updates waiting (`None`: the input is finished).
     pub fn pending_epochs(&self, frontier: Option<Epoch>) -> BTreeSet<Epoch> {
-        self.pending
-            .iter()
-            .map(|(_, t, _)| *t)
-            .filter(|t| frontier.is_none_or(|f| *t < f))
-            .collect()
+        self.pending_before(frontier).map(|(t, _)| *t).collect()
     }
 
     /// Epochs before `frontier` (`None`: any) with a waiting update of a fact `pick` selects.
@@ -39,10 +49,9 @@ impl Results {
         frontier: Option<Epoch>,
         pick: impl Fn(&Stat) -> bool,
     ) -> BTreeSet<Epoch> {
-        self.pending
-            .iter()
-            .filter(|(stat, t, _)| pick(stat) && frontier.is_none_or(|f| *t < f))
-            .map(|(_, t, _)| *t)
+        self.pending_before(frontier)
+            .filter(|(_, updates)| updates.iter().any(|(stat, _)| pick(stat)))
+            .map(|(t, _)| *t)
             .collect()
     }
 
@@ -50,15 +59,16 @@ impl Results {
     /// consolidated: a fact whose additions and retractions cancel is not a change.
     pub fn advance(&mut self, epoch: Epoch) -> Vec<(Stat, isize)> {
         let mut changes: BTreeMap<Stat, isize> = BTreeMap::new();
-        let mut later = Vec::new();
-        for (stat, t, r) in self.pending.drain(..) {
-            if t <= epoch {
-                *changes.entry(stat).or_insert(0) += r;
-            } else {
-                later.push((stat, t, r));
+        let due = match epoch.checked_add(1) {
+            Some(next) => {
+                let later = self.pending.split_off(&next);
+                std::mem::replace(&mut self.pending, later)
             }
+            None => std::mem::take(&mut self.pending),
+        };
+        for (stat, r) in due.into_values().flatten() {
+            *changes.entry(stat).or_insert(0) += r;
         }
-        self.pending = later;
         changes.retain(|_, r| *r != 0);
         for (stat, r) in &changes {
             let entry = self.state.entry(stat.clone()).or_insert(0);
