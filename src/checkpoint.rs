@@ -3,10 +3,11 @@
 //! What determines every analysis is small: per device the sum and count of readings, the set
 //! of `(device, guid)` sensors with the epoch each last read in, the rejected and late
 //! counters, and for windows and alerts the per-epoch sums of the recent epochs they still
-//! need; the `COMMITTED` marker adds the alerts raised at its frontier. Each worker keeps them for
-//! the records it ingested, and whenever it closes an epoch it writes the table together with
-//! the next offset of each of its partitions, before its input moves on. Both describe the
-//! same cut: offsets of records that belong to later epochs are not in it.
+//! need; the `COMMITTED` marker adds what the report printer had done at its frontier (the
+//! alerts raised, the last epoch reported). Each worker keeps them for the records it
+//! ingested, and whenever it closes an epoch it writes the table together with the next offset
+//! of each of its partitions, before its input moves on. Both describe the same cut: offsets
+//! of records that belong to later epochs are not in it.
 //!
 //! ```text
 //! state-dir/
@@ -82,6 +83,16 @@ pub enum CheckpointError {
         /// Its value now.
         now: String,
     },
+    /// The state directory was written with other rules.
+    #[error("state directory {dir} was written with other rules (--rules {was}; this run's: {now}): restart with the rules file it was written with, or use another --state-dir")]
+    OtherRules {
+        /// The directory.
+        dir: PathBuf,
+        /// The rules then: `none` or a checksum of the resolved rules.
+        was: String,
+        /// The rules now.
+        now: String,
+    },
     /// The state directory belongs to another input.
     #[error("state directory {dir} holds the state of {found}, not of {expected}; use another --state-dir")]
     OtherInput {
@@ -152,6 +163,20 @@ struct CommitBody {
     /// The raising line of every alert still raised at the frontier.
     #[serde(default)]
     alerts: Vec<Transition>,
+    /// The last epoch reported before the frontier (absent in older files: unknown).
+    #[serde(default)]
+    last_reported: Option<Epoch>,
+}
+
+/// What process 0's report printer had done when a frontier was committed; a restart goes on
+/// from there.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Printed {
+    /// The raising line of every alert still raised at the frontier.
+    pub alerts: Vec<Transition>,
+    /// The last epoch reported before the frontier: a restart that reports nothing new ends
+    /// with this epoch's report again, not with one of the wall clock's epoch.
+    pub last_reported: Option<Epoch>,
 }
 
 /// Where a run resumes: process 0's `COMMITTED` marker, sent to every worker at start.
@@ -239,14 +264,17 @@ impl StateDir {
         }))
     }
 
-    /// The alerts raised at the committed frontier (none without a marker).
-    pub fn marker_alerts(&self) -> Result<Vec<Transition>, CheckpointError> {
+    /// What the printer had done at the committed frontier (nothing without a marker).
+    pub fn marker_printed(&self) -> Result<Printed, CheckpointError> {
         let marker = self.dir.join(COMMITTED);
         if !marker.exists() {
-            return Ok(Vec::new());
+            return Ok(Printed::default());
         }
         let commit: CommitBody = read_framed(&marker, COMMIT_MAGIC)?;
-        Ok(commit.alerts)
+        Ok(Printed {
+            alerts: commit.alerts,
+            last_reported: commit.last_reported,
+        })
     }
 
     /// The generations here; anything else than `COMMITTED`, `gen-N` directories and the
@@ -370,6 +398,13 @@ impl StateDir {
         }
         for (flag, value) in &self.settings {
             let was = found.iter().find(|(f, _)| f == flag).map(|(_, v)| v);
+            if was != Some(value) && flag == "--rules" {
+                return Err(CheckpointError::OtherRules {
+                    dir: self.dir.clone(),
+                    was: was.cloned().unwrap_or_else(|| "unrecorded".to_owned()),
+                    now: value.clone(),
+                });
+            }
             if was != Some(value) {
                 return Err(CheckpointError::OtherSettings {
                     dir: self.dir.clone(),
@@ -416,20 +451,16 @@ impl StateDir {
     }
 
     /// Process 0: records that every worker has checkpointed every epoch before
-    /// `point.frontier`.
-    /// `alerts`: the raising line of every alert still raised at the frontier.
-    pub fn commit(
-        &self,
-        point: &RestorePoint,
-        alerts: &[Transition],
-    ) -> Result<(), CheckpointError> {
+    /// `point.frontier`, and what the printer had done by then.
+    pub fn commit(&self, point: &RestorePoint, printed: &Printed) -> Result<(), CheckpointError> {
         let body = CommitBody {
             input: self.input.clone(),
             settings: self.settings.clone(),
             generation: point.generation,
             frontier: point.frontier,
             workers: point.workers,
-            alerts: alerts.to_vec(),
+            alerts: printed.alerts.clone(),
+            last_reported: printed.last_reported,
         };
         write_framed(&self.dir.join(COMMITTED), COMMIT_MAGIC, &body)
     }
@@ -585,9 +616,14 @@ mod tests {
             .expect("w1");
         sd.write_worker(0, 0, 12, state(&[("CT1", "a", 9, 2)], &[(0, 6)]))
             .expect("w0 later");
-        sd.commit(&point(0, 11, 2), &[]).expect("commit");
+        let printed = Printed {
+            alerts: Vec::new(),
+            last_reported: Some(10),
+        };
+        sd.commit(&point(0, 11, 2), &printed).expect("commit");
         let p = sd.marker().expect("marker").expect("some");
         assert_eq!(p, point(0, 11, 2));
+        assert_eq!(sd.marker_printed().expect("printed"), printed);
         let restored = sd.load(&p, 0..2).expect("load");
         assert_eq!(
             restored.workers[0].1.offsets,
@@ -601,7 +637,8 @@ mod tests {
         // Cleaning up after a later commit prunes files no restart can need.
         sd.write_worker(0, 1, 12, state(&[("CT1", "b", 7, 1)], &[(1, 4)]))
             .expect("w1 later");
-        sd.commit(&point(0, 13, 2), &[]).expect("commit");
+        sd.commit(&point(0, 13, 2), &Printed::default())
+            .expect("commit");
         sd.cleanup(&point(0, 13, 2)).expect("cleanup");
         let files = fs::read_dir(dir.path().join("gen-0")).expect("dir").count();
         assert_eq!(files, 2);
@@ -615,13 +652,15 @@ mod tests {
         let sd = StateDir::open(dir.path(), "kafka:t").expect("open");
         sd.start_generation(0).expect("gen");
         sd.write_worker(0, 0, 1, state(&[], &[(0, 1)])).expect("w");
-        sd.commit(&point(0, 2, 1), &[]).expect("commit");
+        sd.commit(&point(0, 2, 1), &Printed::default())
+            .expect("commit");
         sd.start_generation(1).expect("gen 1");
         sd.write_worker(1, 0, 0, state(&[], &[(0, 9)])).expect("w");
         // Crash here: generation 0 is still what loads.
         let p = sd.marker().expect("marker").expect("some");
         assert_eq!(sd.load(&p, 0..1).expect("load").offsets()[&0], 1);
-        sd.commit(&point(1, 1, 1), &[]).expect("commit");
+        sd.commit(&point(1, 1, 1), &Printed::default())
+            .expect("commit");
         sd.cleanup(&point(1, 1, 1)).expect("cleanup");
         let p = sd.marker().expect("marker").expect("some");
         assert_eq!(sd.load(&p, 0..1).expect("load").offsets()[&0], 9);
@@ -664,7 +703,8 @@ mod tests {
         sd.start_generation(0).expect("gen");
         sd.write_worker(0, 0, 1, state(&[("CT1", "a", 5, 1)], &[(0, 1)]))
             .expect("w");
-        sd.commit(&point(0, 2, 1), &[]).expect("commit");
+        sd.commit(&point(0, 2, 1), &Printed::default())
+            .expect("commit");
         let file = dir.path().join("gen-0").join("w0-e1.ckpt");
         let good = fs::read(&file).expect("read");
 

@@ -78,7 +78,7 @@ pub struct RunArgs {
     )]
     pub epoch: Duration,
     /// What each report covers: cumulative (every reading since the start) or the last
-    /// DURATION, a whole multiple of --epoch (e.g. 1m); not with --state-dir yet.
+    /// DURATION, a whole multiple of --epoch (e.g. 1m).
     #[arg(
         long,
         default_value = "cumulative",

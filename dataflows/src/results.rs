@@ -34,7 +34,9 @@ impl Results {
         frontier: Option<Epoch>,
     ) -> impl Iterator<Item = (&Epoch, &Vec<(Stat, isize)>)> {
         let end = frontier.unwrap_or(Epoch::MAX);
-        let last = frontier.is_none().then(|| self.pending.get_key_value(&Epoch::MAX));
+        let last = frontier
+            .is_none()
+            .then(|| self.pending.get_key_value(&Epoch::MAX));
         self.pending.range(..end).chain(last.flatten())
     }
 

@@ -19,14 +19,16 @@ use std::rc::Rc;
 use std::sync::Barrier;
 use std::time::Duration;
 
-use hygroflow_dataflows::{Epoch, Tally, Transition};
+use hygroflow_dataflows::{Epoch, Tally};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::vec::{Broadcast, Input as _};
 use timely::dataflow::operators::Inspect;
 use timely::dataflow::InputHandleVec;
 use timely::worker::Worker;
 
-use crate::checkpoint::{old_workers_for, CheckpointError, RestorePoint, StateDir, WorkerState};
+use crate::checkpoint::{
+    old_workers_for, CheckpointError, Printed, RestorePoint, StateDir, WorkerState,
+};
 use crate::tally::WorkerTally;
 
 use super::writer::{EpochCounts, Offsets};
@@ -42,16 +44,18 @@ pub(crate) struct Checkpoints {
     cluster: bool,
     /// Epochs of per-epoch sums each checkpoint keeps for windows and alerts.
     kept: u64,
-    /// The alerts raised at the marker's frontier (process 0; worker 0 restores them).
-    active: Vec<Transition>,
+    /// What the printer had done at the marker's frontier (process 0; worker 0 goes on
+    /// from it).
+    printed: Printed,
 }
 
 impl Checkpoints {
     /// Checkpointing in `dir` for `local_workers` threads; `marker` is process 0's marker
-    /// with the alerts raised at its frontier; each file keeps `kept` recent epochs' sums.
+    /// with what the printer had done at its frontier; each file keeps `kept` recent epochs'
+    /// sums.
     pub(crate) fn new(
         dir: StateDir,
-        (marker, active): (Option<RestorePoint>, Vec<Transition>),
+        (marker, printed): (Option<RestorePoint>, Printed),
         local_workers: usize,
         cluster: bool,
         kept: u64,
@@ -62,7 +66,7 @@ impl Checkpoints {
             barrier: Barrier::new(local_workers),
             cluster,
             kept,
-            active,
+            printed,
         }
     }
 }
@@ -105,8 +109,8 @@ pub(crate) struct Resume {
     pub(crate) states: Vec<WorkerState>,
     /// The checkpointed next offset of every partition.
     pub(crate) offsets: Offsets,
-    /// Worker 0: the alerts raised at the checkpoint's frontier.
-    pub(crate) active: Vec<Transition>,
+    /// Worker 0: what the printer had done at the checkpoint's frontier.
+    pub(crate) printed: Printed,
 }
 
 /// Cumulative counts a worker keeps for its checkpoints, and the recent epochs' sums.
@@ -242,7 +246,7 @@ impl Checkpointer {
             None => Resume::default(),
         };
         if worker.index() == 0 {
-            resume.active = shared.active.clone();
+            resume.printed = shared.printed.clone();
         }
         Ok((checkpointer, resume))
     }
@@ -294,7 +298,7 @@ impl Checkpointer {
         Ok(Resume {
             states,
             offsets,
-            active: Vec::new(),
+            printed: Printed::default(),
         })
     }
 
@@ -341,14 +345,14 @@ impl Checkpointer {
     }
 
     /// The dataflow's frontier moved to `frontier` (`done`: the dataflow has finished).
-    /// Worker 0 commits the marker, with `active`, the alerts raised at the frontier, and
-    /// tells everyone (rule 2); returns the frontier before which offsets may be committed
-    /// (rule 3). When done, waits for the final commit.
+    /// Worker 0 commits the marker, with what the printer has `printed` up to the frontier,
+    /// and tells everyone (rule 2); returns the frontier before which offsets may be
+    /// committed (rule 3). When done, waits for the final commit.
     pub(crate) fn on_frontier(
         &mut self,
         worker: &mut Worker,
         (frontier, done): (Epoch, bool),
-        active: &[Transition],
+        printed: &Printed,
         stop: &dyn Fn() -> bool,
     ) -> Result<Epoch, CheckpointError> {
         if let Some(input) = self.input.as_mut() {
@@ -358,7 +362,7 @@ impl Checkpointer {
                     frontier,
                     workers: self.peers,
                 };
-                self.dir.commit(&point, active)?;
+                self.dir.commit(&point, printed)?;
                 input.send(Control::Committed { frontier });
                 input.flush();
                 if done {

@@ -17,7 +17,7 @@ use std::collections::HashSet;
 
 use hygroflow_dataflows::{AlertRules, Transition};
 
-use crate::checkpoint::{Settings, StateDir};
+use crate::checkpoint::{Printed, Settings, StateDir};
 use crate::config::{AlertsOut, Config, Input, KafkaInput};
 use crate::epoch::TimeMode;
 use crate::fleet::{scenario::Plan, Fleet};
@@ -466,16 +466,16 @@ fn open_state_dir(
         }
         None => info!(state_dir = %dir.display(), "checkpoints: process 0 decides where to resume"),
     }
-    let active = if first_process {
-        state.marker_alerts()?
+    let printed = if first_process {
+        state.marker_printed()?
     } else {
-        Vec::new()
+        Printed::default()
     };
     let kept =
         crate::rules::epochs_kept(config.rules.as_ref(), config.window.epochs(), &config.grid);
     Ok(Checkpoints::new(
         state,
-        (marker, active),
+        (marker, printed),
         config.cluster.workers,
         config.cluster.processes > 1,
         kept,

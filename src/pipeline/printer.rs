@@ -4,7 +4,10 @@
 //! probe's frontier has passed it. In processing time every epoch gets a report, data or not
 //! (the Spark job printed every batch); in event time, the epochs that had updates. Epochs
 //! before the first reported one (restored state, a worker that started before worker 0) are
-//! folded into the first report. When the input has ended, the final report is the full state.
+//! folded into the first report. When the input has ended, the final report is the full state;
+//! in event time a restarted run that reports no epoch of its own stamps it with the last epoch
+//! reported before the restart, as that run's final report was (the wall clock's epoch would
+//! show a window from which every reading has expired).
 //!
 //! A windowed run (`--window`) also has updates at epochs where readings only leave the
 //! window, up to a window past the last data: those epochs get no report of their own. Its
@@ -20,6 +23,7 @@ use std::rc::Rc;
 use hygroflow_dataflows::{Counter, Epoch, Results, Stat, Transition};
 use tracing::warn;
 
+use crate::checkpoint::Printed;
 use crate::sink::alerts::AlertLog;
 use crate::sink::report::Reporter;
 
@@ -51,8 +55,11 @@ pub(crate) struct ReportPrinter {
     /// No report for an earlier epoch: its updates join the first report.
     first_epoch: Epoch,
     last_reported: Option<Epoch>,
-    /// The epoch the run started in: what the final report is stamped with if none came before.
+    /// The epoch the run started in: what the final report is stamped with if none came before
+    /// (event time, after a restart: the last epoch reported before it).
     start_epoch: Epoch,
+    /// After a restart: the last epoch reported before it.
+    resumed: Option<Epoch>,
     /// Windowed: only epochs that received messages, or processing time's every epoch, are
     /// reported, not those where readings only left the window.
     windowed: bool,
@@ -82,9 +89,29 @@ impl ReportPrinter {
             first_epoch: if every_epoch { start_epoch } else { 1 },
             last_reported: None,
             start_epoch,
+            resumed: None,
             windowed,
             finished_at: None,
             alerts: None,
+        }
+    }
+
+    /// Goes on from a checkpoint taken after epoch `last` had been reported (`None`: none
+    /// had). Processing time reports every epoch from the start all the same.
+    pub(crate) fn resumed_after(mut self, last: Option<Epoch>) -> Self {
+        self.resumed = last;
+        if let (None, Some(last)) = (self.next_epoch, last) {
+            self.start_epoch = last;
+        }
+        self
+    }
+
+    /// What a checkpoint committed now records of the printer: the alerts raised and the
+    /// last epoch reported (by this run or, before its first report, the one it resumed).
+    pub(crate) fn printed(&self) -> Printed {
+        Printed {
+            alerts: self.active_alerts(),
+            last_reported: self.last_reported.or(self.resumed),
         }
     }
 
@@ -276,5 +303,54 @@ mod tests {
             .collect();
         // The final report is the window ending at epoch 6, not what is left after expiry.
         assert_eq!(reports, [(5, 2), (6, 3)]);
+    }
+
+    #[test]
+    fn gh_9_a_restart_with_nothing_new_ends_with_the_last_reported_window_again() {
+        let grid = EpochGrid::new(Duration::from_secs(1)).expect("grid");
+        let out = Shared::default();
+        let reporter = Reporter::new(
+            Box::new(out.clone()),
+            ReportFormat::Json,
+            false,
+            (grid, Window::Epochs(2)),
+        );
+        let collected = Collected::default();
+        // Event time, restored from a checkpoint taken after epoch 10 was reported: readings
+        // of epochs 9 and 10, fed back at time 0, leave the 2-epoch window at 11 and 12. The
+        // wall clock is at epoch 500 and the input has nothing new.
+        let mut printer =
+            ReportPrinter::new(Rc::clone(&collected), Some(reporter), 500, (false, true))
+                .resumed_after(Some(10));
+        collected.borrow_mut().extend([
+            (Stat::TotalMessages(5), 0, 1),
+            (Stat::TotalMessages(5), 11, -1),
+            (Stat::TotalMessages(2), 11, 1),
+            (Stat::TotalMessages(2), 12, -1),
+        ]);
+        assert_eq!(printer.printed().last_reported, Some(10));
+        printer.input_finished(0);
+        printer.on_frontier(None).expect("prints");
+        let text = String::from_utf8(out.0.lock().expect("lock").clone()).expect("utf8");
+        let reports: Vec<(u64, i64)> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+            .map(|r| {
+                (
+                    r["epoch"].as_u64().expect("e"),
+                    r["total_messages"].as_i64().expect("n"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            reports,
+            [(10, 5)],
+            "not the empty window at the wall clock's epoch"
+        );
+        assert_eq!(
+            printer.printed().last_reported,
+            Some(10),
+            "kept for the next restart"
+        );
     }
 }

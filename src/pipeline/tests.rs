@@ -127,7 +127,13 @@ fn run(topic: &Arc<MemoryTopic>, config: Config, state: Option<&Path>) -> Run {
         let dir = StateDir::open(dir, "kafka:memory").expect("state dir");
         dir.validate().expect("valid state dir");
         let marker = dir.marker().expect("readable marker");
-        Checkpoints::new(dir, (marker, Vec::new()), config.cluster.workers, false, 0)
+        Checkpoints::new(
+            dir,
+            (marker, Default::default()),
+            config.cluster.workers,
+            false,
+            0,
+        )
     });
     let out = Shared::default();
     let job = Job::with_feed(

@@ -100,7 +100,7 @@ impl<'w> WorkerLoop<'w> {
             rejects,
             offsets,
         );
-        writer.restore(&resume.states, &resume.active);
+        writer.restore(&resume.states, &resume.printed.alerts);
         let start_epoch = config.grid.epoch_of(SystemTime::now());
         let printer = if index == 0 {
             let every_epoch = !job.event_time();
@@ -109,8 +109,9 @@ impl<'w> WorkerLoop<'w> {
                 job.reporter()?,
                 start_epoch,
                 (every_epoch, config.window != Window::Cumulative),
-            );
-            Some(match job.alert_log(&resume.active)? {
+            )
+            .resumed_after(resume.printed.last_reported);
+            Some(match job.alert_log(&resume.printed.alerts)? {
                 Some(log) => printer.with_alerts(transitions, log),
                 None => printer,
             })
@@ -238,12 +239,12 @@ impl<'w> WorkerLoop<'w> {
         let committed = match &mut self.checkpointer {
             Some(checkpointer) => {
                 let stop = || self.job.stopped();
-                let active = self
+                let printed = self
                     .printer
                     .as_ref()
-                    .map(ReportPrinter::active_alerts)
+                    .map(ReportPrinter::printed)
                     .unwrap_or_default();
-                checkpointer.on_frontier(self.worker, (complete, done), &active, &stop)?
+                checkpointer.on_frontier(self.worker, (complete, done), &printed, &stop)?
             }
             None => complete,
         };
