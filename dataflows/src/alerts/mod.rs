@@ -30,7 +30,7 @@ use differential_dataflow::hashable::Hashable;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::broadcast::Broadcast;
-use timely::dataflow::operators::vec::filter::Filter;
+use timely::dataflow::operators::vec::partition::Partition;
 use timely::dataflow::operators::{Concat, Exchange};
 use timely::dataflow::StreamVec;
 
@@ -50,14 +50,16 @@ pub fn alerts<'scope>(
     feed: Feed<'scope>,
     rules: AlertRules,
 ) -> StreamVec<'scope, Epoch, Transition> {
-    let everywhere = feed
-        .inner
-        .clone()
-        .filter(|(observation, _, _)| observation.device().is_none())
-        .broadcast();
-    let by_device = feed
-        .inner
-        .filter(|(observation, _, _)| observation.device().is_some())
+    // One pass splits the feed (no copy of it): observations of a device go to its worker,
+    // the reported epochs to every worker.
+    let mut parts = feed.inner.partition(2, |update| {
+        let part = u64::from(update.0.device().is_none());
+        (part, update)
+    });
+    let everywhere = parts.pop().expect("two parts").broadcast();
+    let by_device = parts
+        .pop()
+        .expect("two parts")
         .exchange(|(observation, _, _)| observation.device().unwrap_or_default().hashed());
     by_device
         .concat(everywhere)
