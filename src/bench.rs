@@ -108,7 +108,10 @@ impl Bench<'_> {
             .context("--repeat is at least 1")?;
         eprintln!("{MARKER} parse floor: {:.0} msgs/s", floor.rate());
         self.floors.push((messages, sensors, floor));
+        let span_ms = messages.saturating_sub(1) as f64 * self.args.interval_ms;
+        let epoch_ms = self.args.epoch.as_secs_f64() * 1e3;
         let shape = Shape {
+            epochs: (span_ms / epoch_ms).floor() + 1.0,
             messages,
             sensors,
             floor: floor.rate(),
@@ -354,7 +357,10 @@ impl DataDir {
         sensors: usize,
     ) -> anyhow::Result<(PathBuf, Vec<u8>)> {
         let (seed, bad_fraction) = (args.lines.seed, args.lines.bad_fraction);
-        let name = format!("fleet-{messages}x{sensors}-seed{seed}-bad{bad_fraction}.jsonl");
+        let interval = args.interval_ms;
+        let name = format!(
+            "fleet-{messages}x{sensors}-seed{seed}-bad{bad_fraction}-every{interval}ms.jsonl"
+        );
         let path = self.path.join(name);
         if path.exists() {
             eprintln!("{MARKER} reusing {}", path.display());
@@ -366,7 +372,7 @@ impl DataDir {
             count: messages,
             lines: LineArgs { seed, bad_fraction },
             sensors,
-            interval_ms: 0.3,
+            interval_ms: args.interval_ms,
             scenarios: Default::default(),
         };
         let mut data = Vec::new();
@@ -434,6 +440,8 @@ fn counted(last_report: &str) -> Option<i64> {
 /// What was generated, and the floor for those bytes.
 #[derive(Clone, Copy, Debug)]
 struct Shape {
+    /// Event-time epochs the input spans (about: the first may start mid-epoch).
+    epochs: f64,
     messages: u64,
     sensors: usize,
     floor: f64,

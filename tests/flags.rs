@@ -392,6 +392,7 @@ fn bench_flags() -> Vec<Flag> {
         Flag { base: BENCH, flag: "--repeat", named: "--repeat", bad: &["0", "-1", "101"] },
         Flag { base: BENCH, flag: "--window", named: "--window", bad: &["0s", "abc", "Cumulative"] },
         Flag { base: BENCH, flag: "--rules", named: "--rules", bad: &[""] },
+        Flag { base: BENCH, flag: "--interval-ms", named: "--interval-ms", bad: &["", "x", "-1", "86400001", "NaN"] },
         Flag { base: BENCH, flag: "--epoch", named: "--epoch", bad: &["0s", "2y"] },
         Flag { base: BENCH, flag: "--epoch", named: "--epoch", bad: DURATIONS },
         Flag { base: BENCH, flag: "--paced-rate", named: "--paced-rate", bad: &["-1", "10000001"] },

@@ -66,6 +66,15 @@ pub struct BenchArgs {
         value_parser = flags::duration(Duration::from_millis(1))
     )]
     pub epoch: Duration,
+    /// Milliseconds of event time between generated lines, 0 to 86400000 (as `generate`):
+    /// 30 is 2,100 dataloggers reporting about once a minute (100 lines per 3-second epoch).
+    #[arg(
+        long,
+        default_value_t = 0.3,
+        allow_hyphen_values = true,
+        value_parser = flags::real(0.0, 86_400_000.0)
+    )]
+    pub interval_ms: f64,
     /// Messages per second of the paced latency run, 0 to 10000000 (0 skips it).
     #[arg(
         long,

@@ -56,7 +56,8 @@ impl Bench<'_> {
             format!(
             "### hygroflow bench\n\n- command: `{}`\n- machine: {}\n- load average (1/5/15 min): \
              {} at start, {} at end\n- date: {}\n- hygroflow {}{}; inputs from `hygroflow \
-             generate` (seed {}, {} malformed); event time, `--epoch {}`; best of {} run(s)\n\n",
+             generate` (seed {}, {} malformed, {} ms of event time apart); event time, `--epoch {}`; \
+             best of {} run(s)\n\n",
             command.join(" "),
             machine(),
             self.load_at_start,
@@ -66,6 +67,7 @@ impl Bench<'_> {
             if cfg!(debug_assertions) { " (DEBUG BUILD)" } else { "" },
             args.lines.seed,
             args.lines.bad_fraction,
+            args.interval_ms,
             humantime::format_duration(args.epoch),
             args.repeat,
         );
@@ -87,8 +89,9 @@ impl Bench<'_> {
         out += "\nEngine, end to end (child process start to exit; CPU is user + system time \
                 of the child, all threads):\n\n\
                 | input | messages | sensors | workers | wall s | CPU s | messages/s | \
-                messages/s per worker | per worker / floor | messages per CPU s | peak RSS MB \
-                | all counted |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
+                messages/s per worker | per worker / floor | messages per CPU s | epochs/s | \
+                peak RSS MB | all counted |\n\
+                |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
         for row in &self.rows {
             out += &format!("| {} |\n", row.cells().join(" | "));
         }
@@ -159,6 +162,7 @@ impl Row {
             thousands(self.per_worker()),
             format!("{:.0}%", 100.0 * self.per_worker() / self.shape.floor),
             thousands(self.shape.messages as f64 / self.run.cpu_s),
+            thousands(self.shape.epochs / self.run.wall_s),
             format!("{:.0}", self.run.peak_rss_kib as f64 / 1024.0),
             check,
         ]
