@@ -20,6 +20,7 @@
 
 mod args;
 mod child;
+mod kafka_floor;
 mod report;
 
 use std::io::Write;
@@ -215,14 +216,40 @@ impl Bench<'_> {
             produced.wall_s,
             thousands(shape.messages as f64 / produced.wall_s)
         ));
+        let settings = crate::kafka::ClientSettings::new(brokers, &self.args.properties);
         for &workers in &self.args.workers {
+            let floor = (0..self.args.repeat)
+                .map(|_| kafka_floor::consume_floor(&settings, &topic, workers))
+                .collect::<anyhow::Result<Vec<(u64, f64)>>>()?
+                .into_iter()
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .context("--repeat is at least 1")?;
+            let floor_rate = floor.0 as f64 / floor.1;
+            eprintln!("{MARKER} kafka floor, {workers} thread(s): {floor_rate:.0} msgs/s");
             let group = format!("{topic}-w{workers}");
             let run = strings(
                 &["run", "--until-end", "--rules", "none", "--group", &group],
                 &target,
             );
             let name = format!("kafka, {partitions} partitions");
-            self.throughput(name, run, workers, Feed::Nothing, shape)?;
+            self.throughput(name.clone(), run, workers, Feed::Nothing, shape)?;
+            let engine = self
+                .rows
+                .iter()
+                .rev()
+                .find(|r| r.source == name && r.workers == workers)
+                .map(|r| r.shape.messages as f64 / r.run.wall_s);
+            if let Some(engine) = engine {
+                self.notes.push(format!(
+                    "Kafka at {workers} worker(s): {} messages/s, {:.0}% of the consume-only \
+                     floor with {workers} thread(s) ({} messages in {:.2} s, {} messages/s).",
+                    thousands(engine),
+                    100.0 * engine / floor_rate,
+                    thousands(floor.0 as f64),
+                    floor.1,
+                    thousands(floor_rate)
+                ));
+            }
         }
         Ok(())
     }

@@ -1,0 +1,100 @@
+//! The Kafka floor of `hygroflow bench --brokers`: the same topic read by `threads` plain
+//! rdkafka consumers that only count messages, with the engine's fetch settings, partition `p`
+//! going to thread `p % threads` as the engine assigns them to workers. What the engine at
+//! that many workers is measured against.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::kafka::{partitions, ClientLog, ClientSettings};
+use crate::source::kafka::FETCH_WAIT;
+
+/// How long one reading of the topic may take.
+const LIMIT: Duration = Duration::from_secs(300);
+
+struct FloorContext {
+    log: ClientLog,
+}
+
+crate::kafka::log_through!(FloorContext, log);
+
+impl rdkafka::consumer::ConsumerContext for FloorContext {}
+
+/// Messages read and the wall time from the first consumer's start to the last one's end.
+pub(super) fn consume_floor(
+    settings: &ClientSettings,
+    topic: &str,
+    threads: usize,
+) -> anyhow::Result<(u64, f64)> {
+    let started = Instant::now();
+    let counts = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads.max(1))
+            .map(|index| scope.spawn(move || count(settings, topic, index, threads.max(1))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| anyhow!("a floor consumer panicked"))?)
+            .collect::<anyhow::Result<Vec<u64>>>()
+    })?;
+    Ok((counts.iter().sum(), started.elapsed().as_secs_f64()))
+}
+
+/// One consumer: counts the messages of its partitions up to their end-of-partition events.
+fn count(
+    settings: &ClientSettings,
+    topic: &str,
+    index: usize,
+    threads: usize,
+) -> anyhow::Result<u64> {
+    let config = settings.config(&[
+        ("group.id", "hygroflow-bench-floor"),
+        ("enable.auto.commit", "false"),
+        ("enable.partition.eof", "true"),
+        FETCH_WAIT,
+    ]);
+    let context = FloorContext {
+        log: ClientLog::new(settings.redactor()),
+    };
+    let consumer: BaseConsumer<FloorContext> = settings.create(&config, context)?;
+    let all = partitions(consumer.client(), topic, Duration::from_secs(10))
+        .context("the floor's metadata")?
+        .ok_or_else(|| anyhow!("topic {topic} is missing"))?;
+    let mine: Vec<i32> = all
+        .into_iter()
+        .filter(|p| (*p as usize) % threads == index)
+        .collect();
+    let mut assignment = TopicPartitionList::new();
+    for p in &mine {
+        assignment.add_partition_offset(topic, *p, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    let mut open: HashSet<i32> = mine.into_iter().collect();
+    let (mut messages, mut bytes) = (0u64, 0usize);
+    let deadline = Instant::now() + LIMIT;
+    while !open.is_empty() && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                messages += 1;
+                bytes += message.payload().map_or(0, <[u8]>::len);
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+            }
+            Some(Err(error)) => return Err(error.into()),
+            None => {}
+        }
+    }
+    anyhow::ensure!(
+        open.is_empty(),
+        "the floor did not reach the end of {topic} in time"
+    );
+    // Read the payloads, as the engine does: keep the count honest.
+    std::hint::black_box(bytes);
+    Ok(messages)
+}
