@@ -535,3 +535,47 @@ fn produce_names_the_line_of_a_message_too_large_to_send() {
         .collect();
     assert_eq!(payloads, [b"first".to_vec(), b"last".to_vec()]);
 }
+
+#[test]
+fn gh_10_bench_with_brokers_times_the_engine_against_a_consume_only_floor() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = common::hygroflow()
+        .args([
+            "bench",
+            "--messages",
+            "3000",
+            "-w",
+            "1,2",
+            "--sources",
+            "file",
+        ])
+        .args([
+            "--paced-rate",
+            "0",
+            "--partitions",
+            "2",
+            "-b",
+            &broker.brokers(),
+        ])
+        .args(["--dir", dir.path().to_str().expect("utf8")])
+        .output()
+        .expect("bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", stderr_of(&out));
+    for workers in [1, 2] {
+        // Every message counted by the engine's final report ...
+        let row = stdout
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "| kafka, 2 partitions | 3,000 | 2,100 | {workers} |"
+                ))
+            })
+            .unwrap_or_else(|| panic!("a kafka row at {workers} worker(s): {stdout}"));
+        assert!(row.ends_with("| yes |"), "{row}");
+        // ... and by the floor, which read the same topic to its end.
+        let note = format!("floor with {workers} thread(s) (3,000 messages in ");
+        assert!(stdout.contains(&note), "{stdout}");
+    }
+}
