@@ -261,16 +261,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn gh_9_windows_report_no_epoch_where_readings_only_expire() {
+    /// A JSON reporter into `out` of 1-second epochs and a 2-epoch window.
+    fn two_epoch_window_json(out: &Shared) -> Reporter {
         let grid = EpochGrid::new(Duration::from_secs(1)).expect("grid");
-        let out = Shared::default();
-        let reporter = Reporter::new(
+        Reporter::new(
             Box::new(out.clone()),
             ReportFormat::Json,
             false,
             (grid, Window::Epochs(2)),
-        );
+        )
+    }
+
+    #[test]
+    fn gh_9_windows_report_no_epoch_where_readings_only_expire() {
+        let out = Shared::default();
+        let reporter = two_epoch_window_json(&out);
         let collected = Collected::default();
         // Processing time from epoch 5: data at 5 and 6, which expire at 7 and 8.
         let mut printer =
@@ -307,14 +312,8 @@ mod tests {
 
     #[test]
     fn gh_9_a_restart_with_nothing_new_ends_with_the_last_reported_window_again() {
-        let grid = EpochGrid::new(Duration::from_secs(1)).expect("grid");
         let out = Shared::default();
-        let reporter = Reporter::new(
-            Box::new(out.clone()),
-            ReportFormat::Json,
-            false,
-            (grid, Window::Epochs(2)),
-        );
+        let reporter = two_epoch_window_json(&out);
         let collected = Collected::default();
         // Event time, restored from a checkpoint taken after epoch 10 was reported: readings
         // of epochs 9 and 10, fed back at time 0, leave the 2-epoch window at 11 and 12. The
