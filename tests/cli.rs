@@ -724,3 +724,29 @@ fn gh_9_the_fleet_alone_raises_no_alert() {
         assert!(max - min < 5.0, "{device}: per-minute means {means:?}");
     }
 }
+
+#[test]
+fn gh_10_the_scaling_script_writes_a_speed_up_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("scaling.md");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/scaling.sh");
+    let run = std::process::Command::new(script)
+        .arg(&out)
+        .env("HYGROFLOW", env!("CARGO_BIN_EXE_hygroflow"))
+        .env("WORKERS", "1,2")
+        .env("MESSAGES", "3000")
+        .env("REPEAT", "1")
+        .output()
+        .expect("the script runs");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let table = std::fs::read_to_string(&out).expect("the table");
+    for (input, workers) in [("simulated fleet (stdin)", 1), ("file", 1), ("file", 2)] {
+        let row = format!("| {input} | {workers} | ");
+        assert!(table.contains(&row), "{row}: {table}");
+    }
+    assert_eq!(table.matches("| 1.00x |").count(), 2, "{table}");
+}
