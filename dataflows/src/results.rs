@@ -17,8 +17,12 @@ pub struct Results {
     /// Updates not yet applied, by epoch: advancing through many epochs at once (event time
     /// replaying a file) touches each update once.
     pending: BTreeMap<Epoch, Vec<(Stat, isize)>>,
-    state: BTreeMap<Stat, isize>,
+    /// The facts now, hashed: an epoch changes a few hundred of them, and a tree of string
+    /// keys made each change a chain of string comparisons.
+    state: FastMap<Stat, isize>,
 }
+
+type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 impl Results {
     /// Takes updates as they arrive from the dataflow.
@@ -60,7 +64,7 @@ impl Results {
     /// Applies every update at or before `epoch` and returns the facts that changed,
     /// consolidated: a fact whose additions and retractions cancel is not a change.
     pub fn advance(&mut self, epoch: Epoch) -> Vec<(Stat, isize)> {
-        let mut changes: BTreeMap<Stat, isize> = BTreeMap::new();
+        let mut changes: FastMap<Stat, isize> = FastMap::default();
         let due = match epoch.checked_add(1) {
             Some(next) => {
                 let later = self.pending.split_off(&next);
@@ -79,10 +83,13 @@ impl Results {
                 self.state.remove(stat);
             }
         }
-        changes.into_iter().collect()
+        let mut changes: Vec<(Stat, isize)> = changes.into_iter().collect();
+        changes.sort_unstable();
+        changes
     }
 
-    /// The facts in the cumulative state (each with multiplicity one when healthy).
+    /// The facts in the cumulative state (each with multiplicity one when healthy), in no
+    /// particular order.
     pub fn facts(&self) -> impl Iterator<Item = (&Stat, &isize)> {
         self.state.iter()
     }
@@ -93,7 +100,9 @@ mod tests {
     use super::*;
 
     fn facts(results: &Results) -> Vec<(Stat, isize)> {
-        results.facts().map(|(s, r)| (s.clone(), *r)).collect()
+        let mut facts: Vec<(Stat, isize)> = results.facts().map(|(s, r)| (s.clone(), *r)).collect();
+        facts.sort();
+        facts
     }
 
     #[test]
