@@ -750,3 +750,46 @@ fn gh_10_the_scaling_script_writes_a_speed_up_table() {
     }
     assert_eq!(table.matches("| 1.00x |").count(), 2, "{table}");
 }
+
+#[test]
+fn gh_9_alerts_active_is_complete_with_changes_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("input.jsonl");
+    let generated = run(&[
+        "generate",
+        "--count",
+        "12000",
+        "--interval-ms",
+        "30",
+        "--scenario",
+        "excursion@1m",
+    ]);
+    assert!(generated.status.success());
+    std::fs::write(&path, &generated.stdout).expect("write");
+    let args = ["--time", "event"];
+    let full = json_lines(&run_file(&path, &args).stdout);
+    let changes = json_lines(&run_file(&path, &[&args[..], &["--changes"]].concat()).stdout);
+    let active = |reports: &[serde_json::Value]| -> Vec<(u64, serde_json::Value)> {
+        reports
+            .iter()
+            .map(|r| {
+                (
+                    r["epoch"].as_u64().expect("epoch"),
+                    r["alerts_active"].clone(),
+                )
+            })
+            .collect()
+    };
+    let (full, changes) = (active(&full), active(&changes));
+    assert!(
+        full.iter()
+            .any(|(_, a)| a.as_array().is_some_and(|a| !a.is_empty())),
+        "the excursion raises an alert"
+    );
+    // --changes ends with one more full report of the last epoch.
+    assert_eq!(
+        changes[..full.len()],
+        full[..],
+        "the same alerts at every epoch"
+    );
+}
