@@ -20,13 +20,14 @@ use hygroflow_dataflows::{AlertRules, Transition};
 use crate::checkpoint::{Printed, Settings, StateDir};
 use crate::config::{AlertsOut, Config, Input, KafkaInput};
 use crate::epoch::TimeMode;
+use crate::escape::escape;
 use crate::fleet::{scenario::Plan, Fleet};
 use crate::kafka::publisher::Publisher;
 use crate::kafka::readback::published_ids;
 use crate::sink::alerts::{AlertLog, AlertTopic};
 use crate::sink::rejects::{DeadLetterFile, DeadLetters};
 use crate::sink::report::Reporter;
-use crate::source::file::{spawn_reader, FileSource};
+use crate::source::file::{spawn_range_readers, spawn_reader, FileSource};
 use crate::source::generator::GeneratorSource;
 use crate::source::kafka::{require_topic, KafkaSource};
 use crate::source::Source;
@@ -51,8 +52,8 @@ pub(crate) enum Feed {
     File {
         /// Taken by each local worker at start.
         sources: Mutex<Vec<Option<FileSource>>>,
-        /// The reader thread; joined after the workers end.
-        reader: Mutex<Option<JoinHandle<()>>>,
+        /// The reader threads; joined after the workers end.
+        readers: Mutex<Vec<JoinHandle<()>>>,
         /// `--rejects`.
         rejects: Option<DeadLetterFile>,
     },
@@ -305,8 +306,12 @@ impl Job {
     /// After the workers end: waits for the file reader, which ends once every worker's
     /// channel is closed (it never blocks past that).
     pub(crate) fn join_reader(&self) {
-        if let Feed::File { reader, .. } = &self.feed {
-            if let Some(handle) = reader.lock().ok().and_then(|mut r| r.take()) {
+        if let Feed::File { readers, .. } = &self.feed {
+            let handles = readers
+                .lock()
+                .map(|mut r| std::mem::take(&mut *r))
+                .unwrap_or_default();
+            for handle in handles {
                 let _ = handle.join();
             }
         }
@@ -343,16 +348,23 @@ fn file_feed(
         }
         None => None,
     };
-    let (sources, reader) = spawn_reader(
-        input,
-        name,
-        config.cluster.local_workers(),
-        config.cluster.peers(),
-        config.max_message_bytes,
-    );
+    let layout = (config.cluster.local_workers(), config.cluster.peers());
+    let (sources, readers) = match path {
+        // A regular file and several workers: each reads its own part.
+        Some(path) if identity.is_some_and(|id| id.is_regular()) && layout.1 > 1 => {
+            drop(input);
+            spawn_range_readers(path, name.clone(), layout, config.max_message_bytes)
+                .with_context(|| format!("cannot read input {}", escape(&name)))?
+        }
+        _ => {
+            let (sources, reader) =
+                spawn_reader(input, name, layout.0, layout.1, config.max_message_bytes);
+            (sources, vec![reader])
+        }
+    };
     Ok(Feed::File {
         sources: Mutex::new(sources.into_iter().map(Some).collect()),
-        reader: Mutex::new(Some(reader)),
+        readers: Mutex::new(readers),
         rejects,
     })
 }

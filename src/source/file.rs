@@ -1,6 +1,10 @@
 //! The file source: JSON lines from a file or stdin, divided among workers.
 //!
-//! One reader thread per process reads the input once and deals lines out: line `i` (from 0)
+//! A regular file read by several workers is cut into equal byte ranges, each boundary moved
+//! to the next line start ([`line_aligned_bounds`]), and each worker has a reader of its own
+//! range ([`spawn_range_readers`]): no thread deals lines to the others, and a rejected line is
+//! named by its byte offset. Stdin, pipes and FIFOs can only be read once, in order: there one
+//! reader thread per process reads the input and deals lines out: line `i` (from 0)
 //! belongs to global worker `i % peers`. A process keeps only its own workers' lines, so in a
 //! cluster every process reads the same file and together they count each line exactly once.
 //! Lines travel to workers in batches over bounded channels, so a slow worker slows the reader
@@ -44,7 +48,7 @@ const QUEUE_DEPTH: usize = 8;
 #[derive(Debug, Default)]
 struct LineBatch {
     data: Vec<u8>,
-    /// (line number from 1, byte range in `data`, full length of the line)
+    /// (line number from 1 or byte offset from 0, byte range in `data`, full length of the line)
     lines: Vec<(u64, Range<usize>, usize)>,
 }
 
@@ -87,6 +91,75 @@ pub fn spawn_reader(
     peers: usize,
     max_line: usize,
 ) -> (Vec<FileSource>, JoinHandle<()>) {
+    spawn_dealing(input, name, (local, peers), max_line, None)
+}
+
+/// Starts one reader per local worker for the regular file at `path`, each reading its own
+/// byte range: the file cut into `peers` equal parts, each boundary moved to the next line
+/// start, so a line belongs to the worker whose part holds its first byte. Rejected lines are
+/// named by byte offset. Returns one source per local worker and the reader threads.
+pub fn spawn_range_readers(
+    path: &std::path::Path,
+    name: String,
+    (local, peers): (Range<usize>, usize),
+    max_line: usize,
+) -> std::io::Result<(Vec<FileSource>, Vec<JoinHandle<()>>)> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let bounds = line_aligned_bounds(&mut file, size, peers)?;
+    let mut sources = Vec::new();
+    let mut readers = Vec::new();
+    for worker in local {
+        let (start, end) = (bounds[worker], bounds[worker + 1]);
+        let mut part = std::fs::File::open(path)?;
+        part.seek(SeekFrom::Start(start))?;
+        let input: Box<dyn Read + Send> = Box::new(part.take(end - start));
+        let (mut source, reader) =
+            spawn_dealing(input, name.clone(), (0..1, 1), max_line, Some(start));
+        sources.append(&mut source);
+        readers.push(reader);
+    }
+    Ok((sources, readers))
+}
+
+/// `parts + 1` offsets: 0, each `i * size / parts` moved to the start of the next line, and
+/// `size`. Part `i` is `bounds[i]..bounds[i + 1]` (possibly empty).
+pub fn line_aligned_bounds(
+    file: &mut (impl Read + std::io::Seek),
+    size: u64,
+    parts: usize,
+) -> std::io::Result<Vec<u64>> {
+    use std::io::{BufRead, BufReader, SeekFrom};
+    let parts = parts.max(1) as u64;
+    let mut bounds = vec![0];
+    for i in 1..parts {
+        let cut = (u128::from(size) * u128::from(i) / u128::from(parts)) as u64;
+        let previous = *bounds.last().unwrap_or(&0);
+        let bound = if cut <= previous || cut == 0 {
+            previous
+        } else {
+            // The line that holds byte `cut - 1` ends the previous part.
+            file.seek(SeekFrom::Start(cut - 1))?;
+            let mut rest = Vec::new();
+            let read = BufReader::new(&mut *file).read_until(b'\n', &mut rest)?;
+            (cut - 1 + read as u64).min(size)
+        };
+        bounds.push(bound.max(previous));
+    }
+    bounds.push(size);
+    Ok(bounds)
+}
+
+/// One reader thread dealing `input`'s lines to the local workers (`offset`: lines are named
+/// by byte offset from there, not by number).
+fn spawn_dealing(
+    input: Box<dyn Read + Send>,
+    name: String,
+    (local, peers): (Range<usize>, usize),
+    max_line: usize,
+    offset: Option<u64>,
+) -> (Vec<FileSource>, JoinHandle<()>) {
     let (senders, receivers): (Vec<_>, Vec<_>) =
         local.clone().map(|_| sync_channel(QUEUE_DEPTH)).unzip();
     let stop = Arc::new(AtomicBool::new(false));
@@ -98,6 +171,7 @@ pub fn spawn_reader(
             batch: LineBatch::default(),
             next: 0,
             stop: Arc::clone(&stop),
+            by_byte: offset.is_some(),
         })
         .collect();
     let handle = std::thread::Builder::new()
@@ -105,6 +179,7 @@ pub fn spawn_reader(
         .spawn(move || {
             let (chunks, spare) = read_ahead(input);
             let mut dealer = Dealer::new(senders, local, peers);
+            dealer.offset = offset;
             if let Err(e) = read_lines(&chunks, &spare, max_line, &stop, &mut dealer) {
                 dealer.fail(e);
             }
@@ -242,6 +317,8 @@ struct Dealer {
     local: Range<usize>,
     peers: usize,
     line: u64,
+    /// Lines named by byte offset: the offset of the next line.
+    offset: Option<u64>,
 }
 
 impl Dealer {
@@ -253,10 +330,12 @@ impl Dealer {
             local,
             peers,
             line: 0,
+            offset: None,
         }
     }
 
     fn line(&mut self, bytes: &[u8], len: usize) {
+        let whole = len;
         // A UTF-8 byte order mark (Windows tools write one) is not part of the first line.
         let (bytes, len) = match bytes.strip_prefix(BOM) {
             Some(rest) if self.line == 0 => (rest, len - BOM.len()),
@@ -264,6 +343,15 @@ impl Dealer {
         };
         let owner = owner_of_line(self.line, self.peers);
         self.line += 1;
+        let position = match &mut self.offset {
+            Some(offset) => {
+                let at = *offset;
+                // The whole line (a byte order mark included) and its newline.
+                *offset += whole as u64 + 1;
+                at
+            }
+            None => self.line,
+        };
         if !self.local.contains(&owner) {
             return;
         }
@@ -272,7 +360,7 @@ impl Dealer {
         let start = batch.data.len();
         let bytes = trim_cr(bytes);
         batch.data.extend_from_slice(bytes);
-        batch.lines.push((self.line, start..batch.data.len(), len));
+        batch.lines.push((position, start..batch.data.len(), len));
         if batch.data.len() >= BATCH_BYTES || batch.lines.len() >= 8192 {
             self.send(slot);
         }
@@ -323,6 +411,8 @@ pub struct FileSource {
     next: usize,
     /// Shared with the reader: set when the job stops.
     stop: Arc<AtomicBool>,
+    /// Lines are named by byte offset (a worker reading its own part of a file).
+    by_byte: bool,
 }
 
 impl Source for FileSource {
@@ -366,7 +456,11 @@ impl Source for FileSource {
             deliver(RawRecord {
                 bytes,
                 len: len.max(bytes.len()),
-                origin: Origin::Line(line),
+                origin: if self.by_byte {
+                    Origin::Byte(line)
+                } else {
+                    Origin::Line(line)
+                },
             })
             .map_err(PollError::Deliver)?;
         }

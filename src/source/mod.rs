@@ -19,6 +19,9 @@ use rdkafka::error::KafkaError;
 pub enum Origin {
     /// Line number (from 1) in the input file.
     Line(u64),
+    /// Byte offset (from 0) of the line in the input file, where workers read their own
+    /// parts of a file and line numbers are not known.
+    Byte(u64),
     /// Sequence number of a generated message on its worker.
     Generated(u64),
     /// A Kafka partition and offset.
@@ -34,6 +37,7 @@ impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Origin::Line(n) => write!(f, "line {n}"),
+            Origin::Byte(n) => write!(f, "byte {n}"),
             Origin::Generated(n) => write!(f, "generated #{n}"),
             Origin::Kafka { partition, offset } => {
                 write!(f, "partition {partition} offset {offset}")

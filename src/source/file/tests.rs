@@ -9,7 +9,7 @@ fn drain(sources: Vec<FileSource>) -> Vec<Vec<(u64, Vec<u8>, usize)>> {
             loop {
                 let poll = s
                     .poll(3, &mut |r| {
-                        if let Origin::Line(n) = r.origin {
+                        if let Origin::Line(n) | Origin::Byte(n) = r.origin {
                             got.push((n, r.bytes.to_vec(), r.len));
                         }
                         Ok(())
@@ -280,4 +280,52 @@ fn a_read_error_keeps_its_cause() {
         .expect("the I/O error is the cause");
     assert_eq!(cause.kind(), std::io::ErrorKind::InvalidData);
     assert_eq!(cause.to_string(), "bad disk");
+}
+
+#[test]
+fn gh_10_parts_of_a_file_start_at_line_starts_and_cover_it_once() {
+    let text = b"aaaa\nbb\ncccccc\nd\n\neeee";
+    for parts in 1..=8 {
+        let mut cursor = std::io::Cursor::new(&text[..]);
+        let bounds =
+            super::line_aligned_bounds(&mut cursor, text.len() as u64, parts).expect("bounds");
+        assert_eq!(bounds.len(), parts + 1);
+        assert_eq!((bounds[0], bounds[parts]), (0, text.len() as u64));
+        for pair in bounds.windows(2) {
+            assert!(pair[0] <= pair[1], "{bounds:?}");
+        }
+        for b in &bounds[..parts] {
+            let b = *b as usize;
+            assert!(
+                b == 0 || b == text.len() || text[b - 1] == b'\n',
+                "{parts}: {bounds:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn gh_10_range_readers_name_lines_by_byte_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("in.jsonl");
+    let text = b"\xEF\xBB\xBFfirst\nsecond line\nthird\nfourth\n";
+    std::fs::write(&path, text).expect("write");
+    let (sources, readers) =
+        super::spawn_range_readers(&path, "in".into(), (0..2, 2), 1 << 20).expect("readers");
+    let mut seen: Vec<(u64, Vec<u8>)> = drain(sources)
+        .into_iter()
+        .flatten()
+        .map(|(at, bytes, _)| (at, bytes))
+        .collect();
+    for reader in readers {
+        reader.join().expect("reader");
+    }
+    seen.sort();
+    let expected: Vec<(u64, Vec<u8>)> = vec![
+        (0, b"first".to_vec()),
+        (9, b"second line".to_vec()),
+        (21, b"third".to_vec()),
+        (27, b"fourth".to_vec()),
+    ];
+    assert_eq!(seen, expected);
 }
