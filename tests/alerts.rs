@@ -476,3 +476,30 @@ mod oracle {
         assert!(extra.is_err());
     }
 }
+
+#[test]
+fn gh_9_alert_log_of_the_generated_scenarios() {
+    let out = output_within(
+        hygroflow().args([
+            "generate",
+            "--scenario",
+            "excursion@1m,silence@2m,drift@3m",
+            "--count",
+            "30000",
+            "--interval-ms",
+            "30",
+            "--seed",
+            "3",
+        ]),
+        "generate",
+    );
+    assert_success(&out, "generate");
+    let case = alert_cases::generated_scenarios(String::from_utf8(out.stdout).expect("utf8"));
+    // Every kind is raised (and all but the rate, which lasts an hour, resolved).
+    let want = oracle_of(&case);
+    for kind in ["high", "silent", "rate"] {
+        let raised = want.log.iter().any(|a| a.kind.name() == kind && a.raised);
+        assert!(raised, "the scenarios raise {kind}: {:?}", want.log);
+    }
+    check_everywhere(&case);
+}

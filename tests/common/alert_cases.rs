@@ -418,3 +418,26 @@ pub fn random(seed: u64, epoch_ms: i64, epochs: i64) -> Case {
         input: lines.out,
     }
 }
+
+/// The simulated fleet with its three scenarios (`hygroflow generate --scenario ...`), 15
+/// minutes of 2,100 sensors at 30 ms a line, under the built-in rules written out by hand from
+/// the README's table: 30-60 % RH everywhere, MRI at most 5 % RH an hour, a 1-minute window and
+/// a 5-minute silence, 3-second epochs.
+pub fn generated_scenarios(generated: String) -> Case {
+    let band = [
+        ("low", "30"),
+        ("high", "60"),
+        ("window", "60"),
+        ("silence", "300"),
+    ];
+    let rules = Rules {
+        defaults: keys(&band),
+        modality: tables(&[("MRI", &[("rate_per_hour", "5")])]),
+        device: BTreeMap::new(),
+    };
+    Case {
+        epoch_ms: 3000,
+        rules,
+        input: generated,
+    }
+}
