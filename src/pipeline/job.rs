@@ -27,7 +27,7 @@ use crate::kafka::readback::published_ids;
 use crate::sink::alerts::{AlertLog, AlertTopic};
 use crate::sink::rejects::{DeadLetterFile, DeadLetters};
 use crate::sink::report::Reporter;
-use crate::source::file::{spawn_range_readers, spawn_reader, FileSource};
+use crate::source::file::{range_sources, spawn_reader};
 use crate::source::generator::GeneratorSource;
 use crate::source::kafka::{require_topic, KafkaSource};
 use crate::source::Source;
@@ -51,7 +51,7 @@ pub(crate) enum Feed {
     /// Lines from the process's reader thread, one source per local worker.
     File {
         /// Taken by each local worker at start.
-        sources: Mutex<Vec<Option<FileSource>>>,
+        sources: Mutex<Vec<Option<Box<dyn Source + Send>>>>,
         /// The reader threads; joined after the workers end.
         readers: Mutex<Vec<JoinHandle<()>>>,
         /// `--rejects`.
@@ -253,7 +253,7 @@ impl Job {
                     .get_mut(local)
                     .and_then(Option::take)
                     .ok_or_else(|| anyhow!("no file source for worker {index}"))?;
-                Box::new(source)
+                source
             }
             Feed::Kafka(kafka) => {
                 let stop = || self.stopped();
@@ -353,12 +353,21 @@ fn file_feed(
         // A regular file and several workers: each reads its own part.
         Some(path) if identity.is_some_and(|id| id.is_regular()) && layout.1 > 1 => {
             drop(input);
-            spawn_range_readers(path, name.clone(), layout, config.max_message_bytes)
-                .with_context(|| format!("cannot read input {}", escape(&name)))?
+            let sources = range_sources(path, &name, layout, config.max_message_bytes)
+                .with_context(|| format!("cannot read input {}", escape(&name)))?;
+            let sources: Vec<Box<dyn Source + Send>> = sources
+                .into_iter()
+                .map(|s| Box::new(s) as Box<dyn Source + Send>)
+                .collect();
+            (sources, Vec::new())
         }
         _ => {
             let (sources, reader) =
                 spawn_reader(input, name, layout.0, layout.1, config.max_message_bytes);
+            let sources: Vec<Box<dyn Source + Send>> = sources
+                .into_iter()
+                .map(|s| Box::new(s) as Box<dyn Source + Send>)
+                .collect();
             (sources, vec![reader])
         }
     };

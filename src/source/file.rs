@@ -1,9 +1,9 @@
 //! The file source: JSON lines from a file or stdin, divided among workers.
 //!
 //! A regular file read by several workers is cut into equal byte ranges, each boundary moved
-//! to the next line start ([`line_aligned_bounds`]), and each worker has a reader of its own
-//! range ([`spawn_range_readers`]): no thread deals lines to the others, and a rejected line is
-//! named by its byte offset. Stdin, pipes and FIFOs can only be read once, in order: there one
+//! to the next line start ([`line_aligned_bounds`]), and each worker reads its own range on its
+//! own thread ([`range_sources`], `range.rs`): no thread deals lines to the others, no line is
+//! copied between threads, and a rejected line is named by its byte offset. Stdin, pipes and FIFOs can only be read once, in order: there one
 //! reader thread per process reads the input and deals lines out: line `i` (from 0)
 //! belongs to global worker `i % peers`. A process keeps only its own workers' lines, so in a
 //! cluster every process reads the same file and together they count each line exactly once.
@@ -94,33 +94,33 @@ pub fn spawn_reader(
     spawn_dealing(input, name, (local, peers), max_line, None)
 }
 
-/// Starts one reader per local worker for the regular file at `path`, each reading its own
-/// byte range: the file cut into `peers` equal parts, each boundary moved to the next line
-/// start, so a line belongs to the worker whose part holds its first byte. Rejected lines are
-/// named by byte offset. Returns one source per local worker and the reader threads.
-pub fn spawn_range_readers(
+/// One source per local worker for the regular file at `path`, each reading its own byte
+/// range on its worker's thread: the file cut into `peers` equal parts, each boundary moved to
+/// the next line start, so a line belongs to the worker whose part holds its first byte.
+/// Rejected lines are named by byte offset.
+pub fn range_sources(
     path: &std::path::Path,
-    name: String,
+    name: &str,
     (local, peers): (Range<usize>, usize),
     max_line: usize,
-) -> std::io::Result<(Vec<FileSource>, Vec<JoinHandle<()>>)> {
+) -> std::io::Result<Vec<RangeSource>> {
     use std::io::{Seek, SeekFrom};
     let mut file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
     let bounds = line_aligned_bounds(&mut file, size, peers)?;
-    let mut sources = Vec::new();
-    let mut readers = Vec::new();
-    for worker in local {
-        let (start, end) = (bounds[worker], bounds[worker + 1]);
-        let mut part = std::fs::File::open(path)?;
-        part.seek(SeekFrom::Start(start))?;
-        let input: Box<dyn Read + Send> = Box::new(part.take(end - start));
-        let (mut source, reader) =
-            spawn_dealing(input, name.clone(), (0..1, 1), max_line, Some(start));
-        sources.append(&mut source);
-        readers.push(reader);
-    }
-    Ok((sources, readers))
+    local
+        .map(|worker| {
+            let (start, end) = (bounds[worker], bounds[worker + 1]);
+            let mut part = std::fs::File::open(path)?;
+            part.seek(SeekFrom::Start(start))?;
+            Ok(RangeSource::new(
+                part.take(end - start),
+                name.to_owned(),
+                start,
+                max_line,
+            ))
+        })
+        .collect()
 }
 
 /// `parts + 1` offsets: 0, each `i * size / parts` moved to the start of the next line, and
@@ -474,5 +474,8 @@ impl Source for FileSource {
     }
 }
 
+mod range;
 #[cfg(test)]
 mod tests;
+
+pub use range::RangeSource;

@@ -305,27 +305,67 @@ fn gh_10_parts_of_a_file_start_at_line_starts_and_cover_it_once() {
 }
 
 #[test]
-fn gh_10_range_readers_name_lines_by_byte_offset() {
+fn gh_10_range_sources_name_lines_by_byte_offset_and_cap_long_ones() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("in.jsonl");
-    let text = b"\xEF\xBB\xBFfirst\nsecond line\nthird\nfourth\n";
-    std::fs::write(&path, text).expect("write");
-    let (sources, readers) =
-        super::spawn_range_readers(&path, "in".into(), (0..2, 2), 1 << 20).expect("readers");
-    let mut seen: Vec<(u64, Vec<u8>)> = drain(sources)
-        .into_iter()
-        .flatten()
-        .map(|(at, bytes, _)| (at, bytes))
-        .collect();
-    for reader in readers {
-        reader.join().expect("reader");
+    let long = "x".repeat(3000);
+    let text = format!("\u{feff}first\r\nsecond line\n{long}\n\nlast");
+    std::fs::write(&path, &text).expect("write");
+    for parts in 1..=4 {
+        let sources = super::range_sources(&path, "in", (0..parts, parts), 100).expect("sources");
+        let mut seen: Vec<(u64, Vec<u8>, usize)> = Vec::new();
+        for mut source in sources {
+            loop {
+                let poll = source
+                    .poll(2, &mut |r| {
+                        if let Origin::Byte(at) = r.origin {
+                            seen.push((at, r.bytes.to_vec(), r.len));
+                        }
+                        Ok(())
+                    })
+                    .expect("no read error");
+                if poll == Poll::Finished {
+                    break;
+                }
+            }
+        }
+        seen.sort();
+        let expected: Vec<(u64, Vec<u8>, usize)> = vec![
+            // The byte order mark is dropped but counted; the length keeps the `\r`.
+            (0, b"first".to_vec(), 6),
+            (10, b"second line".to_vec(), 11),
+            (22, vec![b'x'; 101], 3000),
+            (3023, Vec::new(), 0),
+            (3024, b"last".to_vec(), 4),
+        ];
+        assert_eq!(seen, expected, "{parts} part(s)");
     }
-    seen.sort();
-    let expected: Vec<(u64, Vec<u8>)> = vec![
-        (0, b"first".to_vec()),
-        (9, b"second line".to_vec()),
-        (21, b"third".to_vec()),
-        (27, b"fourth".to_vec()),
-    ];
-    assert_eq!(seen, expected);
+}
+
+#[test]
+fn gh_10_a_range_source_skips_a_line_longer_than_its_buffer_but_counts_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("in.jsonl");
+    let huge = 3 * READ_BYTES + 7;
+    let mut text = vec![b'y'; huge];
+    text.extend_from_slice(b"\nnext\n");
+    text.extend(std::iter::repeat_n(b'z', huge));
+    std::fs::write(&path, &text).expect("write");
+    let mut sources = super::range_sources(&path, "in", (0..1, 1), 100).expect("sources");
+    let mut seen: Vec<(u64, usize, usize)> = Vec::new();
+    loop {
+        let poll = sources[0]
+            .poll(10, &mut |r| {
+                if let Origin::Byte(at) = r.origin {
+                    seen.push((at, r.bytes.len(), r.len));
+                }
+                Ok(())
+            })
+            .expect("no read error");
+        if poll == Poll::Finished {
+            break;
+        }
+    }
+    let next = huge as u64 + 1;
+    assert_eq!(seen, [(0, 101, huge), (next, 4, 4), (next + 5, 101, huge)]);
 }
