@@ -48,7 +48,7 @@ const QUEUE_DEPTH: usize = 8;
 #[derive(Debug, Default)]
 struct LineBatch {
     data: Vec<u8>,
-    /// (line number from 1 or byte offset from 0, byte range in `data`, full length of the line)
+    /// (line number from 1, byte range in `data`, full length of the line)
     lines: Vec<(u64, Range<usize>, usize)>,
 }
 
@@ -91,7 +91,31 @@ pub fn spawn_reader(
     peers: usize,
     max_line: usize,
 ) -> (Vec<FileSource>, JoinHandle<()>) {
-    spawn_dealing(input, name, (local, peers), max_line, None)
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        local.clone().map(|_| sync_channel(QUEUE_DEPTH)).unzip();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sources = receivers
+        .into_iter()
+        .map(|rx| FileSource {
+            rx,
+            name: name.clone(),
+            batch: LineBatch::default(),
+            next: 0,
+            stop: Arc::clone(&stop),
+        })
+        .collect();
+    let handle = std::thread::Builder::new()
+        .name("hygroflow-reader".into())
+        .spawn(move || {
+            let (chunks, spare) = read_ahead(input);
+            let mut dealer = Dealer::new(senders, local, peers);
+            if let Err(e) = read_lines(&chunks, &spare, max_line, &stop, &mut dealer) {
+                dealer.fail(e);
+            }
+            dealer.finish();
+        })
+        .expect("spawning the reader thread");
+    (sources, handle)
 }
 
 /// One source per local worker for the regular file at `path`, each reading its own byte
@@ -149,44 +173,6 @@ pub fn line_aligned_bounds(
     }
     bounds.push(size);
     Ok(bounds)
-}
-
-/// One reader thread dealing `input`'s lines to the local workers (`offset`: lines are named
-/// by byte offset from there, not by number).
-fn spawn_dealing(
-    input: Box<dyn Read + Send>,
-    name: String,
-    (local, peers): (Range<usize>, usize),
-    max_line: usize,
-    offset: Option<u64>,
-) -> (Vec<FileSource>, JoinHandle<()>) {
-    let (senders, receivers): (Vec<_>, Vec<_>) =
-        local.clone().map(|_| sync_channel(QUEUE_DEPTH)).unzip();
-    let stop = Arc::new(AtomicBool::new(false));
-    let sources = receivers
-        .into_iter()
-        .map(|rx| FileSource {
-            rx,
-            name: name.clone(),
-            batch: LineBatch::default(),
-            next: 0,
-            stop: Arc::clone(&stop),
-            by_byte: offset.is_some(),
-        })
-        .collect();
-    let handle = std::thread::Builder::new()
-        .name("hygroflow-reader".into())
-        .spawn(move || {
-            let (chunks, spare) = read_ahead(input);
-            let mut dealer = Dealer::new(senders, local, peers);
-            dealer.offset = offset;
-            if let Err(e) = read_lines(&chunks, &spare, max_line, &stop, &mut dealer) {
-                dealer.fail(e);
-            }
-            dealer.finish();
-        })
-        .expect("spawning the reader thread");
-    (sources, handle)
 }
 
 /// Reads `input` on a thread of its own, one chunk per read, at most [`READS_AHEAD`] reads
@@ -317,8 +303,6 @@ struct Dealer {
     local: Range<usize>,
     peers: usize,
     line: u64,
-    /// Lines named by byte offset: the offset of the next line.
-    offset: Option<u64>,
 }
 
 impl Dealer {
@@ -330,12 +314,10 @@ impl Dealer {
             local,
             peers,
             line: 0,
-            offset: None,
         }
     }
 
     fn line(&mut self, bytes: &[u8], len: usize) {
-        let whole = len;
         // A UTF-8 byte order mark (Windows tools write one) is not part of the first line.
         let (bytes, len) = match bytes.strip_prefix(BOM) {
             Some(rest) if self.line == 0 => (rest, len - BOM.len()),
@@ -343,15 +325,6 @@ impl Dealer {
         };
         let owner = owner_of_line(self.line, self.peers);
         self.line += 1;
-        let position = match &mut self.offset {
-            Some(offset) => {
-                let at = *offset;
-                // The whole line (a byte order mark included) and its newline.
-                *offset += whole as u64 + 1;
-                at
-            }
-            None => self.line,
-        };
         if !self.local.contains(&owner) {
             return;
         }
@@ -360,7 +333,7 @@ impl Dealer {
         let start = batch.data.len();
         let bytes = trim_cr(bytes);
         batch.data.extend_from_slice(bytes);
-        batch.lines.push((position, start..batch.data.len(), len));
+        batch.lines.push((self.line, start..batch.data.len(), len));
         if batch.data.len() >= BATCH_BYTES || batch.lines.len() >= 8192 {
             self.send(slot);
         }
@@ -411,8 +384,6 @@ pub struct FileSource {
     next: usize,
     /// Shared with the reader: set when the job stops.
     stop: Arc<AtomicBool>,
-    /// Lines are named by byte offset (a worker reading its own part of a file).
-    by_byte: bool,
 }
 
 impl Source for FileSource {
@@ -456,11 +427,7 @@ impl Source for FileSource {
             deliver(RawRecord {
                 bytes,
                 len: len.max(bytes.len()),
-                origin: if self.by_byte {
-                    Origin::Byte(line)
-                } else {
-                    Origin::Line(line)
-                },
+                origin: Origin::Line(line),
             })
             .map_err(PollError::Deliver)?;
         }
