@@ -93,20 +93,13 @@ impl Source for RangeSource {
         while delivered < budget && !self.stopped {
             let rest = &self.buf[self.start..self.end];
             if let Some(long) = &mut self.long {
-                // Skipping a long line: count it to its newline.
-                match memchr::memchr(b'\n', rest) {
+                // Skipping a long line: count it to its newline (`Some(1)`) or the part's end
+                // (`Some(0)`), then hand it over.
+                let ended = match memchr::memchr(b'\n', rest) {
                     Some(n) => {
                         long.len += n;
                         self.start += n + 1;
-                        let long = self.long.take().expect("a long line");
-                        self.offset = long.at + long.len as u64 + 1;
-                        deliver(RawRecord {
-                            bytes: trim_cr(&long.kept),
-                            len: long.len,
-                            origin: Origin::Byte(long.at),
-                        })
-                        .map_err(PollError::Deliver)?;
-                        delivered += 1;
+                        Some(1)
                     }
                     None => {
                         long.len += rest.len();
@@ -114,18 +107,19 @@ impl Source for RangeSource {
                         if !self.read_all && !self.refill()? {
                             self.read_all = true;
                         }
-                        if self.read_all && self.start == self.end {
-                            let long = self.long.take().expect("a long line");
-                            self.offset = long.at + long.len as u64;
-                            deliver(RawRecord {
-                                bytes: trim_cr(&long.kept),
-                                len: long.len,
-                                origin: Origin::Byte(long.at),
-                            })
-                            .map_err(PollError::Deliver)?;
-                            delivered += 1;
-                        }
+                        (self.read_all && self.start == self.end).then_some(0)
                     }
+                };
+                let done = ended.and_then(|newline| Some((newline, self.long.take()?)));
+                if let Some((newline, long)) = done {
+                    self.offset = long.at + long.len as u64 + newline;
+                    deliver(RawRecord {
+                        bytes: trim_cr(&long.kept),
+                        len: long.len,
+                        origin: Origin::Byte(long.at),
+                    })
+                    .map_err(PollError::Deliver)?;
+                    delivered += 1;
                 }
                 continue;
             }
