@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use hygroflow::fleet::device_names;
-use hygroflow_dataflows::{build, Counter, Epoch, InputHandles, MICROS_PER_PERCENT};
+use hygroflow_dataflows::{
+    build, sensor_key, Counter, Distinct, Epoch, InputHandles, Key, MICROS_PER_PERCENT,
+};
 use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
 
@@ -41,11 +43,14 @@ struct Loaded {
 impl Loaded {
     /// Builds the dataflow and loads `sensors` sensors in epoch 0.
     fn new(worker: &mut Worker, sensors: usize) -> Self {
-        let (inputs, probe) = worker.dataflow::<Epoch, _, _>(|scope| {
-            let (inputs, stats, _) = build(scope, None);
+        let (mut inputs, probe) = worker.dataflow::<Epoch, _, _>(|scope| {
+            let (inputs, stats, _) = build(scope, (Distinct::Cumulative, None));
             let (probe, _) = stats.probe();
             (inputs, probe)
         });
+        for device in device_names() {
+            inputs.names.update((Key::of(&device), device), 1);
+        }
         let mut loaded = Loaded {
             inputs,
             probe,
@@ -72,11 +77,9 @@ impl Loaded {
         for _ in 0..new {
             let i = self.next;
             self.next += 1;
-            let device = self.devices[(i * 7_919) % self.devices.len()].clone();
-            self.inputs.sensors.update(
-                (device, format!("0-ZZZ{:08}-{:03}", i / 1_000, i % 1_000)),
-                1,
-            );
+            let device = &self.devices[(i * 7_919) % self.devices.len()];
+            let guid = format!("0-ZZZ{:08}-{:03}", i / 1_000, i % 1_000);
+            self.inputs.sensors.update(sensor_key(device, &guid), 1);
         }
         self.inputs.counters.update(Counter::Rejected, 1);
         let next = self.inputs.time() + 1;

@@ -32,11 +32,11 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use hygroflow_dataflows::{Epoch, Transition};
+use hygroflow_dataflows::{Epoch, GuidKey, Transition};
 use serde::{Deserialize, Serialize};
 
 /// The on-disk format version; files of another version are refused.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const CHECKPOINT_MAGIC: &str = "hygroflow-checkpoint";
 const COMMIT_MAGIC: &str = "hygroflow-commit";
 const COMMITTED: &str = "COMMITTED";
@@ -126,8 +126,8 @@ pub struct WorkerState {
     pub future: i64,
     /// `(device, sum_micro, count)` of the readings this worker took in.
     pub devices: Vec<(String, i64, i64)>,
-    /// `(device, guid, last epoch it read in)` of every sensor this worker has seen.
-    pub sensors: Vec<(String, String, Epoch)>,
+    /// Every sensor this worker has seen, by device: its key and the last epoch it read in.
+    pub sensors: Vec<KnownSensors>,
     /// `(epoch, device, sum_micro, count)` of the recent epochs that windows and alerts still
     /// need (the longest window, plus an hour for rate alerts).
     #[serde(default)]
@@ -135,6 +135,79 @@ pub struct WorkerState {
     /// The recent epochs in which this worker had a message.
     #[serde(default)]
     pub reported: Vec<Epoch>,
+}
+
+/// One device's sensors as a checkpoint stores them: the device's name, each sensor's guid
+/// key with the last epoch it read in (24 bytes a sensor, base64 in the file), and with alerts
+/// on each sensor's guid, in the same order (alerts name the sensors they watch).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownSensors {
+    /// The device.
+    pub device: String,
+    /// Its sensors, by key, with their last epochs.
+    #[serde(with = "packed_sensors")]
+    pub sensors: Vec<(GuidKey, Epoch)>,
+    /// Their guids, when alerts are on; empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guids: Vec<String>,
+}
+
+impl KnownSensors {
+    /// Each sensor with its guid, if the file has guids.
+    pub fn each(&self) -> impl Iterator<Item = (GuidKey, Option<&str>, Epoch)> + '_ {
+        self.sensors
+            .iter()
+            .enumerate()
+            .map(|(i, (key, last))| (*key, self.guids.get(i).map(String::as_str), *last))
+    }
+}
+
+/// `(guid key, epoch)` rows as one base64 string of 24-byte records (key, then epoch, big
+/// endian): a third of the size of JSON numbers, and one string to parse.
+mod packed_sensors {
+    use base64::Engine as _;
+    use hygroflow_dataflows::{Epoch, GuidKey, Key};
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const RECORD: usize = 24;
+
+    pub(super) fn serialize<S: Serializer>(
+        rows: &[(GuidKey, Epoch)],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut bytes = Vec::with_capacity(rows.len() * RECORD);
+        for (key, epoch) in rows {
+            bytes.extend_from_slice(&key.to_bytes());
+            bytes.extend_from_slice(&epoch.to_be_bytes());
+        }
+        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<(GuidKey, Epoch)>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map_err(|e| D::Error::custom(format!("sensor keys: {e}")))?;
+        if bytes.len() % RECORD != 0 {
+            return Err(D::Error::custom(format!(
+                "sensor keys: {} bytes, not a multiple of {RECORD}",
+                bytes.len()
+            )));
+        }
+        Ok(bytes
+            .chunks_exact(RECORD)
+            .map(|record| {
+                let mut key = [0; 16];
+                let mut epoch = [0; 8];
+                key.copy_from_slice(&record[..16]);
+                epoch.copy_from_slice(&record[16..]);
+                (Key::from_bytes(key), Epoch::from_be_bytes(epoch))
+            })
+            .collect())
+    }
 }
 
 /// The flags a state directory's results depend on, as `(flag, value)`: a restart with another
@@ -590,7 +663,11 @@ mod tests {
                 .collect(),
             sensors: rows
                 .iter()
-                .map(|(d, g, _, _)| (d.to_string(), g.to_string(), 0))
+                .map(|(d, g, _, _)| KnownSensors {
+                    device: d.to_string(),
+                    sensors: vec![(hygroflow_dataflows::Key::of(g), 0)],
+                    guids: vec![g.to_string()],
+                })
                 .collect(),
             ..WorkerState::default()
         }
@@ -722,9 +799,11 @@ mod tests {
             .to_string()
             .contains("truncated"));
 
-        let newer = String::from_utf8(good.clone())
-            .expect("utf8")
-            .replacen(" 2 ", " 99 ", 1);
+        let newer = String::from_utf8(good.clone()).expect("utf8").replacen(
+            &format!(" {FORMAT_VERSION} "),
+            " 99 ",
+            1,
+        );
         fs::write(&file, newer).expect("write");
         assert!(sd
             .validate()

@@ -1,46 +1,90 @@
 //! Per-worker pre-aggregation, so the dataflow's input follows devices and sensors, not
 //! messages.
 //!
-//! Within one epoch a worker adds up each device's readings, and remembers every
-//! `(device, guid)` pair it has ever seen with the last epoch it read in, in hash maps looked
-//! up with borrowed strings: a message costs two lookups and no allocation (a new device or
-//! sensor costs its strings). When the epoch closes, each device becomes one update whose
-//! difference is `(sum, count)`, exactly what one update per message would have summed to,
-//! and each pair seen for the first time becomes one `+1`.
+//! Within one epoch a worker adds up each device's readings and recognises the sensors it has
+//! seen, as 32-byte keys (`hygroflow_dataflows::keys`). A message costs one lookup of its
+//! device by borrowed name, one XXH3 of its guid and one lookup of the sensor's key, and no
+//! allocation (a new device costs its name). When the epoch closes, each device becomes one
+//! update whose difference is `(sum, count)`, exactly what one update per message would have
+//! summed to, and each device seen for the first time sends its name once.
 //!
-//! A windowed run (`--window 1m`) cannot send a sensor only once: a sensor is in the window
-//! while any of its readings is. Alerts need every sensor that read in an epoch too (silent
-//! sensors). Tallies that [`track epochs`](WorkerTally::tracking_epochs) also list the pairs
-//! seen in the open epoch, each once, found with the same lookup.
+//! [`WorkerTally::add`] says whether a reading's sensor is [`Sighting::New`], seen for the
+//! first time in this epoch, or seen again; the epoch writer sends new sensors into the
+//! dataflow (cumulative) or into the window (windowed). How much a worker remembers:
+//! - [`Memory::All`]: every sensor it has seen with the last epoch it read in, so `New` is
+//!   exact. Checkpoints need this (a worker's file lists its sensors) and so do alerts, which
+//!   also get every sensor seen in each epoch by name, and keep each sensor's guid.
+//! - [`Memory::Recent`]: a fixed 3 MB cache of recent sensors (2-way set-associative, 65,536
+//!   entries). A sensor that fell out of it is `New` again; the dataflow's distinct counts
+//!   take a sensor any number of times, so this costs an update, never a wrong count, and a
+//!   worker's memory stays flat however many sensors there are: with two workers, only the
+//!   sensors' owners (`distinct_sensors.rs`) keep them, not every worker that saw them. A fleet
+//!   that fits (2,100 sensors) sends each sensor once, as with `All`.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
-use hygroflow_dataflows::{Epoch, SensorKey, Tally};
+use hygroflow_dataflows::{DeviceKey, Epoch, GuidKey, Key, SensorKey, Tally};
+
+use crate::checkpoint::KnownSensors;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// How much of the sensors it has seen a worker remembers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Memory {
+    /// Recent sensors only, in a fixed-size cache.
+    #[default]
+    Recent,
+    /// Every sensor, with the last epoch it read in.
+    All,
+    /// Every sensor, and its name: also every sensor of each epoch by name (alerts).
+    AllNamed,
+}
+
+/// What a reading says of its sensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sighting {
+    /// Not remembered: new to this worker (with [`Memory::Recent`], or forgotten).
+    New(SensorKey),
+    /// Remembered, and read for the first time in this epoch.
+    FirstThisEpoch(SensorKey),
+    /// Already read in this epoch.
+    Again,
+}
+
+/// Sets of the recent-sensor cache (two entries each).
+const RECENT_SETS: usize = 1 << 15;
 
 /// One worker's tallies.
 #[derive(Debug, Default)]
 pub struct WorkerTally {
-    /// This epoch's sum and count per device.
-    devices: FastMap<String, Tally>,
-    /// Every sensor this worker has seen: guid -> its devices (almost always one), each with
-    /// the last epoch it read in.
-    seen: FastMap<String, Vec<(String, Epoch)>>,
-    /// Sensors first seen this epoch.
-    new_sensors: Vec<SensorKey>,
-    /// Tracking epochs: every sensor seen this epoch, by device.
-    epoch_sensors: FastMap<String, Vec<String>>,
-    tracking: bool,
+    /// This epoch's sum and count per device, with the device's key.
+    devices: FastMap<String, (Tally, DeviceKey)>,
+    /// The name of every device this worker has seen.
+    names: FastMap<DeviceKey, String>,
+    /// Devices first seen this epoch.
+    new_names: Vec<(DeviceKey, String)>,
+    /// `All`: every sensor this worker has seen, by device, with the last epoch it read in.
+    /// One map per device of 24-byte entries: a million sensors cost about 40 MB.
+    seen: FastMap<DeviceKey, FastMap<GuidKey, Epoch>>,
+    /// `Recent`: recent sensors with the last epoch they read in (`2 * RECENT_SETS` entries,
+    /// allocated at the first reading).
+    recent: Vec<Option<(SensorKey, Epoch)>>,
+    /// `AllNamed`: every sensor seen this epoch, by device.
+    epoch_names: FastMap<String, Vec<String>>,
+    /// `AllNamed`: the guid of every sensor seen.
+    guids: FastMap<GuidKey, Box<str>>,
+    memory: Memory,
     /// The epoch readings are added to.
     epoch: Epoch,
 }
 
 impl WorkerTally {
-    /// Tallies that also list every sensor seen in each epoch (windows, alerts).
-    pub fn tracking_epochs() -> Self {
+    /// Tallies that remember sensors as `memory` says.
+    pub fn new(memory: Memory) -> Self {
         WorkerTally {
-            tracking: true,
+            memory,
             ..WorkerTally::default()
         }
     }
@@ -50,51 +94,109 @@ impl WorkerTally {
         self.epoch = epoch;
     }
 
-    /// Adds one reading.
-    pub fn add(&mut self, guid: &str, device: &str, humidity_micro: i64) {
-        match self.devices.get_mut(device) {
-            Some(tally) => {
+    /// Adds one reading, and says what it tells of its sensor.
+    pub fn add(&mut self, guid: &str, device: &str, humidity_micro: i64) -> Sighting {
+        let device_key = match self.devices.get_mut(device) {
+            Some((tally, key)) => {
                 tally.0 += humidity_micro;
                 tally.1 += 1;
+                *key
             }
             None => {
-                self.devices.insert(device.to_owned(), (humidity_micro, 1));
+                let key = Key::of(device);
+                self.devices
+                    .insert(device.to_owned(), ((humidity_micro, 1), key));
+                if let Entry::Vacant(name) = self.names.entry(key) {
+                    name.insert(device.to_owned());
+                    self.new_names.push((key, device.to_owned()));
+                }
+                key
+            }
+        };
+        let sensor = (device_key, Key::of(guid));
+        let sighting = match self.memory {
+            Memory::Recent => self.recall(sensor),
+            Memory::All | Memory::AllNamed => self.remember(sensor),
+        };
+        if self.memory == Memory::AllNamed {
+            match sighting {
+                Sighting::New(_) => {
+                    self.guids.insert(sensor.1, guid.into());
+                    track(&mut self.epoch_names, device, guid);
+                }
+                Sighting::FirstThisEpoch(_) => track(&mut self.epoch_names, device, guid),
+                Sighting::Again => {}
             }
         }
-        let epoch = self.epoch;
-        let devices = match self.seen.get_mut(guid) {
-            Some(devices) => devices,
-            None => self.seen.entry(guid.to_owned()).or_default(),
+        sighting
+    }
+
+    /// `All`: looks `sensor` up among every sensor seen.
+    fn remember(&mut self, sensor: SensorKey) -> Sighting {
+        let seen = match self.seen.get_mut(&sensor.0) {
+            Some(seen) => seen,
+            None => self.seen.entry(sensor.0).or_default(),
         };
-        match devices.iter_mut().find(|(d, _)| d == device) {
-            Some((_, last)) if *last == epoch => {}
-            Some((_, last)) => {
-                *last = epoch;
-                if self.tracking {
-                    track(&mut self.epoch_sensors, device, guid);
-                }
+        match seen.entry(sensor.1) {
+            Entry::Occupied(mut last) if *last.get() != self.epoch => {
+                *last.get_mut() = self.epoch;
+                Sighting::FirstThisEpoch(sensor)
             }
-            None => {
-                devices.push((device.to_owned(), epoch));
-                if self.tracking {
-                    track(&mut self.epoch_sensors, device, guid);
-                }
-                self.new_sensors.push((device.to_owned(), guid.to_owned()));
+            Entry::Occupied(_) => Sighting::Again,
+            Entry::Vacant(last) => {
+                last.insert(self.epoch);
+                Sighting::New(sensor)
             }
         }
     }
 
-    /// Records that `(device, guid)` last read at `epoch` (restored from a checkpoint); true
-    /// if the pair was not known.
-    pub fn restore_seen(&mut self, device: &str, guid: &str, epoch: Epoch) -> bool {
-        let devices = self.seen.entry(guid.to_owned()).or_default();
-        match devices.iter_mut().find(|(d, _)| d == device) {
-            Some((_, last)) => {
-                *last = (*last).max(epoch);
+    /// `Recent`: looks `sensor` up in the cache; a sensor not there takes the place of the
+    /// set's entry that read longest ago.
+    fn recall(&mut self, sensor: SensorKey) -> Sighting {
+        if self.recent.is_empty() {
+            self.recent = vec![None; 2 * RECENT_SETS];
+        }
+        let set = ((sensor.0 .1 ^ sensor.1 .1) as usize) & (RECENT_SETS - 1);
+        let ways = &mut self.recent[2 * set..2 * set + 2];
+        for (key, last) in ways.iter_mut().flatten() {
+            if *key == sensor {
+                if *last == self.epoch {
+                    return Sighting::Again;
+                }
+                *last = self.epoch;
+                return Sighting::FirstThisEpoch(sensor);
+            }
+        }
+        let last = |way: &Option<(SensorKey, Epoch)>| way.map(|(_, last)| last);
+        let older = usize::from(last(&ways[1]) < last(&ways[0]));
+        ways[older] = Some((sensor, self.epoch));
+        Sighting::New(sensor)
+    }
+
+    /// Records `device`'s name (restored from a checkpoint); true if it was not known.
+    pub fn restore_name(&mut self, device: &str) -> bool {
+        match self.names.entry(Key::of(device)) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(name) => {
+                name.insert(device.to_owned());
+                true
+            }
+        }
+    }
+
+    /// Records that `sensor` (named `guid`, if known) last read at `epoch` (restored from a
+    /// checkpoint); true if the sensor was not known.
+    pub fn restore_seen(&mut self, sensor: SensorKey, guid: Option<&str>, epoch: Epoch) -> bool {
+        if let (Memory::AllNamed, Some(guid)) = (self.memory, guid) {
+            self.guids.entry(sensor.1).or_insert_with(|| guid.into());
+        }
+        match self.seen.entry(sensor.0).or_default().entry(sensor.1) {
+            Entry::Occupied(mut last) => {
+                *last.get_mut() = (*last.get()).max(epoch);
                 false
             }
-            None => {
-                devices.push((device.to_owned(), epoch));
+            Entry::Vacant(last) => {
+                last.insert(epoch);
                 true
             }
         }
@@ -102,32 +204,49 @@ impl WorkerTally {
 
     /// Takes this epoch's per-device sums (the map keeps its capacity).
     pub fn drain_devices(&mut self) -> impl Iterator<Item = (String, Tally)> + '_ {
-        self.devices.drain()
+        self.devices
+            .drain()
+            .map(|(device, (tally, _))| (device, tally))
     }
 
-    /// Takes the sensors first seen this epoch.
-    pub fn drain_new_sensors(&mut self) -> impl Iterator<Item = SensorKey> + '_ {
-        self.new_sensors.drain(..)
+    /// Takes the devices first seen this epoch, with their keys.
+    pub fn drain_new_names(&mut self) -> impl Iterator<Item = (DeviceKey, String)> + '_ {
+        self.new_names.drain(..)
     }
 
-    /// Tracking epochs: takes every sensor seen this epoch, each once, by device.
-    pub fn drain_epoch_sensors(&mut self) -> impl Iterator<Item = (String, Vec<String>)> + '_ {
-        self.epoch_sensors.drain()
+    /// `AllNamed`: takes every sensor seen this epoch, each once, by device.
+    pub fn drain_epoch_names(&mut self) -> impl Iterator<Item = (String, Vec<String>)> + '_ {
+        self.epoch_names.drain()
     }
 
-    /// Every sensor this worker has seen with the last epoch it read in, sorted, as a
-    /// checkpoint stores them.
-    pub fn sensors(&self) -> Vec<(String, String, Epoch)> {
-        let mut all: Vec<(String, String, Epoch)> = self
+    /// `All`: every sensor this worker has seen with the last epoch it read in, by device,
+    /// sorted, as a checkpoint stores them (with `AllNamed`, with their guids).
+    pub fn sensors(&self) -> Vec<KnownSensors> {
+        let mut all: Vec<KnownSensors> = self
             .seen
             .iter()
-            .flat_map(|(guid, devices)| {
-                devices
-                    .iter()
-                    .map(|(d, last)| (d.clone(), guid.clone(), *last))
+            .map(|(device, seen)| {
+                let mut sensors: Vec<(GuidKey, Epoch)> =
+                    seen.iter().map(|(guid, last)| (*guid, *last)).collect();
+                sensors.sort_unstable();
+                let guids = if self.memory == Memory::AllNamed {
+                    let name = |(guid, _): &(GuidKey, Epoch)| {
+                        self.guids
+                            .get(guid)
+                            .map_or_else(String::new, |g| g.to_string())
+                    };
+                    sensors.iter().map(name).collect()
+                } else {
+                    Vec::new()
+                };
+                KnownSensors {
+                    device: self.names.get(device).cloned().unwrap_or_default(),
+                    sensors,
+                    guids,
+                }
             })
             .collect();
-        all.sort();
+        all.sort_by(|a, b| a.device.cmp(&b.device));
         all
     }
 }
@@ -144,56 +263,116 @@ fn track(epoch_sensors: &mut FastMap<String, Vec<String>>, device: &str, guid: &
 
 #[cfg(test)]
 mod tests {
+    use hygroflow_dataflows::sensor_key;
+
     use super::*;
 
     #[test]
-    fn sums_per_device_and_reports_each_sensor_once() {
-        let mut t = WorkerTally::default();
-        t.add("g1", "CT1", 10);
-        t.add("g1", "CT1", 20);
-        t.add("g2", "CT1", 5);
-        t.add("g1", "MRI1", 7);
-        let mut devices: Vec<_> = t.drain_devices().collect();
-        devices.sort();
-        assert_eq!(
-            devices,
-            vec![("CT1".into(), (35, 3)), ("MRI1".into(), (7, 1))]
-        );
-        let new: Vec<_> = t.drain_new_sensors().collect();
-        assert_eq!(new.len(), 3, "{new:?}");
-        // The next epoch: known sensors are not sent again.
-        t.add("g1", "CT1", 1);
-        t.add("g3", "CT2", 1);
-        let new: Vec<_> = t.drain_new_sensors().collect();
-        assert_eq!(new, vec![("CT2".into(), "g3".into())]);
-        assert_eq!(t.sensors().len(), 4);
-        assert!(!t.restore_seen("CT1", "g2", 0));
+    fn sums_per_device_and_says_what_each_reading_tells_of_its_sensor() {
+        for memory in [Memory::Recent, Memory::All] {
+            let mut t = WorkerTally::new(memory);
+            let (g1, g2) = (sensor_key("CT1", "g1"), sensor_key("CT1", "g2"));
+            assert_eq!(t.add("g1", "CT1", 10), Sighting::New(g1));
+            assert_eq!(t.add("g1", "CT1", 20), Sighting::Again);
+            assert_eq!(t.add("g2", "CT1", 5), Sighting::New(g2));
+            let m1 = sensor_key("MRI1", "g1");
+            assert_eq!(t.add("g1", "MRI1", 7), Sighting::New(m1), "{memory:?}");
+            let mut devices: Vec<_> = t.drain_devices().collect();
+            devices.sort();
+            assert_eq!(
+                devices,
+                vec![("CT1".into(), (35, 3)), ("MRI1".into(), (7, 1))]
+            );
+            let mut names: Vec<_> = t.drain_new_names().map(|(_, name)| name).collect();
+            names.sort();
+            assert_eq!(names, ["CT1", "MRI1"]);
+            // The next epoch: known sensors are seen for the first time in it, known devices
+            // are not named again.
+            t.open(1);
+            assert_eq!(t.add("g1", "CT1", 1), Sighting::FirstThisEpoch(g1));
+            assert_eq!(t.add("g1", "CT1", 1), Sighting::Again);
+            let g3 = sensor_key("CT2", "g3");
+            assert_eq!(t.add("g3", "CT2", 1), Sighting::New(g3));
+            let names: Vec<_> = t.drain_new_names().collect();
+            assert_eq!(names, vec![(Key::of("CT2"), "CT2".to_owned())]);
+        }
     }
 
     #[test]
-    fn tracking_tallies_list_every_sensor_of_each_epoch_once() {
-        let mut t = WorkerTally::tracking_epochs();
+    fn all_remembers_every_sensor_for_checkpoints() {
+        let mut t = WorkerTally::new(Memory::All);
+        t.add("g1", "CT1", 10);
+        t.add("g2", "CT1", 5);
+        t.open(3);
+        t.add("g1", "CT1", 10);
+        t.add("g3", "MRI1", 1);
+        let sensors = t.sensors();
+        assert_eq!(sensors.len(), 2);
+        assert_eq!(sensors[0].device, "CT1");
+        let mut ct1 = sensors[0].sensors.clone();
+        ct1.sort_by_key(|(_, last)| *last);
+        assert_eq!(ct1, vec![(Key::of("g2"), 0), (Key::of("g1"), 3)]);
+        assert!(sensors.iter().all(|d| d.guids.is_empty()));
+        assert!(!t.restore_seen(sensor_key("CT1", "g2"), None, 0));
+        assert!(t.restore_seen(sensor_key("CT1", "g9"), None, 0));
+        assert!(!t.restore_name("CT1"));
+        assert!(t.restore_name("CT9"));
+    }
+
+    #[test]
+    fn recent_forgets_beyond_its_size_and_never_grows() {
+        let mut t = WorkerTally::new(Memory::Recent);
+        let guids: Vec<String> = (0..200_000).map(|i| format!("g{i}")).collect();
+        for guid in &guids {
+            t.add(guid, "CT1", 1);
+        }
+        assert_eq!(t.recent.len(), 2 * RECENT_SETS);
+        // The first sensors were pushed out by later ones: new to the cache again.
+        let again = guids[..1000]
+            .iter()
+            .filter(|g| matches!(t.add(g, "CT1", 1), Sighting::New(_)))
+            .count();
+        assert!(again > 500, "{again} of 1000 forgotten");
+        // A small fleet stays: each of 2,100 sensors is new once.
+        let mut t = WorkerTally::new(Memory::Recent);
+        let mut new = 0;
+        for epoch in 0..5 {
+            t.open(epoch);
+            for guid in &guids[..2_100] {
+                new += usize::from(matches!(t.add(guid, "CT1", 1), Sighting::New(_)));
+            }
+        }
+        assert!(
+            new < 2_100 + 50,
+            "{new} sightings of 2,100 sensors were new"
+        );
+    }
+
+    #[test]
+    fn all_named_lists_every_sensor_of_each_epoch_once_by_name() {
+        let mut t = WorkerTally::new(Memory::AllNamed);
         t.open(7);
         t.add("g1", "CT1", 10);
         t.add("g1", "CT1", 20);
         t.add("g2", "CT1", 5);
-        let mut new: Vec<_> = t.drain_epoch_sensors().collect();
+        let mut new: Vec<_> = t.drain_epoch_names().collect();
         new.iter_mut().for_each(|(_, guids)| guids.sort());
         assert_eq!(new, vec![("CT1".into(), vec!["g1".into(), "g2".into()])]);
-        assert_eq!(t.drain_new_sensors().count(), 2);
         // The next epoch: a sensor seen before is listed again, once.
         t.open(8);
         t.add("g1", "CT1", 1);
         t.add("g1", "CT1", 2);
-        let new: Vec<_> = t.drain_epoch_sensors().collect();
+        let new: Vec<_> = t.drain_epoch_names().collect();
         assert_eq!(new, vec![("CT1".into(), vec!["g1".into()])]);
-        assert_eq!(t.drain_new_sensors().count(), 0);
-        assert_eq!(
-            t.sensors(),
-            vec![
-                ("CT1".into(), "g1".into(), 8),
-                ("CT1".into(), "g2".into(), 7)
-            ]
-        );
+        let sensors = t.sensors();
+        assert_eq!(sensors.len(), 1);
+        let mut lasts: Vec<(String, Epoch)> = sensors[0]
+            .guids
+            .iter()
+            .cloned()
+            .zip(sensors[0].sensors.iter().map(|(_, last)| *last))
+            .collect();
+        lasts.sort();
+        assert_eq!(lasts, vec![("g1".into(), 8), ("g2".into(), 7)]);
     }
 }

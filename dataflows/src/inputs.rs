@@ -1,8 +1,9 @@
-//! The dataflow's four inputs, moved together.
+//! The dataflow's five inputs, moved together.
 //!
 //! [`InputHandles`] owns the input sessions that [`build`](crate::build) creates: device sums,
-//! sensors, counters and the alerts' feed. Every worker must move all four to the same epochs, data or not, or
-//! the frontier stalls; `advance_to`, `flush` and `close` act on all four at once, so no caller
+//! sensors, device names, counters and the alerts' feed. Every worker must move all five to
+//! the same epochs, data or not, or the frontier stalls; `advance_to`, `flush` and `close` act
+//! on all five at once, so no caller
 //! can forget one (differential's `tpchlike` shares one `InputHandles` between its queries and
 //! their tests the same way).
 //!
@@ -11,17 +12,20 @@
 
 use differential_dataflow::input::InputSession;
 
-use crate::{Counter, Epoch, Observation, SensorKey, Tally};
+use crate::{Counter, DeviceKey, Epoch, Observation, SensorKey, Tally};
 
 /// The dataflow's inputs: what a worker sends into the analyses.
 pub struct InputHandles {
     /// Per-device sums: one `(device, (sum_micro, count))` update per device and epoch (in a
     /// windowed run, also its negation where the epoch leaves the window).
     pub device_sums: InputSession<Epoch, String, Tally>,
-    /// Sensors: `((device, guid), 1)` the first time this worker sees the pair (in a windowed
-    /// run: `+1` when it enters this worker's window, `-1` at the epoch it leaves it, a window
-    /// after its last reading).
+    /// Sensors: `((device, guid), 1)`, as keys, the first time this worker sees the pair (in
+    /// a windowed run: `+1` when it enters this worker's window, `-1` at the epoch it leaves
+    /// it, a window after its last reading).
     pub sensors: InputSession<Epoch, SensorKey, isize>,
+    /// Device names: `((key, name), 1)` the first time this worker sees the device (never
+    /// retracted: a name outlives the device's readings in a window).
+    pub names: InputSession<Epoch, (DeviceKey, String), isize>,
     /// Side counters: `(Counter, n)`, the count being the difference.
     pub counters: InputSession<Epoch, Counter, i64>,
     /// The alerts' feed: per epoch, each device's sums, each sensor seen and whether the
@@ -30,39 +34,43 @@ pub struct InputHandles {
 }
 
 impl InputHandles {
-    /// Records `epoch` as the time of later updates on all four inputs (no effect until `flush`).
+    /// Records `epoch` as the time of later updates on all five inputs (no effect until `flush`).
     ///
     /// Panics, as `InputSession::advance_to` does, if `epoch` is before the inputs' time.
     pub fn advance_to(&mut self, epoch: Epoch) {
         self.device_sums.advance_to(epoch);
         self.sensors.advance_to(epoch);
+        self.names.advance_to(epoch);
         self.counters.advance_to(epoch);
         self.feed.advance_to(epoch);
     }
 
-    /// Sends the buffered updates of all four inputs and moves their frontier to their time.
+    /// Sends the buffered updates of all five inputs and moves their frontier to their time.
     pub fn flush(&mut self) {
         self.device_sums.flush();
         self.sensors.flush();
+        self.names.flush();
         self.counters.flush();
         self.feed.flush();
     }
 
-    /// The epoch later updates go to: the time of all four inputs, which move together.
+    /// The epoch later updates go to: the time of all five inputs, which move together.
     pub fn time(&self) -> &Epoch {
         self.device_sums.time()
     }
 
-    /// Flushes and closes all four inputs; the dataflow finishes once every worker has.
+    /// Flushes and closes all five inputs; the dataflow finishes once every worker has.
     pub fn close(self) {
         let InputHandles {
             device_sums,
             sensors,
+            names,
             counters,
             feed,
         } = self;
         device_sums.close();
         sensors.close();
+        names.close();
         counters.close();
         feed.close();
     }
@@ -75,6 +83,7 @@ impl Default for InputHandles {
         InputHandles {
             device_sums: InputSession::new(),
             sensors: InputSession::new(),
+            names: InputSession::new(),
             counters: InputSession::new(),
             feed: InputSession::new(),
         }
@@ -86,7 +95,7 @@ mod tests {
     use std::cell::RefCell;
     use std::rc::Rc;
 
-    use crate::{build, Counter, Epoch, Stat};
+    use crate::{build, sensor_key, Counter, Epoch, Key, Stat};
 
     #[test]
     fn the_inputs_move_together_and_close_together() {
@@ -94,7 +103,7 @@ mod tests {
             let seen = Rc::new(RefCell::new(Vec::new()));
             let sink = Rc::clone(&seen);
             let (mut inputs, probe) = worker.dataflow::<Epoch, _, _>(|scope| {
-                let (inputs, stats, _) = build(scope, None);
+                let (inputs, stats, _) = build(scope, (crate::Distinct::Cumulative, None));
                 let (probe, _) = stats
                     .inspect_batch(move |_, updates| {
                         sink.borrow_mut().extend(updates.iter().cloned())
@@ -103,7 +112,8 @@ mod tests {
                 (inputs, probe)
             });
             inputs.device_sums.update("CT1".into(), (50_000_000, 1));
-            inputs.sensors.update(("CT1".into(), "g1".into()), 1);
+            inputs.sensors.update(sensor_key("CT1", "g1"), 1);
+            inputs.names.update((Key::of("CT1"), "CT1".into()), 1);
             inputs.counters.update(Counter::Rejected, 2);
             inputs.advance_to(4);
             inputs.flush();

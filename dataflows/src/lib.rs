@@ -8,13 +8,14 @@
 //!  InputHandles                                  build(scope)
 //!  device sums: (device, (sum_micro, count))  ──┬─> avg_humidity      ──┐
 //!                                               └─> total_messages    ──┤
-//!  sensors: ((device, guid), +1)  ──────────────┬─> sensors_by_device ──┼─> Stat ─> worker 0
+//!  sensors: ((device, guid) keys, +1) ─────────┬─> sensors_by_device ──┼─> Stat ─> worker 0
+//!  names: ((device key, device), +1) ───────────┘                       │
 //!                                               └─> total_sensors     ──┤
 //!  counters: (Counter, i64) ──────────────────────> counters          ──┘
 //!  feed: Observation (alerts on) ─────────────────> alerts ─> Transition ─> worker 0
 //! ```
 //!
-//! The wiring exists once: [`build`] creates the four inputs in a scope, builds every
+//! The wiring exists once: [`build`] creates the five inputs in a scope, builds every
 //! analysis (and, given [`AlertRules`], the [`alerts`]) and gathers their results to worker 0;
 //! the caller gets the [`InputHandles`], the result collection and the stream of alert
 //! transitions, and attaches its own `inspect_batch` and `probe`. The pipeline, the
@@ -27,8 +28,11 @@
 //! - *device sums*: per epoch, one update per device whose *difference* is
 //!   `(sum of humidities, number of readings)`. Differential sums differences, so the analyses
 //!   see exactly what one update per message would have summed to;
-//! - *sensors*: a `(device, guid)` pair enters once, the first time a worker sees it. Several
-//!   workers may each send the same pair; the distinct counts absorb that.
+//! - *sensors*: a `(device, guid)` pair enters once, the first time a worker sees it, as a
+//!   pair of 128-bit [`keys`]. Several workers may each send the same pair; the distinct counts
+//!   absorb that;
+//! - *names*: a device's key and name enter once per worker, the first time it sees the device;
+//!   only the per-device sensor counts, at the end, are joined back to the names.
 //!
 //! A windowed run (the root crate's `--window`) feeds the same inputs differently, and the
 //! analyses do not change: every device update at epoch `e` comes with its negation at `e + n`
@@ -42,7 +46,9 @@
 pub mod alerts;
 pub mod avg_humidity;
 pub mod counters;
+pub mod distinct_sensors;
 pub mod inputs;
+pub mod keys;
 pub mod results;
 pub mod sensors_by_device;
 pub mod total_messages;
@@ -57,7 +63,9 @@ use timely::dataflow::{Scope, StreamVec};
 
 pub use alerts::{AlertRules, Observation, Transition};
 
+pub use distinct_sensors::{Distinct, SensorCount};
 pub use inputs::InputHandles;
+pub use keys::{sensor_key, DeviceKey, GuidKey, Key, SensorKey};
 pub use results::Results;
 
 /// An epoch: the index of a batch of `--epoch` length since the Unix epoch.
@@ -66,17 +74,17 @@ pub type Epoch = u64;
 /// Humidity is carried in millionths of a percent, so sums and averages are exact integers.
 pub const MICROS_PER_PERCENT: i64 = 1_000_000;
 
-/// One sensor as the analyses key it: `(device, guid)`.
-pub type SensorKey = (String, String);
-
 /// The difference carried by a sensor update: `(sum of humidity in micro-percent, readings)`.
 pub type Tally = (i64, i64);
 
 /// Per-device sums: the difference of `device` is `(sum_micro, count)`.
 pub type DeviceSums<'scope> = VecCollection<'scope, Epoch, String, Tally>;
 
-/// Sensors seen: `(device, guid)` with a positive count (one per worker that saw it).
+/// Sensors seen: `(device, guid)` keys with a positive count (one per worker that saw it).
 pub type Sensors<'scope> = VecCollection<'scope, Epoch, SensorKey, isize>;
+
+/// Device names: `(key, name)` with a positive count (one per worker that saw the device).
+pub type Names<'scope> = VecCollection<'scope, Epoch, (DeviceKey, String), isize>;
 
 /// The alerts' feed: observations of devices, sensors and reported epochs (see [`alerts`]).
 pub type Feed<'scope> = VecCollection<'scope, Epoch, alerts::Observation, isize>;
@@ -127,7 +135,7 @@ pub enum Stat {
     Count(Counter, i64),
 }
 
-/// Builds the analyses in `scope`: their four inputs, every analysis, and the results
+/// Builds the analyses in `scope`: their five inputs, every analysis, and the results
 /// gathered to worker 0.
 ///
 /// Every worker calls it in the same dataflow. The caller feeds the returned inputs and
@@ -135,11 +143,11 @@ pub enum Stat {
 /// than 0 the result collection stays empty.
 ///
 /// ```
-/// use hygroflow_dataflows::{build, Epoch};
+/// use hygroflow_dataflows::{build, Distinct, Epoch};
 ///
 /// timely::execute_directly(|worker| {
 ///     let (mut inputs, probe) = worker.dataflow::<Epoch, _, _>(|scope| {
-///         let (inputs, stats, _) = build(scope, None);
+///         let (inputs, stats, _) = build(scope, (Distinct::Cumulative, None));
 ///         let (probe, _) = stats.inspect(|(stat, epoch, diff)| println!("{epoch}: {stat:?} {diff:+}")).probe();
 ///         (inputs, probe)
 ///     });
@@ -152,7 +160,7 @@ pub enum Stat {
 /// ```
 pub fn build(
     scope: Scope<'_, Epoch>,
-    rules: Option<AlertRules>,
+    (distinct, rules): (Distinct, Option<AlertRules>),
 ) -> (
     InputHandles,
     VecCollection<'_, Epoch, Stat, isize>,
@@ -160,11 +168,13 @@ pub fn build(
 ) {
     let (device_sums, sums) = scope.new_collection::<String, Tally>();
     let (sensors, seen) = scope.new_collection::<SensorKey, isize>();
+    let (names, named) = scope.new_collection::<(DeviceKey, String), isize>();
     let (counters, counts) = scope.new_collection::<Counter, i64>();
     let (feed, observations) = scope.new_collection::<Observation, isize>();
     let inputs = InputHandles {
         device_sums,
         sensors,
+        names,
         counters,
         feed,
     };
@@ -177,7 +187,7 @@ pub fn build(
     };
     (
         inputs,
-        gather_to_first(analyses(sums, seen, counts)),
+        gather_to_first(analyses(sums, (seen, named, distinct), counts)),
         transitions,
     )
 }
@@ -185,13 +195,17 @@ pub fn build(
 /// Builds all analyses and concatenates their results.
 fn analyses<'scope>(
     device_sums: DeviceSums<'scope>,
-    sensors: Sensors<'scope>,
+    (sensors, names, distinct): (Sensors<'scope>, Names<'scope>, Distinct),
     counters: Counters<'scope>,
 ) -> VecCollection<'scope, Epoch, Stat, isize> {
+    let sensor_counts = distinct_sensors::distinct_sensors(sensors, distinct);
     avg_humidity::avg_humidity(device_sums.clone())
         .concat(total_messages::total_messages(device_sums))
-        .concat(sensors_by_device::sensors_by_device(sensors.clone()))
-        .concat(total_sensors::total_sensors(sensors))
+        .concat(sensors_by_device::sensors_by_device(
+            sensor_counts.clone(),
+            names,
+        ))
+        .concat(total_sensors::total_sensors(sensor_counts))
         .concat(counters::counters(counters))
 }
 

@@ -1,25 +1,28 @@
 //! (iv) Total number of distinct sensors.
 //!
-//! Input: sensors `((device, guid), n)`, `n` > 0 once any worker has seen the pair.
-//! Output: one `Stat::TotalSensors(n)`, the number of distinct `guid`s over all devices.
+//! Input: the distinct-sensor counts (`distinct_sensors.rs`), whose `All` entry has one
+//! multiplicity per distinct guid over all devices.
+//! Output: one `Stat::TotalSensors(n)`.
 //!
 //! ```text
-//! sensors ─map(guid)─> distinct_total ─map(())─> count_total ─map─> TotalSensors
+//! counts ─filter(All)─> count_total ─map─> TotalSensors
 //! ```
 //!
-//! State: one row per distinct `guid`.
+//! State: one count.
 
-use differential_dataflow::operators::{CountTotal, ThresholdTotal};
+use differential_dataflow::operators::CountTotal;
 use differential_dataflow::VecCollection;
 
-use crate::{Epoch, Sensors, Stat};
+use crate::distinct_sensors::SensorCount;
+use crate::{Epoch, Stat};
 
 /// Distinct sensors over all devices.
-pub fn total_sensors(sensors: Sensors<'_>) -> VecCollection<'_, Epoch, Stat, isize> {
-    sensors
-        .map(|(_device, guid)| guid)
-        .distinct_total()
-        .map(|_guid| ())
+pub fn total_sensors(
+    counts: VecCollection<'_, Epoch, SensorCount, isize>,
+) -> VecCollection<'_, Epoch, Stat, isize> {
+    counts
+        .filter(|count| *count == SensorCount::All)
+        .map(|_| ())
         .count_total()
         .map(|((), n)| Stat::TotalSensors(n as i64))
 }

@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 
 use hygroflow_dataflows::{
-    build, Counter, Epoch, Results, SensorKey, Stat, Tally, MICROS_PER_PERCENT,
+    build, sensor_key, Counter, Distinct, Epoch, Key, Results, SensorKey, Stat, Tally,
+    MICROS_PER_PERCENT,
 };
 use rand::{Rng, SeedableRng};
 
@@ -80,10 +81,12 @@ fn oracle(readings: &[Reading], rejected: &BTreeMap<Epoch, i64>) -> BTreeMap<Epo
 
 /// Runs the analyses on `workers` threads; each worker feeds its share of the readings,
 /// pre-aggregated per epoch and sensor as the engine does, and worker 0 reports every epoch.
+/// Cumulative distinct counts take a sensor again at every epoch a worker sees it (as the
+/// engine's tallies may, when they forget), windowed ones once per worker.
 fn run_dataflow(
     readings: Vec<Reading>,
     rejected: BTreeMap<Epoch, i64>,
-    workers: usize,
+    (workers, distinct): (usize, Distinct),
 ) -> BTreeMap<Epoch, Facts> {
     let last = readings
         .iter()
@@ -96,7 +99,7 @@ fn run_dataflow(
         let collected = Rc::new(RefCell::new(Vec::new()));
         let sink = Rc::clone(&collected);
         let (mut inputs, probe) = worker.dataflow::<Epoch, _, _>(|scope| {
-            let (inputs, stats, _) = build(scope, None);
+            let (inputs, stats, _) = build(scope, (distinct, None));
             let (probe, _) = stats
                 .inspect_batch(move |_, updates| sink.borrow_mut().extend(updates.iter().cloned()))
                 .probe();
@@ -106,7 +109,11 @@ fn run_dataflow(
         let mut reports = BTreeMap::new();
         // As the engine does: per epoch one sum per device, and each sensor once per worker.
         let mut seen: BTreeSet<SensorKey> = BTreeSet::new();
+        let mut named: BTreeSet<Key> = BTreeSet::new();
         for epoch in 0..=last {
+            if distinct == Distinct::Cumulative {
+                seen.clear();
+            }
             let mut device_sums: BTreeMap<String, Tally> = BTreeMap::new();
             for (i, (_, device, guid, h)) in
                 readings.iter().enumerate().filter(|(_, r)| r.0 == epoch)
@@ -115,8 +122,12 @@ fn run_dataflow(
                     let t = device_sums.entry(device.clone()).or_default();
                     t.0 += h;
                     t.1 += 1;
-                    if seen.insert((device.clone(), guid.clone())) {
-                        inputs.sensors.update((device.clone(), guid.clone()), 1);
+                    let key = sensor_key(device, guid);
+                    if seen.insert(key) {
+                        inputs.sensors.update(key, 1);
+                    }
+                    if named.insert(key.0) {
+                        inputs.names.update((key.0, device.clone()), 1);
                     }
                 }
             }
@@ -158,16 +169,25 @@ fn run_dataflow(
 }
 
 fn check(seed: u64, workers: usize) {
+    for distinct in [Distinct::Cumulative, Distinct::Windowed] {
+        check_one(seed, (workers, distinct));
+    }
+}
+
+fn check_one(seed: u64, (workers, distinct): (usize, Distinct)) {
     let readings = random_readings(seed, 600, 12);
     let rejected: BTreeMap<Epoch, i64> = [(10, 2), (13, 1), (30, 4)].into_iter().collect();
     let expected = oracle(&readings, &rejected);
-    let got = run_dataflow(readings, rejected, workers);
+    let got = run_dataflow(readings, rejected, (workers, distinct));
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
         expected.keys().collect::<Vec<_>>()
     );
     for (epoch, facts) in &expected {
-        assert_eq!(&got[epoch], facts, "epoch {epoch} at {workers} workers");
+        assert_eq!(
+            &got[epoch], facts,
+            "epoch {epoch} at {workers} workers, {distinct:?}"
+        );
     }
     // Cumulative results only grow.
     let mut previous: Option<&Facts> = None;
@@ -237,6 +257,6 @@ fn matches_oracle_with_four_workers() {
 
 #[test]
 fn empty_input_gives_no_facts() {
-    let got = run_dataflow(Vec::new(), BTreeMap::new(), 2);
+    let got = run_dataflow(Vec::new(), BTreeMap::new(), (2, Distinct::Cumulative));
     assert!(got.is_empty());
 }

@@ -8,6 +8,7 @@
 //! update at all. A leaving time is only acted on when the input reaches it, so a sensor that
 //! read again in between simply stays.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use hygroflow_dataflows::{Epoch, SensorKey};
@@ -19,8 +20,8 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub(crate) struct WindowSensors {
     /// Epochs in the window.
     epochs: u64,
-    /// device -> guid -> the epoch at which the sensor leaves the window.
-    leaves: FastMap<String, FastMap<String, Epoch>>,
+    /// The epoch at which each sensor in the window leaves it.
+    leaves: FastMap<SensorKey, Epoch>,
     /// Sensors by the leaving time they had when last checked (a later reading may have
     /// moved it: it is checked again then).
     due: BTreeMap<Epoch, Vec<SensorKey>>,
@@ -43,20 +44,15 @@ impl WindowSensors {
 
     /// `sensor` read at `epoch` (or last read then, for a restored sensor); true if it
     /// enters the window (the caller sends its `+1`).
-    pub(crate) fn seen(&mut self, (device, guid): (&str, &str), epoch: Epoch) -> bool {
+    pub(crate) fn seen(&mut self, sensor: SensorKey, epoch: Epoch) -> bool {
         let leaves = epoch.saturating_add(self.epochs);
-        let sensors = match self.leaves.get_mut(device) {
-            Some(sensors) => sensors,
-            None => self.leaves.entry(device.to_owned()).or_default(),
-        };
-        match sensors.get_mut(guid) {
-            Some(at) => {
-                *at = (*at).max(leaves);
+        match self.leaves.entry(sensor) {
+            Entry::Occupied(mut at) => {
+                *at.get_mut() = (*at.get()).max(leaves);
                 false
             }
-            None => {
-                sensors.insert(guid.to_owned(), leaves);
-                let sensor = (device.to_owned(), guid.to_owned());
+            Entry::Vacant(at) => {
+                at.insert(leaves);
                 self.due.entry(leaves).or_default().push(sensor);
                 true
             }
@@ -73,12 +69,9 @@ impl WindowSensors {
             }
             let at = *entry.key();
             for sensor in entry.remove() {
-                let sensors = self.leaves.get_mut(&sensor.0);
-                match sensors.as_ref().and_then(|s| s.get(&sensor.1)).copied() {
+                match self.leaves.get(&sensor).copied() {
                     Some(leaves) if leaves == at => {
-                        if let Some(sensors) = sensors {
-                            sensors.remove(&sensor.1);
-                        }
+                        self.leaves.remove(&sensor);
                         out.push((sensor, at));
                     }
                     // Read again since: check again when it would leave now.
@@ -93,18 +86,20 @@ impl WindowSensors {
 
 #[cfg(test)]
 mod tests {
+    use hygroflow_dataflows::sensor_key;
+
     use super::*;
 
     #[test]
     fn a_sensor_enters_once_and_leaves_a_window_after_its_last_reading() {
         let mut w = WindowSensors::new(3);
-        let g = ("CT1".to_owned(), "g".to_owned());
-        assert!(w.seen(("CT1", "g"), 10));
-        assert!(!w.seen(("CT1", "g"), 11));
-        assert!(!w.seen(("CT1", "g"), 12));
+        let g = sensor_key("CT1", "g");
+        assert!(w.seen(g, 10));
+        assert!(!w.seen(g, 11));
+        assert!(!w.seen(g, 12));
         assert!(w.leaving_through(14).is_empty());
-        assert_eq!(w.leaving_through(15), [(g.clone(), 15)]);
-        assert!(w.seen(("CT1", "g"), 20), "it enters again");
+        assert_eq!(w.leaving_through(15), [(g, 15)]);
+        assert!(w.seen(g, 20), "it enters again");
         assert_eq!(w.leaving_through(Epoch::MAX), [(g, 23)]);
     }
 }

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, Context};
-use hygroflow_dataflows::Epoch;
+use hygroflow_dataflows::{Distinct, Epoch};
 use timely::dataflow::operators::{Inspect, Probe};
 use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
@@ -56,7 +56,11 @@ impl<'w> WorkerLoop<'w> {
         let rules = job.alert_rules();
         let alerts_on = rules.is_some();
         let (inputs, probe) = worker.dataflow::<Epoch, _, _>(|scope| {
-            let (inputs, results, alerts) = hygroflow_dataflows::build(scope, rules);
+            let distinct = match job.config.window {
+                Window::Cumulative => Distinct::Cumulative,
+                Window::Epochs(_) => Distinct::Windowed,
+            };
+            let (inputs, results, alerts) = hygroflow_dataflows::build(scope, (distinct, rules));
             let (probe, _) = results
                 .inspect_batch(move |_, updates| sink.borrow_mut().extend(updates.iter().cloned()))
                 .probe();
@@ -95,7 +99,7 @@ impl<'w> WorkerLoop<'w> {
                 config.max_clock_skew,
                 config.window,
             ),
-            alerts_on,
+            (alerts_on, checkpointer.is_some()),
             config.max_message_bytes,
             rejects,
             offsets,

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::mem;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hygroflow_dataflows::{Counter, Epoch, InputHandles, Observation, SensorKey, Transition};
+use hygroflow_dataflows::{Counter, Epoch, InputHandles, Key, Observation, SensorKey, Transition};
 use tracing::warn;
 
 use crate::checkpoint::{CheckpointError, WorkerState};
@@ -24,7 +24,7 @@ use crate::epoch::{assign_event, parse_event_time, EpochGrid, TimeMode, Window};
 use crate::message::parse;
 use crate::sink::rejects::{RejectError, Rejects};
 use crate::source::{Origin, RawRecord};
-use crate::tally::WorkerTally;
+use crate::tally::{Memory, Sighting, WorkerTally};
 
 use super::checkpointer::Checkpointer;
 use super::window::WindowSensors;
@@ -134,11 +134,12 @@ pub(crate) struct EpochWriter {
 
 impl EpochWriter {
     /// A writer feeding `inputs` for reports over `window`, resuming at `offsets`; event times
-    /// more than `max_skew` ahead of the wall clock are not believed.
+    /// more than `max_skew` ahead of the wall clock are not believed. With `checkpoints`, its
+    /// tally remembers every sensor (the checkpoint files list them).
     pub(crate) fn new(
         inputs: InputHandles,
         (time, grid, max_skew, window): (TimeMode, EpochGrid, Duration, Window),
-        alerts: bool,
+        (alerts, checkpoints): (bool, bool),
         max_message_bytes: usize,
         rejects: Rejects,
         offsets: Offsets,
@@ -158,11 +159,13 @@ impl EpochWriter {
             window: window.epochs(),
             alerts,
             window_sensors: window.epochs().map(WindowSensors::new),
-            tally: if alerts || window != Window::Cumulative {
-                WorkerTally::tracking_epochs()
+            tally: WorkerTally::new(if alerts {
+                Memory::AllNamed
+            } else if checkpoints {
+                Memory::All
             } else {
-                WorkerTally::default()
-            },
+                Memory::Recent
+            }),
             counts: EpochCounts::default(),
             received: 0,
             future,
@@ -204,8 +207,10 @@ impl EpochWriter {
                     self.advance_to(assigned.epoch, journal)?;
                     self.counts.late += i64::from(assigned.late);
                 }
-                self.tally
-                    .add(&reading.guid, &reading.device, reading.humidity_micro);
+                let sighting =
+                    self.tally
+                        .add(&reading.guid, &reading.device, reading.humidity_micro);
+                self.sensor(sighting);
             }
             Err(error) => {
                 self.counts.rejected += 1;
@@ -217,6 +222,24 @@ impl EpochWriter {
             self.offsets.insert(partition, offset + 1);
         }
         Ok(())
+    }
+
+    /// Sends a sensor a reading named, if the dataflow needs it: cumulative, a sensor new to
+    /// the tally (the distinct counts absorb one the tally forgot and sends again); windowed,
+    /// one that enters the window, at its first reading in the epoch.
+    fn sensor(&mut self, sighting: Sighting) {
+        let Some(inputs) = &mut self.inputs else {
+            return;
+        };
+        match (sighting, &mut self.window_sensors) {
+            (Sighting::New(sensor), None) => inputs.sensors.update(sensor, 1),
+            (Sighting::New(sensor) | Sighting::FirstThisEpoch(sensor), Some(window)) => {
+                if window.seen(sensor, self.open) {
+                    inputs.sensors.update(sensor, 1);
+                }
+            }
+            (Sighting::FirstThisEpoch(_), None) | (Sighting::Again, _) => {}
+        }
     }
 
     /// Closes the open epoch and opens `epoch`, if it is later; nothing otherwise.
@@ -294,12 +317,7 @@ impl EpochWriter {
             }
             inputs.device_sums.update(device, (sum, count));
         }
-        send_sensors(
-            inputs,
-            &mut self.tally,
-            (open, self.window_sensors.as_mut()),
-            alerts,
-        );
+        send_sensors(inputs, &mut self.tally, alerts);
         if expiry.is_some() && received != 0 {
             inputs.counters.update(Counter::Received, received);
         }
@@ -393,14 +411,21 @@ fn restore_analyses(
         }
     }
     let mut window = window;
-    for (device, guid, last) in &state.sensors {
-        let new = tally.restore_seen(device, guid, *last);
-        let enters = match window.as_deref_mut() {
-            None => new,
-            Some(window) => window.seen((device, guid), *last),
-        };
-        if enters {
-            inputs.sensors.update((device.clone(), guid.clone()), 1);
+    for known in &state.sensors {
+        let device = Key::of(&known.device);
+        if tally.restore_name(&known.device) {
+            inputs.names.update((device, known.device.clone()), 1);
+        }
+        for (guid, name, last) in known.each() {
+            let sensor = (device, guid);
+            let new = tally.restore_seen(sensor, name, last);
+            let enters = match window.as_deref_mut() {
+                None => new,
+                Some(window) => window.seen(sensor, last),
+            };
+            if enters {
+                inputs.sensors.update(sensor, 1);
+            }
         }
     }
 }
@@ -422,53 +447,29 @@ fn restore_feed(inputs: &mut InputHandles, state: &WorkerState) {
             .feed
             .update(Observation::PastReported { epoch: *epoch }, 1);
     }
-    for (device, guid, epoch) in &state.sensors {
-        let seen = Observation::LastSeen {
-            device: device.clone(),
-            guid: guid.clone(),
-            epoch: *epoch,
-        };
-        inputs.feed.update(seen, 1);
+    for known in &state.sensors {
+        for (_, guid, epoch) in known.each() {
+            let seen = Observation::LastSeen {
+                device: known.device.clone(),
+                guid: guid.unwrap_or_default().to_owned(),
+                epoch,
+            };
+            inputs.feed.update(seen, 1);
+        }
     }
 }
 
-/// Sends the sensors of the closing epoch `open`: cumulative, those seen for the first time;
-/// windowed, those that enter the window; with alerts, every sensor seen in the epoch to the
-/// alerts' feed, one observation per device.
-fn send_sensors(
-    inputs: &mut InputHandles,
-    tally: &mut WorkerTally,
-    (open, window): (Epoch, Option<&mut WindowSensors>),
-    alerts: bool,
-) {
-    let new_sensors = tally.drain_new_sensors();
-    let Some(window) = window else {
-        for sensor in new_sensors {
-            inputs.sensors.update(sensor, 1);
-        }
-        if alerts {
-            send_seen(inputs, tally.drain_epoch_sensors());
-        }
-        return;
-    };
-    drop(new_sensors);
-    for (device, guids) in tally.drain_epoch_sensors() {
-        for guid in &guids {
-            if window.seen((&device, guid), open) {
-                inputs.sensors.update((device.clone(), guid.clone()), 1);
-            }
-        }
-        if alerts {
+/// Sends the names of the devices seen for the first time in the closing epoch and, with
+/// alerts, every sensor seen in it to the alerts' feed, by name, one observation per device.
+/// (Sensors went in as they were read: [`EpochWriter::sensor`].)
+fn send_sensors(inputs: &mut InputHandles, tally: &mut WorkerTally, alerts: bool) {
+    for name in tally.drain_new_names() {
+        inputs.names.update(name, 1);
+    }
+    if alerts {
+        for (device, guids) in tally.drain_epoch_names() {
             inputs.feed.update(Observation::Seen { device, guids }, 1);
         }
-    }
-}
-
-/// Sends the sensors seen in the closing epoch to the alerts' feed, one observation per
-/// device.
-fn send_seen(inputs: &mut InputHandles, seen: impl Iterator<Item = (String, Vec<String>)>) {
-    for (device, guids) in seen {
-        inputs.feed.update(Observation::Seen { device, guids }, 1);
     }
 }
 

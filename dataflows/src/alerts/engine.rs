@@ -10,7 +10,9 @@ use super::device::DeviceAlerts;
 use super::silence::SensorClock;
 use super::types::{AlertKind, AlertRules, Observation, Transition};
 use super::FastMap;
-use crate::{Epoch, SensorKey};
+use crate::Epoch;
+
+use super::types::SensorName;
 
 /// What the workers observed in one epoch, for this worker's devices.
 #[derive(Debug, Default)]
@@ -49,7 +51,7 @@ impl EpochBatch {
 struct Restored {
     readings: BTreeMap<(String, Epoch), (i64, i64)>,
     reported: BTreeSet<Epoch>,
-    last_seen: Vec<(SensorKey, Epoch)>,
+    last_seen: Vec<(SensorName, Epoch)>,
     active: Vec<Transition>,
 }
 

@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 
 use super::types::{AlertKind, AlertState, Limit, Transition};
-use crate::{Epoch, SensorKey};
+use crate::Epoch;
+
+use super::types::SensorName;
 
 use super::FastMap;
 
@@ -29,7 +31,7 @@ struct Clock {
 pub(crate) struct SensorClock {
     /// device -> guid -> clock.
     devices: FastMap<String, FastMap<String, Clock>>,
-    due: BTreeMap<Epoch, Vec<SensorKey>>,
+    due: BTreeMap<Epoch, Vec<SensorName>>,
 }
 
 impl SensorClock {
@@ -91,7 +93,7 @@ impl SensorClock {
     }
 
     /// Restore: the sensor's `silent` alert was raised.
-    pub(crate) fn restore_silent(&mut self, (device, guid): SensorKey) {
+    pub(crate) fn restore_silent(&mut self, (device, guid): SensorName) {
         let sensors = self.devices.entry(device).or_default();
         let clock = sensors.entry(guid).or_insert(Clock {
             last: 0,

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::Epoch;
 
+/// A sensor as the alerts name it in their lines: `(device, guid)`.
+pub type SensorName = (String, String);
+
 /// What a worker tells the alerts about an epoch (the feed's records), or, at a restart,
 /// what the checkpoint remembers of the epochs before the resume point.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
