@@ -7,6 +7,8 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
+use nix::sys::resource::{getrusage, UsageWho};
+use nix::sys::time::TimeVal;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -26,12 +28,32 @@ crate::kafka::log_through!(FloorContext, log);
 
 impl rdkafka::consumer::ConsumerContext for FloorContext {}
 
-/// Messages read and the wall time from the first consumer's start to the last one's end.
+/// What one reading of the topic took.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FloorRun {
+    /// Messages read.
+    pub(super) messages: u64,
+    /// Wall time from the first consumer's start to the last one's end.
+    pub(super) wall_s: f64,
+    /// User plus system CPU time of this process meanwhile (the consumers and librdkafka's
+    /// threads), to set beside the engine's.
+    pub(super) cpu_s: f64,
+}
+
+/// This process's CPU time so far, in seconds.
+fn cpu_time() -> anyhow::Result<f64> {
+    let usage = getrusage(UsageWho::RUSAGE_SELF)?;
+    let seconds = |t: TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    Ok(seconds(usage.user_time()) + seconds(usage.system_time()))
+}
+
+/// Reads the whole topic with `threads` consumers.
 pub(super) fn consume_floor(
     settings: &ClientSettings,
     topic: &str,
     threads: usize,
-) -> anyhow::Result<(u64, f64)> {
+) -> anyhow::Result<FloorRun> {
+    let cpu_before = cpu_time()?;
     let started = Instant::now();
     let counts = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads.max(1))
@@ -43,10 +65,12 @@ pub(super) fn consume_floor(
             .collect::<anyhow::Result<Vec<(u64, Instant)>>>()
     })?;
     let finished = counts.iter().map(|c| c.1).max().unwrap_or(started);
-    Ok((
-        counts.iter().map(|c| c.0).sum(),
-        finished.duration_since(started).as_secs_f64(),
-    ))
+    Ok(FloorRun {
+        messages: counts.iter().map(|c| c.0).sum(),
+        wall_s: finished.duration_since(started).as_secs_f64(),
+        // Includes the consumers' close (100 ms of waiting, little CPU).
+        cpu_s: cpu_time()? - cpu_before,
+    })
 }
 
 /// One consumer: counts the messages of its partitions up to their end-of-partition events,
