@@ -220,11 +220,11 @@ impl Bench<'_> {
         for &workers in &self.args.workers {
             let floor = (0..self.args.repeat)
                 .map(|_| kafka_floor::consume_floor(&settings, &topic, workers))
-                .collect::<anyhow::Result<Vec<(u64, f64)>>>()?
+                .collect::<anyhow::Result<Vec<kafka_floor::FloorRun>>>()?
                 .into_iter()
-                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .min_by(|a, b| a.wall_s.total_cmp(&b.wall_s))
                 .context("--repeat is at least 1")?;
-            let floor_rate = floor.0 as f64 / floor.1;
+            let floor_rate = floor.messages as f64 / floor.wall_s;
             eprintln!("{MARKER} kafka floor, {workers} thread(s): {floor_rate:.0} msgs/s");
             let group = format!("{topic}-w{workers}");
             let run = strings(
@@ -238,15 +238,17 @@ impl Bench<'_> {
                 .iter()
                 .rev()
                 .find(|r| r.source == name && r.workers == workers)
-                .map(|r| r.shape.messages as f64 / r.run.wall_s);
-            if let Some(engine) = engine {
+                .map(|r| (r.shape.messages as f64 / r.run.wall_s, r.run.cpu_s));
+            if let Some((engine, engine_cpu_s)) = engine {
                 self.notes.push(format!(
-                    "Kafka at {workers} worker(s): {} messages/s, {:.0}% of the consume-only \
-                     floor with {workers} thread(s) ({} messages in {:.2} s, {} messages/s).",
+                    "Kafka at {workers} worker(s): {} messages/s ({engine_cpu_s:.2} CPU s), \
+                     {:.0}% of the consume-only floor with {workers} thread(s) ({} messages in \
+                     {:.2} s and {:.2} CPU s, {} messages/s).",
                     thousands(engine),
                     100.0 * engine / floor_rate,
-                    thousands(floor.0 as f64),
-                    floor.1,
+                    thousands(floor.messages as f64),
+                    floor.wall_s,
+                    floor.cpu_s,
                     thousands(floor_rate)
                 ));
             }

@@ -7,13 +7,15 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
+use nix::sys::resource::{getrusage, UsageWho};
+use nix::sys::time::TimeVal;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::kafka::{partitions, ClientLog, ClientSettings};
-use crate::source::kafka::FETCH_WAIT;
+use crate::source::kafka::{FETCH_QUEUE_BACKOFF, FETCH_WAIT};
 
 /// How long one reading of the topic may take.
 const LIMIT: Duration = Duration::from_secs(300);
@@ -26,12 +28,32 @@ crate::kafka::log_through!(FloorContext, log);
 
 impl rdkafka::consumer::ConsumerContext for FloorContext {}
 
-/// Messages read and the wall time from the first consumer's start to the last one's end.
+/// What one reading of the topic took.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FloorRun {
+    /// Messages read.
+    pub(super) messages: u64,
+    /// Wall time from the first consumer's start to the last one's end.
+    pub(super) wall_s: f64,
+    /// User plus system CPU time of this process meanwhile (the consumers and librdkafka's
+    /// threads), to set beside the engine's.
+    pub(super) cpu_s: f64,
+}
+
+/// This process's CPU time so far, in seconds.
+fn cpu_time() -> anyhow::Result<f64> {
+    let usage = getrusage(UsageWho::RUSAGE_SELF)?;
+    let seconds = |t: TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    Ok(seconds(usage.user_time()) + seconds(usage.system_time()))
+}
+
+/// Reads the whole topic with `threads` consumers.
 pub(super) fn consume_floor(
     settings: &ClientSettings,
     topic: &str,
     threads: usize,
-) -> anyhow::Result<(u64, f64)> {
+) -> anyhow::Result<FloorRun> {
+    let cpu_before = cpu_time()?;
     let started = Instant::now();
     let counts = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads.max(1))
@@ -40,23 +62,33 @@ pub(super) fn consume_floor(
         handles
             .into_iter()
             .map(|h| h.join().map_err(|_| anyhow!("a floor consumer panicked"))?)
-            .collect::<anyhow::Result<Vec<u64>>>()
+            .collect::<anyhow::Result<Vec<(u64, Instant)>>>()
     })?;
-    Ok((counts.iter().sum(), started.elapsed().as_secs_f64()))
+    let finished = counts.iter().map(|c| c.1).max().unwrap_or(started);
+    Ok(FloorRun {
+        messages: counts.iter().map(|c| c.0).sum(),
+        wall_s: finished.duration_since(started).as_secs_f64(),
+        // Includes the consumers' close (100 ms of waiting, little CPU).
+        cpu_s: cpu_time()? - cpu_before,
+    })
 }
 
-/// One consumer: counts the messages of its partitions up to their end-of-partition events.
+/// One consumer: counts the messages of its partitions up to their end-of-partition events,
+/// and says when it had them all. Its close (rdkafka's drop of a consumer with a group id
+/// takes 100 ms) comes after and is not timed, as the engine does not wait for it either.
 fn count(
     settings: &ClientSettings,
     topic: &str,
     index: usize,
     threads: usize,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(u64, Instant)> {
     let config = settings.config(&[
         ("group.id", "hygroflow-bench-floor"),
         ("enable.auto.commit", "false"),
         ("enable.partition.eof", "true"),
+        // The engine's fetch settings (see src/source/kafka.rs for the figures behind them).
         FETCH_WAIT,
+        FETCH_QUEUE_BACKOFF,
     ]);
     let context = FloorContext {
         log: ClientLog::new(settings.redactor()),
@@ -96,5 +128,5 @@ fn count(
     );
     // Read the payloads, as the engine does: keep the count honest.
     std::hint::black_box(bytes);
-    Ok(messages)
+    Ok((messages, Instant::now()))
 }

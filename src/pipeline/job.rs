@@ -456,7 +456,7 @@ fn alert_outputs(config: &Config) -> anyhow::Result<AlertOutputs> {
 
 /// Fails fast, before any worker starts, on a bad property or a missing topic.
 fn check_kafka(config: &Config, kafka: &KafkaInput, shutdown: &AtomicBool) -> anyhow::Result<()> {
-    let consumer = kafka.consumer()?;
+    let consumer = crate::source::kafka::Detached::new(kafka.consumer()?);
     let stop = || shutdown.load(Ordering::Relaxed);
     let partitions = kafka.wait_for_partitions(&consumer, &stop)?;
     info!(topic = %kafka.topic, partitions = partitions.len(), group = %kafka.group, "kafka input");
