@@ -1,7 +1,7 @@
 //! Checkpoints: restartable state with exactly-once results (`--state-dir`).
 //!
 //! What determines every analysis is small: per device the sum and count of readings, the set
-//! of `(device, guid)` sensors with the epoch each last read in, the rejected and late
+//! of `(device, guid)` sensors (as keys) with the epoch each last read in, the rejected and late
 //! counters, and for windows and alerts the per-epoch sums of the recent epochs they still
 //! need; the `COMMITTED` marker adds what the report printer had done at its frontier (the
 //! alerts raised, the last epoch reported). Each worker keeps them for the records it

@@ -19,9 +19,10 @@ pub struct InputHandles {
     /// Per-device sums: one `(device, (sum_micro, count))` update per device and epoch (in a
     /// windowed run, also its negation where the epoch leaves the window).
     pub device_sums: InputSession<Epoch, String, Tally>,
-    /// Sensors: `((device, guid), 1)`, as keys, the first time this worker sees the pair (in
-    /// a windowed run: `+1` when it enters this worker's window, `-1` at the epoch it leaves
-    /// it, a window after its last reading).
+    /// Sensors: `((device, guid), 1)`, as keys, when this worker sees a pair it does not
+    /// remember (cumulative; any number of times), or in a windowed run `+1` when it enters
+    /// this worker's window and `-1` at the epoch it leaves it, a window after its last
+    /// reading.
     pub sensors: InputSession<Epoch, SensorKey, isize>,
     /// Device names: `((key, name), 1)` the first time this worker sees the device (never
     /// retracted: a name outlives the device's readings in a window).

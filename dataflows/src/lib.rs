@@ -8,9 +8,9 @@
 //!  InputHandles                                  build(scope)
 //!  device sums: (device, (sum_micro, count))  ──┬─> avg_humidity      ──┐
 //!                                               └─> total_messages    ──┤
-//!  sensors: ((device, guid) keys, +1) ─────────┬─> sensors_by_device ──┼─> Stat ─> worker 0
-//!  names: ((device key, device), +1) ───────────┘                       │
-//!                                               └─> total_sensors     ──┤
+//!  sensors: ((device, guid) keys, +1) ─> distinct_sensors ─┬─> sensors_by_device ──┼─> Stat ─> worker 0
+//!  names: ((device key, device), +1) ──────────────────────┘                       │
+//!                                                          └─> total_sensors     ──┤
 //!  counters: (Counter, i64) ──────────────────────> counters          ──┘
 //!  feed: Observation (alerts on) ─────────────────> alerts ─> Transition ─> worker 0
 //! ```
@@ -28,9 +28,9 @@
 //! - *device sums*: per epoch, one update per device whose *difference* is
 //!   `(sum of humidities, number of readings)`. Differential sums differences, so the analyses
 //!   see exactly what one update per message would have summed to;
-//! - *sensors*: a `(device, guid)` pair enters once, the first time a worker sees it, as a
-//!   pair of 128-bit [`keys`]. Several workers may each send the same pair; the distinct counts
-//!   absorb that;
+//! - *sensors*: a `(device, guid)` pair, as a pair of 128-bit [`keys`], enters when a worker
+//!   sees it and does not remember it (see [`distinct_sensors`]). Workers may send the same
+//!   pair, one worker more than once; the distinct counts absorb that;
 //! - *names*: a device's key and name enter once per worker, the first time it sees the device;
 //!   only the per-device sensor counts, at the end, are joined back to the names.
 //!
