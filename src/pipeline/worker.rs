@@ -137,6 +137,7 @@ impl<'w> WorkerLoop<'w> {
     pub(crate) fn run(mut self) -> anyhow::Result<Outcome> {
         loop {
             let poll = self.poll()?;
+            self.writer.flush();
             if poll == Poll::Busy {
                 self.worker.step();
             } else {
