@@ -9,6 +9,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use differential_dataflow::consolidation::consolidate;
+
 use crate::{Epoch, Stat};
 
 /// Cumulative state plus updates not yet applied.
@@ -27,8 +29,28 @@ type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 impl Results {
     /// Takes updates as they arrive from the dataflow.
     pub fn absorb(&mut self, updates: impl IntoIterator<Item = (Stat, Epoch, isize)>) {
+        // Updates come in runs of one epoch: one lookup per run, not per update.
+        let mut run: Option<(Epoch, Vec<(Stat, isize)>)> = None;
         for (stat, epoch, diff) in updates {
-            self.pending.entry(epoch).or_default().push((stat, diff));
+            match &mut run {
+                Some((at, batch)) if *at == epoch => batch.push((stat, diff)),
+                _ => {
+                    self.keep(run.take());
+                    run = Some((epoch, vec![(stat, diff)]));
+                }
+            }
+        }
+        self.keep(run);
+    }
+
+    fn keep(&mut self, run: Option<(Epoch, Vec<(Stat, isize)>)>) {
+        if let Some((epoch, mut batch)) = run {
+            let pending = self.pending.entry(epoch).or_default();
+            if pending.is_empty() {
+                *pending = batch;
+            } else {
+                pending.append(&mut batch);
+            }
         }
     }
 
@@ -64,7 +86,6 @@ impl Results {
     /// Applies every update at or before `epoch` and returns the facts that changed,
     /// consolidated: a fact whose additions and retractions cancel is not a change.
     pub fn advance(&mut self, epoch: Epoch) -> Vec<(Stat, isize)> {
-        let mut changes: FastMap<Stat, isize> = FastMap::default();
         let due = match epoch.checked_add(1) {
             Some(next) => {
                 let later = self.pending.split_off(&next);
@@ -72,19 +93,26 @@ impl Results {
             }
             None => std::mem::take(&mut self.pending),
         };
-        for (stat, r) in due.into_values().flatten() {
-            *changes.entry(stat).or_insert(0) += r;
-        }
-        changes.retain(|_, r| *r != 0);
+        let mut changes: Vec<(Stat, isize)> = if due.len() == 1 {
+            due.into_values().next().unwrap_or_default()
+        } else {
+            due.into_values().flatten().collect()
+        };
+        // Sorted and summed in place: the changes come out sorted, and no map is built.
+        consolidate(&mut changes);
         for (stat, r) in &changes {
-            let entry = self.state.entry(stat.clone()).or_insert(0);
-            *entry += r;
-            if *entry == 0 {
-                self.state.remove(stat);
+            match self.state.get_mut(stat) {
+                Some(entry) => {
+                    *entry += r;
+                    if *entry == 0 {
+                        self.state.remove(stat);
+                    }
+                }
+                None => {
+                    self.state.insert(stat.clone(), *r);
+                }
             }
         }
-        let mut changes: Vec<(Stat, isize)> = changes.into_iter().collect();
-        changes.sort_unstable();
         changes
     }
 

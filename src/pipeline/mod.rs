@@ -18,6 +18,7 @@
 //!   0, and the order "checkpoint written -> epoch complete everywhere -> marker -> offsets
 //!   committed".
 //! - [`printer`]: worker 0's reports, as epochs complete.
+//! - [`report_thread`]: the thread beside worker 0 where its printer runs.
 //! - [`stop`]: in a cluster, a signal to any process stops every process.
 
 use std::io::Write;
@@ -33,6 +34,7 @@ mod job;
 #[cfg(test)]
 mod memory;
 mod printer;
+mod report_thread;
 mod stop;
 #[cfg(test)]
 mod tests;

@@ -2,16 +2,21 @@
 //!
 //! The worker holds one owner per concern: its source, the [`EpochWriter`] (open epoch,
 //! tallies, dead letters, offsets), the optional [`Checkpointer`], and on worker 0 the
-//! [`ReportPrinter`]. The loop only decides when each of them acts.
+//! [`ReportThread`] where the [`ReportPrinter`] runs. The loop only decides when each of them
+//! acts.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, Context};
-use hygroflow_dataflows::{Distinct, Epoch};
+use differential_dataflow::VecCollection;
+use hygroflow_dataflows::{Distinct, Epoch, Stat};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::{Inspect, Probe};
-use timely::dataflow::ProbeHandle;
+use timely::dataflow::{ProbeHandle, StreamVec};
 use timely::worker::Worker;
 use tracing::debug;
 
@@ -21,7 +26,8 @@ use crate::source::{Poll, Source};
 
 use super::checkpointer::{Checkpointer, Resume};
 use super::job::Job;
-use super::printer::{Readers, ReportPrinter, Transitions};
+use super::printer::{Collected, Readers, ReportPrinter, Transitions};
+use super::report_thread::ReportThread;
 use super::stop::StopLink;
 use super::writer::EpochWriter;
 use super::Outcome;
@@ -36,7 +42,7 @@ pub(crate) struct WorkerLoop<'w> {
     source: Box<dyn Source>,
     writer: EpochWriter,
     checkpointer: Option<Checkpointer>,
-    printer: Option<ReportPrinter>,
+    printer: Option<ReportThread>,
     probe: ProbeHandle<Epoch>,
     last_data: Instant,
     /// The source has been told that the job is stopping.
@@ -61,9 +67,7 @@ impl<'w> WorkerLoop<'w> {
                 Window::Epochs(_) => Distinct::Windowed,
             };
             let (inputs, results, alerts) = hygroflow_dataflows::build(scope, (distinct, rules));
-            let (probe, _) = results
-                .inspect_batch(move |_, updates| sink.borrow_mut().extend(updates.iter().cloned()))
-                .probe();
+            let (probe, _) = collect_into(results, sink).probe();
             alerts
                 .inspect(move |t| alert_sink.borrow_mut().push(t.clone()))
                 .probe_with(&probe);
@@ -108,17 +112,24 @@ impl<'w> WorkerLoop<'w> {
         let start_epoch = config.grid.epoch_of(SystemTime::now());
         let printer = if index == 0 {
             let every_epoch = !job.event_time();
-            let printer = ReportPrinter::new(
-                collected,
-                job.reporter()?,
-                start_epoch,
-                (every_epoch, config.window != Window::Cumulative),
-            )
-            .resumed_after(resume.printed.last_reported);
-            Some(match job.alert_log(&resume.printed.alerts)? {
-                Some(log) => printer.with_alerts(transitions, log),
-                None => printer,
-            })
+            let reporter = job.reporter()?;
+            let alert_log = job.alert_log(&resume.printed.alerts)?;
+            let (windowed, resumed) = (
+                config.window != Window::Cumulative,
+                resume.printed.last_reported,
+            );
+            let make = move |collected, transitions| {
+                let printer =
+                    ReportPrinter::new(collected, reporter, start_epoch, (every_epoch, windowed))
+                        .resumed_after(resumed);
+                match alert_log {
+                    Some(log) => printer.with_alerts(transitions, log),
+                    None => printer,
+                }
+            };
+            let thread = ReportThread::spawn((collected, transitions), make)
+                .context("starting the report thread")?;
+            Some(thread)
         } else {
             None
         };
@@ -141,6 +152,7 @@ impl<'w> WorkerLoop<'w> {
     pub(crate) fn run(mut self) -> anyhow::Result<Outcome> {
         loop {
             let poll = self.poll()?;
+            self.writer.flush();
             if poll == Poll::Busy {
                 self.worker.step();
             } else {
@@ -239,15 +251,15 @@ impl<'w> WorkerLoop<'w> {
                 self.job.stop();
             }
         }
-        let complete = frontier.unwrap_or(Epoch::MAX);
+        // Worker 0 commits no further than its report thread has printed.
+        let (printed_before, printed) = self
+            .printer
+            .as_ref()
+            .map_or((Epoch::MAX, Default::default()), ReportThread::printed);
+        let complete = frontier.unwrap_or(Epoch::MAX).min(printed_before);
         let committed = match &mut self.checkpointer {
             Some(checkpointer) => {
                 let stop = || self.job.stopped();
-                let printed = self
-                    .printer
-                    .as_ref()
-                    .map(ReportPrinter::printed)
-                    .unwrap_or_default();
                 checkpointer.on_frontier(self.worker, (complete, done), &printed, &stop)?
             }
             None => complete,
@@ -257,4 +269,32 @@ impl<'w> WorkerLoop<'w> {
         }
         Ok(done)
     }
+}
+
+/// Moves the result updates that reach this worker into `collected`, for the printer, without
+/// copying them (each update owns its device's name). Nothing comes out: a probe on the output
+/// passes an epoch only once this operator has taken all of its updates.
+fn collect_into<'scope>(
+    results: VecCollection<'scope, Epoch, Stat, isize>,
+    collected: Collected,
+) -> StreamVec<'scope, Epoch, ()> {
+    results
+        .inner
+        .unary::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+            Pipeline,
+            "CollectResults",
+            move |_initial, _info| {
+                move |input, _output| {
+                    input.for_each(|_time, updates| {
+                        let mut collected = collected.borrow_mut();
+                        if collected.is_empty() {
+                            // The usual case: the printer took the last ones.
+                            std::mem::swap(&mut *collected, updates);
+                        } else {
+                            collected.append(updates);
+                        }
+                    });
+                }
+            },
+        )
 }

@@ -263,12 +263,23 @@ impl EpochWriter {
             if let Some(window) = &mut self.window_sensors {
                 send_leaving(inputs, window.leaving_through(epoch));
             }
+            // The dataflow hears of it at the next flush: one step takes every epoch closed
+            // since the last one.
             inputs.advance_to(epoch);
-            inputs.flush();
         }
         self.open = epoch;
         self.tally.open(epoch);
         Ok(())
+    }
+
+    /// Hands the dataflow what the epochs closed since the last flush sent, and moves its
+    /// inputs to the open epoch. The worker flushes once before each step, so input far
+    /// behind the clock (a file replayed in event time) reaches the dataflow many epochs at a
+    /// time, in one batch, and a live input each epoch as it closes.
+    pub(crate) fn flush(&mut self) {
+        if let Some(inputs) = &mut self.inputs {
+            inputs.flush();
+        }
     }
 
     /// The input has ended: closes the open epoch and the dataflow's inputs.
