@@ -320,6 +320,7 @@ fn gh_7_restart_after_a_crash_between_the_marker_and_the_offset_commit() {
         for nth in [0, 1, 3] {
             let state = tempfile::tempdir().expect("tempdir");
             let seen = Arc::new(Mutex::new(0usize));
+            let commits = Arc::clone(&seen);
             let crashing = Arc::new(MemoryTopic::new(fleet()).on_commit(Box::new(move |_| {
                 let mut seen = seen.lock().expect("count");
                 *seen += 1;
@@ -330,7 +331,13 @@ fn gh_7_restart_after_a_crash_between_the_marker_and_the_offset_commit() {
                 Ok(())
             })));
             let crashed = run(&crashing, event_config(workers), Some(state.path()));
-            assert!(crashed.result.is_err(), "commit {nth} must fail the run");
+            if crashed.result.is_ok() {
+                // How often offsets are committed depends on how far the dataflow gets per
+                // step: a run may commit fewer times than `nth + 1`, and then never crashes.
+                let commits = *commits.lock().expect("count");
+                assert!(nth > 1 && commits <= nth, "commit {nth} must fail the run");
+                continue;
+            }
             let resumed = run(
                 &Arc::new(MemoryTopic::new(fleet())),
                 event_config(workers),
