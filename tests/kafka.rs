@@ -625,3 +625,67 @@ fn event_time_live_with_idle_workers_keeps_reporting() {
     job.interrupt();
     assert_report_matches(&last, &recompute(&readings.bytes));
 }
+
+#[test]
+fn gh_12_missing_output_topics_are_created_with_a_warning() {
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    let readings = broker.topic_with_readings("autocreate", 2, 3_000, 5, 0.05, &[]);
+    let expected = recompute(&readings.bytes);
+    assert!(expected.rejected_messages > 0);
+    let (dlq, results, alerts) = ("auto.dead", "auto.results", "auto.alerts");
+    let out = job(
+        &brokers,
+        "autocreate",
+        &[
+            "--dlq-topic",
+            dlq,
+            "--results-topic",
+            results,
+            "--alerts-topic",
+            alerts,
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for (topic, flag) in [
+        (dlq, "--dlq-topic"),
+        (results, "--results-topic"),
+        (alerts, "--alerts-topic"),
+    ] {
+        let said = stderr
+            .lines()
+            .filter(|l| l.contains("created the missing output topic") && l.contains(topic))
+            .collect::<Vec<_>>();
+        assert_eq!(said.len(), 1, "one warning for {topic}: {stderr}");
+        assert!(said[0].contains(flag), "{}", said[0]);
+    }
+    let reports = json_lines(&out.stdout);
+    assert_report_matches(reports.last().expect("final report"), &expected);
+    assert_eq!(
+        read_all(&brokers, dlq).len() as i64,
+        expected.rejected_messages,
+        "every rejected message reached the created dead-letter topic"
+    );
+    assert_eq!(
+        read_all(&brokers, results).len(),
+        reports.len(),
+        "every report reached the created results topic"
+    );
+    // Existing topics are used as they are: a second run creates nothing.
+    let again = job(
+        &brokers,
+        "autocreate",
+        &[
+            "--group",
+            "again",
+            "--dlq-topic",
+            dlq,
+            "--results-topic",
+            results,
+            "--alerts-topic",
+            alerts,
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!stderr.contains("created the missing"), "{stderr}");
+}

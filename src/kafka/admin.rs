@@ -108,36 +108,9 @@ fn create(args: &CreateArgs) -> anyhow::Result<()> {
         "creating topic"
     );
     let settings = ClientSettings::new(&args.brokers, &args.properties);
-    let admin: AdminClient<ClientLog> = settings
-        .create(&settings.config(&[]), ClientLog::quiet(settings.redactor()))
-        .context("cannot create the Kafka admin client")?;
-    let topic = NewTopic::new(
-        &args.topic,
-        args.partitions,
-        TopicReplication::Fixed(args.replication),
-    );
-    let options = AdminOptions::new()
-        // Give up on an unreachable broker after TIMEOUT rather than librdkafka's 60 s default.
-        .request_timeout(Some(TIMEOUT))
-        // Wait for the topic to exist on the broker before reporting success.
-        .operation_timeout(Some(TIMEOUT));
-    let results = match block_on(admin.create_topics([&topic], &options)) {
-        Ok(results) => results,
-        Err(e) => bail!(
-            "cannot create topic {} on {} (no answer within {TIMEOUT:?}?): {e}{}",
-            args.topic,
-            args.brokers,
-            admin.inner().context().suffix()
-        ),
-    };
-    for result in results {
-        match result {
-            Ok(_) => {}
-            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                bail!("topic {name} already exists on {}", args.brokers)
-            }
-            Err((name, code)) => bail!("cannot create topic {name} on {}: {code}", args.brokers),
-        }
+    match create_topic(&settings, &args.topic, (args.partitions, args.replication))? {
+        Created::New => {}
+        Created::AlreadyThere => bail!("topic {} already exists on {}", args.topic, args.brokers),
     }
     println!(
         "created topic {} with {} partition{}",
@@ -145,6 +118,66 @@ fn create(args: &CreateArgs) -> anyhow::Result<()> {
         args.partitions,
         if args.partitions == 1 { "" } else { "s" }
     );
+    Ok(())
+}
+
+/// How a CreateTopics request went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The topic was created.
+    New,
+    /// It existed already.
+    AlreadyThere,
+}
+
+/// Creates `topic` with `partitions` and `replication`, waiting until the broker has it.
+pub fn create_topic(
+    settings: &ClientSettings,
+    topic: &str,
+    (partitions, replication): (i32, i32),
+) -> anyhow::Result<Created> {
+    let admin: AdminClient<ClientLog> = settings
+        .create(&settings.config(&[]), ClientLog::quiet(settings.redactor()))
+        .context("cannot create the Kafka admin client")?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+    let options = AdminOptions::new()
+        // Give up on an unreachable broker after TIMEOUT rather than librdkafka's 60 s default.
+        .request_timeout(Some(TIMEOUT))
+        // Wait for the topic to exist on the broker before reporting success.
+        .operation_timeout(Some(TIMEOUT));
+    let results = match block_on(admin.create_topics([&new], &options)) {
+        Ok(results) => results,
+        Err(e) => bail!(
+            "cannot create topic {topic} on {} (no answer within {TIMEOUT:?}?): {e}{}",
+            settings.brokers(),
+            admin.inner().context().suffix()
+        ),
+    };
+    let mut created = Created::New;
+    for result in results {
+        match result {
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => created = Created::AlreadyThere,
+            Err((name, code)) => {
+                bail!(
+                    "cannot create topic {name} on {}: {code}",
+                    settings.brokers()
+                )
+            }
+        }
+    }
+    Ok(created)
+}
+
+/// Creates the output topic `topic` (named by `flag`) that the job found missing, with one
+/// partition, as Kafka Connect creates its dead-letter queue; says so in a warning, since a
+/// misspelt name also ends here. A broker that refuses is a one-line error naming the topic.
+pub fn create_missing(settings: &ClientSettings, topic: &str, flag: &str) -> anyhow::Result<()> {
+    let created = create_topic(settings, topic, (1, 1))
+        .with_context(|| format!("{flag} {topic} does not exist and could not be created"))?;
+    if created == Created::New {
+        tracing::warn!(%topic, flag, partitions = 1, "created the missing output topic");
+    }
     Ok(())
 }
 

@@ -23,13 +23,13 @@ use crate::epoch::TimeMode;
 use crate::escape::escape;
 use crate::fleet::{scenario::Plan, Fleet};
 use crate::kafka::publisher::Publisher;
-use crate::kafka::readback::published_ids;
+use crate::kafka::readback::{published_ids, ReadBackError};
 use crate::sink::alerts::{AlertLog, AlertTopic};
 use crate::sink::rejects::{DeadLetterFile, DeadLetters};
 use crate::sink::report::Reporter;
 use crate::source::file::{range_sources, spawn_reader};
 use crate::source::generator::GeneratorSource;
-use crate::source::kafka::{require_topic, KafkaSource};
+use crate::source::kafka::{require_topic, KafkaSource, KafkaSourceError};
 use crate::source::Source;
 
 use super::checkpointer::Checkpoints;
@@ -447,7 +447,13 @@ fn alert_outputs(config: &Config) -> anyhow::Result<AlertOutputs> {
         outputs.file = Some(file);
     }
     if let Some(topic) = &config.alerts_topic {
-        let published = published_ids(&topic.client, &topic.topic)?;
+        let published = match published_ids(&topic.client, &topic.topic) {
+            Err(ReadBackError::Missing(_)) => {
+                crate::kafka::admin::create_missing(&topic.client, &topic.topic, "--alerts-topic")?;
+                Default::default()
+            }
+            read => read?,
+        };
         info!(topic = %topic.topic, already = published.len(), "alerts topic read back");
         outputs.published = Some(published);
     }
@@ -460,9 +466,26 @@ fn check_kafka(config: &Config, kafka: &KafkaInput, shutdown: &AtomicBool) -> an
     let stop = || shutdown.load(Ordering::Relaxed);
     let partitions = kafka.wait_for_partitions(&consumer, &stop)?;
     info!(topic = %kafka.topic, partitions = partitions.len(), group = %kafka.group, "kafka input");
-    let results = config.results.as_ref().map(|r| &r.topic);
-    for topic in std::iter::once(&kafka.dlq_topic).chain(results) {
-        require_topic(&consumer, topic)?;
+    // Output topics that are missing are created (issue 12 point 7).
+    let outputs = [
+        Some((&kafka.dlq_topic, &kafka.client, "--dlq-topic")),
+        config
+            .results
+            .as_ref()
+            .map(|r| (&r.topic, &r.client, "--results-topic")),
+        config
+            .alerts_topic
+            .as_ref()
+            .map(|a| (&a.topic, &a.client, "--alerts-topic")),
+    ];
+    for (topic, client, flag) in outputs.into_iter().flatten() {
+        match require_topic(&consumer, topic) {
+            Ok(()) => {}
+            Err(KafkaSourceError::MissingTopic(_)) => {
+                crate::kafka::admin::create_missing(client, topic, flag)?;
+            }
+            Err(error) => return Err(error.into()),
+        }
     }
     Ok(())
 }
