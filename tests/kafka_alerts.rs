@@ -79,8 +79,12 @@ impl Fixture {
         let out = output_within(
             hygroflow()
                 .args(["produce", "-b", &broker.brokers(), "-t", topic])
+                // Batches of 100 readings: resumes land inside batches and go through the
+                // resume guard, and fetches stay small enough (FETCH, above) for checkpoints to
+                // be committed all along the run. (tests/kafka.rs kills a job whose topic was
+                // produced with librdkafka's default batching: thousands a batch.)
                 .arg(&input)
-                .args(["-X", "batch.num.messages=1"]),
+                .args(["-X", "batch.num.messages=100"]),
             "produce",
         );
         assert_success(&out, "produce");

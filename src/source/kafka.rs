@@ -19,6 +19,10 @@
 //! The source keeps no offsets of its own: what was ingested is the pipeline's to know (it
 //! hands the offsets back to [`Source::commit`]), and where the consumer stands, librdkafka's.
 
+mod resume;
+
+use self::resume::{ResumeGuard, Step};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Deref;
 use std::time::{Duration, Instant};
@@ -251,9 +255,10 @@ pub struct KafkaSource {
     last_metadata: Instant,
     last_error_log: Option<Instant>,
     /// Resumed partitions whose first message has not arrived yet, with the resume offset:
-    /// for the warning about skipped offsets, and where the partition stands until librdkafka
-    /// has a position for it.
+    /// where the partition stands until librdkafka has a position for it.
     resumed_at: BTreeMap<i32, i64>,
+    /// Resumed partitions not yet at their checkpointed offset (see `resume.rs`).
+    guards: BTreeMap<i32, ResumeGuard>,
     /// The job is stopping: nothing more is consumed.
     stopped: bool,
 }
@@ -279,6 +284,7 @@ impl KafkaSource {
             last_metadata: Instant::now(),
             last_error_log: None,
             resumed_at: BTreeMap::new(),
+            guards: BTreeMap::new(),
             stopped: false,
         };
         source.assign(&all, resume)?;
@@ -297,6 +303,10 @@ impl KafkaSource {
             tpl.add_partition_offset(&self.topic, p, offset)?;
             if let Some(&o) = resume.get(&p) {
                 self.resumed_at.insert(p, o);
+                let (low, _high) =
+                    self.consumer
+                        .fetch_watermarks(&self.topic, p, Duration::from_secs(10))?;
+                self.guards.insert(p, ResumeGuard::new(o, low));
             }
             if let Some(ends) = &mut self.ends {
                 let (_low, high) =
@@ -386,19 +396,48 @@ impl Source for KafkaSource {
             match self.consumer.poll(Duration::ZERO) {
                 Some(Ok(message)) => {
                     let (partition, offset) = (message.partition(), message.offset());
-                    if let Some(resumed) = self.resumed_at.remove(&partition) {
-                        if offset > resumed {
-                            // Kafka may skip offsets (compaction, transaction markers), but a
-                            // broker that skips the rest of a record batch loses data: say so.
-                            warn!(
-                                partition,
-                                resumed,
-                                first = offset,
-                                "the broker's first message after resuming is past the checkpointed offset; {} offsets were skipped",
-                                offset - resumed
-                            );
+                    if let Some(guard) = self.guards.get_mut(&partition) {
+                        match guard.on_record(offset) {
+                            Step::Deliver => {
+                                if guard.steps_back() > 0 {
+                                    info!(
+                                        worker = self.index,
+                                        partition,
+                                        resumed = guard.wanted(),
+                                        steps_back = guard.steps_back(),
+                                        "resume guard: the partition resumed exactly at its checkpointed offset"
+                                    );
+                                }
+                                self.guards.remove(&partition);
+                            }
+                            Step::Skip => continue,
+                            Step::Seek(from) => {
+                                warn!(
+                                    worker = self.index,
+                                    partition,
+                                    resumed = guard.wanted(),
+                                    first = offset,
+                                    fetch_from = from,
+                                    "resume guard: the broker's first record is past the checkpointed offset (a fetch from inside a record batch?); fetching again from an earlier offset"
+                                );
+                                let offset = Offset::Offset(from);
+                                self.consumer
+                                    .seek(&self.topic, partition, offset, Duration::from_secs(10))
+                                    .map_err(SourceError::Kafka)?;
+                                continue;
+                            }
+                            Step::GiveUp(first) => {
+                                return Err(SourceError::RecordsGone {
+                                    topic: self.topic.clone(),
+                                    partition,
+                                    wanted: guard.wanted(),
+                                    first,
+                                }
+                                .into());
+                            }
                         }
                     }
+                    self.resumed_at.remove(&partition);
                     let bytes = message.payload().unwrap_or_default();
                     deliver(RawRecord {
                         bytes,

@@ -83,6 +83,18 @@ pub enum SourceError {
     /// Kafka failed in a way retries cannot fix.
     #[error("kafka: {0}")]
     Kafka(KafkaError),
+    /// A resumed partition's records from its checkpointed offset are no longer on the broker.
+    #[error("{topic} partition {partition}: resuming at checkpointed offset {wanted}, the broker's first record even from the partition's start is {first}: offsets {wanted} to {} are gone (retention?); refusing to skip them. Move the state directory aside to start from the earliest offset", first - 1)]
+    RecordsGone {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The checkpointed offset.
+        wanted: i64,
+        /// The first offset the broker has.
+        first: i64,
+    },
 }
 
 /// What the consumer of a source's records failed with; the poll stops at that record.
