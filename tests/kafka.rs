@@ -696,3 +696,64 @@ fn gh_12_missing_output_topics_are_created_with_a_warning() {
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(!stderr.contains("created the missing"), "{stderr}");
 }
+
+#[test]
+fn gh_12_a_state_dir_on_a_full_disk_is_one_line_and_never_half_written() {
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    let readings = broker.topic_with_readings("fulldisk", 2, 5_000, 8, 0.01, &[]);
+    let expected = recompute(&readings.bytes);
+    let state = readings.dir.path().join("state");
+    let state_arg = state.to_str().expect("utf8");
+    // A file-size limit of 4 KB stands in for a full disk: writing a checkpoint fails with
+    // EFBIG. The shell ignores SIGXFSZ, so the job sees the error instead of being killed.
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 8; exec \"$0\" run -b {brokers} -t fulldisk --until-end --format json --epoch 200ms --state-dir {state_arg}"
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_hygroflow")])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("bash");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(state_arg) && last.contains("File too large"),
+        "one line naming the file and the error: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // Nothing half-written is left to load: the next run, with room, validates the directory
+    // and ends with the uninterrupted result.
+    let resumed = job(&brokers, "fulldisk", &["--state-dir", state_arg]);
+    let reports = json_lines(&resumed.stdout);
+    assert_report_matches(reports.last().expect("final report"), &expected);
+
+    // A state directory below a regular file cannot be created: one line naming the file in
+    // the way.
+    let below_a_file = readings
+        .dir
+        .path()
+        .join("state")
+        .join("COMMITTED")
+        .join("sub");
+    let below = below_a_file.to_str().expect("utf8");
+    let out = run(&[
+        "run",
+        "-b",
+        &brokers,
+        "-t",
+        "fulldisk",
+        "--until-end",
+        "--state-dir",
+        below,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let in_the_way = state.join("COMMITTED");
+    assert!(
+        stderr.contains(&format!("{} is a file", in_the_way.display())),
+        "{stderr}"
+    );
+}
