@@ -357,9 +357,38 @@ fn kill_9_and_restart_gives_the_uninterrupted_result() {
     let last = restarted.last().expect("final report");
     assert!(last["total_messages"].as_i64().expect("n") >= last_total);
     assert_report_matches(last, &expected);
+    // Dead letters exactly once: the killed runs' rejects were read back at each start and
+    // not sent again (gh-12 point 2).
+    let letters = read_all(&brokers, "crashy.dlq");
+    let distinct: std::collections::HashSet<(String, String)> = letters
+        .iter()
+        .map(|l| {
+            (
+                l.headers["hygroflow.source.partition"].clone(),
+                l.headers["hygroflow.source.offset"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        distinct.len() as i64,
+        expected.rejected_messages,
+        "every reject"
+    );
+    assert_eq!(letters.len(), distinct.len(), "no reject twice");
 
-    // The same as a run that never crashed.
-    let clean = job(&brokers, "crashy", &["-w", "2", "--group", "clean"]);
+    // The same as a run that never crashed (its dead letters go elsewhere).
+    let clean = job(
+        &brokers,
+        "crashy",
+        &[
+            "-w",
+            "2",
+            "--group",
+            "clean",
+            "--dlq-topic",
+            "crashy.clean.dlq",
+        ],
+    );
     let clean_last = json_lines(&clean.stdout).pop().expect("final");
     for key in [
         "total_messages",

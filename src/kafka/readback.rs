@@ -1,17 +1,17 @@
-//! Reading a topic back to its end: which alert ids `--alerts-topic` already holds.
+//! Reading an output topic back to its end: which alert ids `--alerts-topic` already holds,
+//! and which rejected messages the dead-letter topic already holds.
 //!
-//! At start, worker 0 reads every partition of the alerts topic from the beginning to the
+//! At start, the job reads every partition of the topic from the beginning to the
 //! end-of-partition event (not to the reported end offset, which the test broker gets wrong
-//! for multi-record batches; see the notes on the broker) and collects the `"id"` of every
-//! record, so that transitions a killed run published before its last checkpoint are not
-//! published again.
+//! for multi-record batches; see the notes on the broker), so that what a killed run published
+//! after its last checkpoint is not published again.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::redact::CreateError;
@@ -20,31 +20,45 @@ use super::{partitions, ClientLog, ClientSettings};
 /// How long reading the topic back may take before the run gives up.
 const READ_BACK_LIMIT: Duration = Duration::from_secs(60);
 
-/// Why the alerts topic could not be read back.
+/// Why an output topic could not be read back.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadBackError {
     /// The consumer could not be created.
-    #[error("cannot create a Kafka consumer to read back {topic}: {error}")]
+    #[error("cannot create a Kafka consumer to read back {flag} {topic}: {error}")]
     Create {
+        /// The flag naming the topic.
+        flag: &'static str,
         /// The topic.
         topic: String,
         /// Why.
         error: CreateError,
     },
     /// The topic does not exist.
-    #[error("--alerts-topic {0} does not exist (create it with `hygroflow topic create`)")]
-    Missing(String),
+    #[error("{flag} {topic} does not exist (create it with `hygroflow topic create`)")]
+    Missing {
+        /// The flag naming the topic.
+        flag: &'static str,
+        /// The topic.
+        topic: String,
+    },
     /// Kafka failed.
-    #[error("cannot read back --alerts-topic {topic}: {error}")]
+    #[error("cannot read back {flag} {topic}: {error}")]
     Kafka {
+        /// The flag naming the topic.
+        flag: &'static str,
         /// The topic.
         topic: String,
         /// The error.
         error: KafkaError,
     },
     /// The end of every partition was not reached in time.
-    #[error("reading back --alerts-topic {0} did not reach its end within 60 s")]
-    Timeout(String),
+    #[error("reading back {flag} {topic} did not reach its end within 60 s")]
+    Timeout {
+        /// The flag naming the topic.
+        flag: &'static str,
+        /// The topic.
+        topic: String,
+    },
 }
 
 struct ReadBackContext {
@@ -60,13 +74,66 @@ pub fn published_ids(
     settings: &ClientSettings,
     topic: &str,
 ) -> Result<HashSet<String>, ReadBackError> {
+    let mut found = HashSet::new();
+    read_back(settings, ("--alerts-topic", topic), |message| {
+        let id = message
+            .payload()
+            .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
+            .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned));
+        found.extend(id);
+    })?;
+    Ok(found)
+}
+
+/// The `(partition, offset)` of every message of `source` that the dead-letter topic `topic`
+/// already holds, from its `hygroflow.source.*` headers: the rejects a killed run sent after
+/// its last checkpoint, which the restarted run must not send again. A set, not the highest
+/// offset per partition: a dead letter that failed and was sent again may land after later
+/// ones, so the highest offset does not prove that the ones before it are there.
+pub fn dead_letters_sent(
+    settings: &ClientSettings,
+    topic: &str,
+    source: &str,
+) -> Result<HashSet<(i32, i64)>, ReadBackError> {
+    let mut sent = HashSet::new();
+    read_back(settings, ("--dlq-topic", topic), |message| {
+        let Some(headers) = message.headers() else {
+            return;
+        };
+        let header = |key: &str| {
+            headers
+                .iter()
+                .find(|h| h.key == key)
+                .and_then(|h| h.value)
+                .and_then(|v| std::str::from_utf8(v).ok())
+        };
+        if header("hygroflow.source.topic") != Some(source) {
+            return;
+        }
+        let partition = header("hygroflow.source.partition").and_then(|p| p.parse().ok());
+        let offset = header("hygroflow.source.offset").and_then(|o| o.parse().ok());
+        if let (Some(partition), Some(offset)) = (partition, offset) {
+            sent.insert((partition, offset));
+        }
+    })?;
+    Ok(sent)
+}
+
+/// Reads every partition of `topic` (named by `flag`) from its beginning to its
+/// end-of-partition event, handing each message to `visit`.
+fn read_back(
+    settings: &ClientSettings,
+    (flag, topic): (&'static str, &str),
+    mut visit: impl FnMut(&BorrowedMessage<'_>),
+) -> Result<(), ReadBackError> {
     let kafka = |error| ReadBackError::Kafka {
+        flag,
         topic: topic.to_owned(),
         error,
     };
     let config = settings.config(&[
         // Read only: no group offsets are kept or committed.
-        ("group.id", "hygroflow-alerts-readback"),
+        ("group.id", "hygroflow-readback"),
         ("enable.auto.commit", "false"),
         // The end-of-partition event is the reliable end (see the module docs).
         ("enable.partition.eof", "true"),
@@ -78,12 +145,16 @@ pub fn published_ids(
         settings
             .create(&config, context)
             .map_err(|error| ReadBackError::Create {
+                flag,
                 topic: topic.to_owned(),
                 error,
             })?;
     let ids = partitions(consumer.client(), topic, Duration::from_secs(10))
         .map_err(kafka)?
-        .ok_or_else(|| ReadBackError::Missing(topic.to_owned()))?;
+        .ok_or_else(|| ReadBackError::Missing {
+            flag,
+            topic: topic.to_owned(),
+        })?;
     let mut assignment = TopicPartitionList::new();
     for id in &ids {
         assignment
@@ -92,11 +163,13 @@ pub fn published_ids(
     }
     consumer.assign(&assignment).map_err(kafka)?;
     let mut open: HashSet<i32> = ids.into_iter().collect();
-    let mut found = HashSet::new();
     let deadline = Instant::now() + READ_BACK_LIMIT;
     while !open.is_empty() {
         if Instant::now() >= deadline {
-            return Err(ReadBackError::Timeout(topic.to_owned()));
+            return Err(ReadBackError::Timeout {
+                flag,
+                topic: topic.to_owned(),
+            });
         }
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
@@ -104,14 +177,8 @@ pub fn published_ids(
                 open.remove(&partition);
             }
             Some(Err(error)) => return Err(kafka(error)),
-            Some(Ok(message)) => {
-                let id = message
-                    .payload()
-                    .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
-                    .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned));
-                found.extend(id);
-            }
+            Some(Ok(message)) => visit(&message),
         }
     }
-    Ok(found)
+    Ok(())
 }

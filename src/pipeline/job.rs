@@ -23,7 +23,7 @@ use crate::epoch::TimeMode;
 use crate::escape::escape;
 use crate::fleet::{scenario::Plan, Fleet};
 use crate::kafka::publisher::Publisher;
-use crate::kafka::readback::{published_ids, ReadBackError};
+use crate::kafka::readback::{dead_letters_sent, published_ids, ReadBackError};
 use crate::sink::alerts::{AlertLog, AlertTopic};
 use crate::sink::rejects::{DeadLetterFile, DeadLetters};
 use crate::sink::report::Reporter;
@@ -57,8 +57,8 @@ pub(crate) enum Feed {
         /// `--rejects`.
         rejects: Option<DeadLetterFile>,
     },
-    /// A Kafka topic.
-    Kafka(KafkaInput),
+    /// A Kafka topic, and the rejects its dead-letter topic already holds.
+    Kafka(KafkaInput, Arc<HashSet<(i32, i64)>>),
     /// Partitions held in memory (tests of the runtime).
     #[cfg(test)]
     Memory(Arc<super::memory::MemoryTopic>),
@@ -127,7 +127,10 @@ impl Job {
                     }
                 };
                 check_kafka(&config, kafka, &shutdown)?;
-                Feed::Kafka(kafka.clone())
+                // Dead letters exactly once: what a killed run sent is not sent again.
+                let sent = dead_letters_sent(&kafka.client, &kafka.dlq_topic, &kafka.topic)?;
+                info!(topic = %kafka.dlq_topic, letters = sent.len(), "dead-letter topic read back");
+                Feed::Kafka(kafka.clone(), Arc::new(sent))
             }
         };
         if config.cluster.process != 0 {
@@ -255,7 +258,7 @@ impl Job {
                     .ok_or_else(|| anyhow!("no file source for worker {index}"))?;
                 source
             }
-            Feed::Kafka(kafka) => {
+            Feed::Kafka(kafka, _) => {
                 let stop = || self.stopped();
                 Box::new(KafkaSource::new(kafka, index, peers, resume, &stop)?)
             }
@@ -271,9 +274,10 @@ impl Job {
                 rejects: Some(file),
                 ..
             } => DeadLetters::File(Arc::clone(file)),
-            Feed::Kafka(kafka) => DeadLetters::Topic {
+            Feed::Kafka(kafka, sent) => DeadLetters::Topic {
                 publisher: Box::new(Publisher::new(&kafka.client)?),
                 topic: kafka.dlq_topic.clone(),
+                sent: Arc::clone(sent),
             },
             _ => DeadLetters::Log,
         })
@@ -448,7 +452,7 @@ fn alert_outputs(config: &Config) -> anyhow::Result<AlertOutputs> {
     }
     if let Some(topic) = &config.alerts_topic {
         let published = match published_ids(&topic.client, &topic.topic) {
-            Err(ReadBackError::Missing(_)) => {
+            Err(ReadBackError::Missing { .. }) => {
                 crate::kafka::admin::create_missing(&topic.client, &topic.topic, "--alerts-topic")?;
                 Default::default()
             }

@@ -6,6 +6,7 @@
 //! object per line). With neither, the first few per epoch are logged as warnings with where
 //! they came from, and the rest are summed up.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::sync::{Arc, Mutex};
@@ -55,6 +56,9 @@ pub enum DeadLetters {
         publisher: Box<Publisher>,
         /// The dead-letter topic.
         topic: String,
+        /// `(partition, offset)` of the rejects the topic already held at start: not sent
+        /// again.
+        sent: Arc<HashSet<(i32, i64)>>,
     },
 }
 
@@ -97,7 +101,16 @@ impl Rejects {
         error: &MessageError,
     ) -> Result<(), RejectError> {
         match &mut self.target {
-            DeadLetters::Topic { publisher, topic } => {
+            DeadLetters::Topic {
+                publisher,
+                topic,
+                sent,
+            } => {
+                if let Origin::Kafka { partition, offset } = record.origin {
+                    if sent.contains(&(partition, offset)) {
+                        return Ok(());
+                    }
+                }
                 let mut headers = OwnedHeaders::new().insert(Header {
                     key: "hygroflow.source.topic",
                     value: Some(self.source.as_str()),
