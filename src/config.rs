@@ -80,6 +80,15 @@ pub enum ReportFormat {
     Json,
 }
 
+/// Where `--http` serves the live page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpAt {
+    /// The address to listen on.
+    pub addr: std::net::SocketAddr,
+    /// The demo's default: another port when this one is taken.
+    pub fallback: bool,
+}
+
 /// Where reports are published besides stdout.
 #[derive(Clone, Debug)]
 pub struct ResultsTopic {
@@ -166,6 +175,8 @@ pub struct Config {
     pub alerts: Option<AlertsOut>,
     /// Kafka topic every alert transition is published to (`--alerts-topic`).
     pub alerts_topic: Option<ResultsTopic>,
+    /// The live page and metrics (`--http`), served by process 0.
+    pub http: Option<HttpAt>,
 }
 
 impl Config {

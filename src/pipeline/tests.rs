@@ -119,6 +119,7 @@ fn config(workers: usize, time: TimeMode, epoch: Duration, idle: Duration) -> Co
         rules: None,
         alerts: None,
         alerts_topic: None,
+        http: None,
     }
 }
 

@@ -114,7 +114,8 @@ impl<'w> WorkerLoop<'w> {
                 start_epoch,
                 (every_epoch, config.window != Window::Cumulative),
             )
-            .resumed_after(resume.printed.last_reported);
+            .resumed_after(resume.printed.last_reported)
+            .with_live(job.live_feed());
             Some(match job.alert_log(&resume.printed.alerts)? {
                 Some(log) => printer.with_alerts(transitions, log),
                 None => printer,

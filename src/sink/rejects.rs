@@ -96,6 +96,7 @@ impl Rejects {
         record: &RawRecord<'_>,
         error: &MessageError,
     ) -> Result<(), RejectError> {
+        crate::live::metrics::count_rejected(error.kind());
         match &mut self.target {
             DeadLetters::Topic { publisher, topic } => {
                 let mut headers = OwnedHeaders::new().insert(Header {
