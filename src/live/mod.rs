@@ -230,3 +230,31 @@ fn follow(mut view: view::View, rx: &mpsc::Receiver<(Update, f64)>, shared: &Sha
         shared.changed.send_modify(|n| *n += 1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_default_moves_to_a_free_port_and_an_explicit_address_does_not() {
+        let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = taken.local_addr().expect("addr");
+        let moved = bind(&HttpAt {
+            addr,
+            fallback: true,
+        })
+        .expect("a free port instead");
+        assert_ne!(moved.local_addr().expect("addr").port(), addr.port());
+        let refused = bind(&HttpAt {
+            addr,
+            fallback: false,
+        })
+        .expect_err("in use");
+        let message = refused.to_string();
+        assert!(
+            message.starts_with(&format!("--http {addr}: ")),
+            "{message}"
+        );
+        assert_eq!(message.lines().count(), 1, "{message}");
+    }
+}

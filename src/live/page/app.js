@@ -35,8 +35,9 @@ function sparkline(points, band) {
   if (band && band[0] !== null) lo = Math.min(lo, band[0]);
   if (band && band[1] !== null) hi = Math.max(hi, band[1]);
   if (hi - lo < 1) { hi += 0.5; lo -= 0.5; }
+  // The axis spans what there is, up to the last 30 minutes.
   const t1 = points[points.length - 1][0];
-  const t0 = t1 - 30 * 60 * 1000;
+  const t0 = Math.min(points[0][0], t1 - 1000);
   const x = (t) => ((t - t0) / (t1 - t0)) * 100;
   const y = (v) => 30 - ((v - lo) / (hi - lo)) * 30;
   if (band && band[0] !== null && band[1] !== null) {
@@ -78,6 +79,7 @@ function alertLine(a) {
 }
 
 function render(s) {
+  document.body.dataset.epoch = String(s.epoch);
   document.getElementById("t-messages").textContent = s.totals.messages.toLocaleString("en");
   document.getElementById("t-rejected").textContent = s.totals.rejected.toLocaleString("en");
   document.getElementById("t-late").textContent = s.totals.late.toLocaleString("en");
@@ -94,7 +96,9 @@ function render(s) {
   const groups = document.getElementById("groups");
   const sections = [];
   for (const g of GROUPS) {
-    const devices = s.devices.filter((d) => d.modality === g);
+    const devices = s.devices
+      .filter((d) => d.modality === g)
+      .sort((a, b) => a.device.localeCompare(b.device, "en", { numeric: true }));
     if (devices.length === 0) continue;
     const section = el("section", "group");
     section.appendChild(el("h3", null, g + " (" + devices.length + ")"));
