@@ -351,8 +351,8 @@ fn gh_11_the_live_page_shows_the_fleet_and_the_excursion_as_the_engine_raises_it
 }
 
 #[test]
-fn gh_11_names_from_the_input_are_text_on_the_page() {
-    let (_job, url, reports, stdin) = start_job(&[
+fn gh_11_names_are_text_on_the_page_and_the_page_survives_a_restart() {
+    let (job, url, reports, stdin) = start_job(&[
         "run",
         "-i",
         "-",
@@ -395,6 +395,34 @@ fn gh_11_names_from_the_input_are_text_on_the_page() {
         browser.errors.is_empty(),
         "console errors: {:?}",
         browser.errors
+    );
+    // The job restarts at the same address: the open page reconnects and shows the new one.
+    drop((job, stdin));
+    let (_job, again, _reports, stdin) = start_job(&[
+        "run",
+        "-i",
+        "-",
+        "--http",
+        authority(&url),
+        "--epoch",
+        "200ms",
+    ]);
+    assert_eq!(again, url);
+    let mut stdin = stdin.expect("stdin");
+    let line = json!({
+        "guid": "g2", "medicalimagingdevice": "MRI7",
+        "payload": {"data": {"humidity": 41.0}}
+    });
+    writeln!(stdin, "{line}").expect("write a line");
+    stdin.flush().expect("flush");
+    wait_for("the page to show the restarted job's device", || {
+        let names =
+            browser.eval("[...document.querySelectorAll('.tile .name')].map(n => n.textContent)");
+        (names == json!(["MRI7"])).then_some(())
+    });
+    assert_eq!(
+        browser.eval("document.getElementById('status').textContent"),
+        "live"
     );
 }
 

@@ -19,8 +19,10 @@ use crate::sink::alerts::AlertLine;
 
 /// How far back a sparkline goes.
 const SPARK_SPAN_MS: u64 = 30 * 60 * 1000;
-/// Sparkline points are at least this far apart (at most 360 over 30 minutes).
+/// Sparkline points kept are at least this far apart (at most 360 over 30 minutes).
 const SPARK_STEP_MS: u64 = 5_000;
+/// Sparkline points sent to the page, at most: every state carries every device's sparkline.
+const SPARK_POINTS: usize = 120;
 /// Per device, the most cumulative sums kept for the window's start.
 pub const MAX_HISTORY: usize = 20_000;
 /// Recent transitions shown below the active alerts.
@@ -284,7 +286,7 @@ impl View {
                     spark: self
                         .devices
                         .get(device)
-                        .map(|h| h.spark.iter().copied().collect())
+                        .map(|h| thin(&h.spark))
                         .unwrap_or_default(),
                     device: device.clone(),
                 }
@@ -303,6 +305,18 @@ impl View {
             recent: self.recent.iter().map(line).collect(),
         })
     }
+}
+
+/// At most [`SPARK_POINTS`] of `points`, evenly taken, the newest always among them.
+fn thin(points: &VecDeque<(u64, f64)>) -> Vec<(u64, f64)> {
+    let every = points.len().div_ceil(SPARK_POINTS).max(1);
+    let last = points.len().saturating_sub(1);
+    points
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| (last - i) % every == 0)
+        .map(|(_, p)| *p)
+        .collect()
 }
 
 /// The page's group of a device: its modality among the fleet's five, or `other`.
@@ -425,6 +439,8 @@ mod tests {
         let history = view.devices.get("CT1").expect("device");
         assert!(history.sums.len() <= 22, "{}", history.sums.len());
         assert!(history.spark.len() <= 361, "{}", history.spark.len());
+        let page = view.page().expect("page");
+        assert!(page.devices[0].spark.len() <= SPARK_POINTS);
         assert_eq!(view.page().expect("page").devices[0].value, Some(45.0));
     }
 }
