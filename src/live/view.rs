@@ -314,7 +314,7 @@ fn thin(points: &VecDeque<(u64, f64)>) -> Vec<(u64, f64)> {
     points
         .iter()
         .enumerate()
-        .filter(|(i, _)| (last - i) % every == 0)
+        .filter(|(i, _)| (last - i).is_multiple_of(every))
         .map(|(_, p)| *p)
         .collect()
 }
