@@ -341,6 +341,19 @@ fn gh_11_the_live_page_shows_the_fleet_and_the_excursion_as_the_engine_raises_it
     let shot = target_dir().join("live-page.png");
     browser.screenshot(&shot);
     assert!(std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0) > 10_000);
+    // On a phone's width the page reflows: nothing wider than the screen.
+    browser.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
+    );
+    let width = wait_for("the page at a phone's width", || {
+        let width = browser
+            .eval("document.documentElement.scrollWidth")
+            .as_u64()?;
+        (width <= 390).then_some(width)
+    });
+    assert!(width <= 390, "{width}");
+    browser.screenshot(&target_dir().join("live-page-phone.png"));
     // Settle, then look at the console once more.
     browser.eval("1");
     assert!(
