@@ -3,6 +3,8 @@
 //! Chromium and Prometheus are Debian packages that `scripts/test.sh` installs when missing.
 //! Every server binds port 0; no assertion is about speed.
 
+#[path = "common/broker.rs"]
+mod broker;
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -659,4 +661,44 @@ fn gh_11_an_address_in_use_is_a_one_line_error() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains(&format!("--http {addr}")), "{stderr}");
+}
+
+#[test]
+fn gh_11_metrics_give_the_kafka_consumer_lag_per_partition() {
+    let broker = broker::Broker::start();
+    let readings = broker.topic_with_readings("lag", 2, 2_000, 5, 0.0, &[]);
+    let brokers = broker.brokers();
+    let (_job, url, reports, _stdin) = start_job(&[
+        "run",
+        "-b",
+        &brokers,
+        "-t",
+        "lag",
+        "--http",
+        "127.0.0.1:0",
+        "--epoch",
+        "200ms",
+        "--format",
+        "json",
+        "--rules",
+        "none",
+    ]);
+    let count = readings.bytes.iter().filter(|&&b| b == b'\n').count() as i64;
+    wait_for("a report of every message", || {
+        let report: Value = serde_json::from_str(&reports.recv_timeout(PATIENCE).ok()?).ok()?;
+        (report["total_messages"].as_i64()? == count).then_some(())
+    });
+    // Everything read: each partition is 0 behind its high watermark, as librdkafka sees it.
+    wait_for("the lag of both partitions on /metrics", || {
+        let (_, text) = get(&url, "/metrics");
+        (0..2)
+            .all(|p| {
+                text.lines().any(|l| {
+                    l == format!(
+                        r#"hygroflow_kafka_consumer_lag_messages{{topic="lag",partition="{p}"}} 0"#
+                    )
+                })
+            })
+            .then_some(())
+    });
 }

@@ -61,11 +61,32 @@ pub struct ProcessMetrics {
     pub rejected: Family<ErrorKind, Counter>,
     /// Seconds a worker took to write its checkpoint for an epoch.
     pub checkpoint_write: Histogram,
+    /// Kafka: messages behind the high watermark, per partition this process consumes.
+    pub kafka_lag: Family<Partition, Gauge>,
+}
+
+/// A Kafka partition.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Partition {
+    /// The topic, escaped for the text format.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+}
+
+/// Records the consumer lag of `topic`'s `partition`.
+pub fn kafka_lag(topic: &str, partition: i32, lag: i64) {
+    let label = Partition {
+        topic: label_value(topic),
+        partition,
+    };
+    PROCESS.kafka_lag.get_or_create(&label).set(lag);
 }
 
 static PROCESS: LazyLock<ProcessMetrics> = LazyLock::new(|| ProcessMetrics {
     rejected: Family::default(),
     checkpoint_write: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+    kafka_lag: Family::default(),
 });
 
 /// This process's counters (the dead letters and the checkpointer add to them).
@@ -173,6 +194,11 @@ impl Metrics {
             "hygroflow_checkpoint_write_seconds",
             "Time a worker of this process took to write an epoch's checkpoint",
             process_metrics().checkpoint_write.clone(),
+        );
+        registry.register(
+            "hygroflow_kafka_consumer_lag_messages",
+            "Kafka: messages between a partition's high watermark and this process's consumer position (librdkafka statistics, every second)",
+            process_metrics().kafka_lag.clone(),
         );
         for outcome in ["valid", "rejected", "late"] {
             if outcome != "valid" || cumulative {
