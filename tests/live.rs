@@ -285,6 +285,8 @@ fn gh_11_the_live_page_shows_the_fleet_and_the_excursion_as_the_engine_raises_it
     let alerts_arg = alerts.display().to_string();
     // Short epochs; CT1 goes 25 % RH up 4 s in, and its 1-minute mean (over what the run has
     // seen) crosses 60 some seconds later.
+    // The browser first: its start-up is not the page's delay.
+    let mut browser = Browser::start();
     let (_job, url, _reports, _stdin) = start_job(&[
         "run",
         "--http",
@@ -298,7 +300,6 @@ fn gh_11_the_live_page_shows_the_fleet_and_the_excursion_as_the_engine_raises_it
         "--format",
         "json",
     ]);
-    let mut browser = Browser::start();
     browser.call("Page.navigate", json!({"url": url}));
     // The page as it changes: (epoch shown, CT1's state, CT1's alert shown).
     let mut seen: Vec<Value> = Vec::new();
@@ -661,6 +662,18 @@ fn gh_11_an_address_in_use_is_a_one_line_error() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains(&format!("--http {addr}")), "{stderr}");
+}
+
+#[test]
+fn gh_11_serving_beyond_loopback_warns_that_there_is_no_authentication() {
+    let out = hygroflow()
+        .args(["run", "-i", "/dev/null", "--http", "0.0.0.0:0"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("no authentication"), "{stderr}");
 }
 
 #[test]
