@@ -231,7 +231,7 @@ impl Metrics {
     }
 
     /// Takes in a reported epoch, `latency` seconds after its end, with `values` the devices'
-    /// current humidity as the page shows it.
+    /// current humidity as the page shows it (empty: leave the devices' gauges as they are).
     pub fn update(&mut self, update: &Update, latency: f64, values: &[(String, Option<f64>)]) {
         self.epochs.inc();
         self.latency.observe(latency.max(0.0));
@@ -274,6 +274,9 @@ impl Metrics {
             self.alerts
                 .get_or_create(&Kind { kind: kind.name() })
                 .set(n);
+        }
+        if values.is_empty() {
+            return;
         }
         let mut unexported = 0;
         for (device, value) in values {

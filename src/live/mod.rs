@@ -196,19 +196,25 @@ impl LiveFeed {
 /// The view's thread: takes in updates as they come and publishes the latest state.
 fn follow(mut view: view::View, rx: &mpsc::Receiver<(Update, f64)>, shared: &Shared) {
     while let Ok(first) = rx.recv() {
-        // A backlog is taken in whole, then published once.
+        // A backlog is taken in whole, then published once: the page (and the devices'
+        // gauges) only for its last update, the counters for each.
+        let backlog: Vec<(Update, f64)> = std::iter::once(first).chain(rx.try_iter()).collect();
+        let last_index = backlog.len().saturating_sub(1);
         let mut page = None;
-        for (update, latency) in std::iter::once(first).chain(rx.try_iter()) {
+        for (i, (update, latency)) in backlog.into_iter().enumerate() {
             view.update(update);
-            page = view.page();
-            if let (Ok(mut metrics), Some(last), Some(page)) =
-                (shared.metrics.lock(), view.last(), &page)
-            {
-                let values: Vec<(String, Option<f64>)> = page
-                    .devices
-                    .iter()
-                    .map(|t| (t.device.clone(), t.value))
-                    .collect();
+            let mut values: Vec<(String, Option<f64>)> = Vec::new();
+            if i == last_index {
+                page = view.page();
+                if let Some(page) = &page {
+                    values = page
+                        .devices
+                        .iter()
+                        .map(|t| (t.device.clone(), t.value))
+                        .collect();
+                }
+            }
+            if let (Ok(mut metrics), Some(last)) = (shared.metrics.lock(), view.last()) {
                 metrics.update(last, latency, &values);
             }
         }
