@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    addresses, check_topics, AlertsOut, Cluster, Config, ConfigError, Input, KafkaInput,
+    addresses, check_topics, AlertsOut, Cluster, Config, ConfigError, HttpAt, Input, KafkaInput,
     ReportFormat, ResultsTopic,
 };
 use crate::epoch::{EpochGrid, TimeMode, Window};
@@ -212,6 +212,10 @@ pub struct RunArgs {
     /// exactly once across restarts; not the input, dead-letter or results topic.
     #[arg(long, value_name = "TOPIC", value_parser = crate::kafka::parse_topic)]
     pub alerts_topic: Option<String>,
+    /// Serve the live page, its JSON and /metrics at this address (port 0: any free port), or
+    /// off [default: off; the demo: 127.0.0.1:8080, or a free port when that is taken].
+    #[arg(long, value_name = "ADDR|off", value_parser = flags::http)]
+    pub http: Option<flags::Http>,
     /// Demo only: messages per second from the simulated fleet, 1 to 10000000 [default: 3000].
     #[arg(
         long,
@@ -373,6 +377,7 @@ impl RunArgs {
                 until_end: self.until_end,
                 dlq_topic,
                 state_dir: self.state_dir.clone(),
+                lag_metrics: matches!(self.http, Some(flags::Http::At(_))),
             }),
             (None, _, _, _) => Input::Demo {
                 rate: self.rate.unwrap_or(DEFAULT_RATE),
@@ -425,6 +430,18 @@ impl RunArgs {
                     topic: topic.clone(),
                 }),
                 _ => None,
+            },
+            http: match (self.http, &self.input, &self.topic) {
+                (Some(flags::Http::At(addr)), _, _) => Some(HttpAt {
+                    addr,
+                    fallback: false,
+                }),
+                (Some(flags::Http::Off), _, _) => None,
+                (None, None, None) => Some(HttpAt {
+                    addr: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+                    fallback: true,
+                }),
+                (None, _, _) => None,
             },
             connect_timeout: self.connect_timeout,
             idle_timeout: self.idle_timeout,

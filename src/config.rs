@@ -62,6 +62,8 @@ pub struct KafkaInput {
     pub dlq_topic: String,
     /// Directory for checkpoints (`--state-dir`).
     pub state_dir: Option<PathBuf>,
+    /// `--http`: consumers collect librdkafka's statistics for the lag per partition.
+    pub lag_metrics: bool,
 }
 
 impl KafkaInput {
@@ -78,6 +80,15 @@ pub enum ReportFormat {
     Text,
     /// One JSON object per epoch, on one line.
     Json,
+}
+
+/// Where `--http` serves the live page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpAt {
+    /// The address to listen on.
+    pub addr: std::net::SocketAddr,
+    /// The demo's default: another port when this one is taken.
+    pub fallback: bool,
 }
 
 /// Where reports are published besides stdout.
@@ -166,6 +177,8 @@ pub struct Config {
     pub alerts: Option<AlertsOut>,
     /// Kafka topic every alert transition is published to (`--alerts-topic`).
     pub alerts_topic: Option<ResultsTopic>,
+    /// The live page and metrics (`--http`), served by process 0.
+    pub http: Option<HttpAt>,
 }
 
 impl Config {

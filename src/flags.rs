@@ -160,6 +160,26 @@ pub fn path(text: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// `--http` as given: off, or where to listen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Http {
+    /// `--http off`.
+    Off,
+    /// An address and port.
+    At(std::net::SocketAddr),
+}
+
+/// `--http`: `off`, or an address and port such as `127.0.0.1:8080` (port 0: any free port).
+pub fn http(text: &str) -> Result<Http, String> {
+    let text = text.trim();
+    if text == "off" {
+        return Ok(Http::Off);
+    }
+    text.parse().map(Http::At).map_err(|_| {
+        "expected off or an address with a port, such as 127.0.0.1:8080, [::1]:8080 or 0.0.0.0:8080 (port 0: any free port)".to_owned()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

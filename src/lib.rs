@@ -29,6 +29,7 @@ pub mod escape;
 pub mod flags;
 pub mod fleet;
 pub mod kafka;
+pub mod live;
 pub mod message;
 pub mod pipeline;
 pub mod rules;

@@ -141,6 +141,7 @@ fn run_flags() -> Vec<Flag> {
         Flag { base: RUN, flag: "--sensors", named: "--sensors", bad: INTEGERS },
         Flag { base: RUN, flag: "--seed", named: "--seed", bad: &["-1", "", "x", "18446744073709551616"] },
         Flag { base: RUN, flag: "--scenario", named: "--scenario", bad: SCENARIOS },
+        Flag { base: RUN, flag: "--http", named: "--http", bad: &["", "x", "8080", ":8080", "127.0.0.1:99999", "localhost:8080", "on"] },
     ]
 }
 

@@ -275,6 +275,7 @@ mod tests {
             rules: None,
             alerts: None,
             alerts_topic: None,
+            http: None,
         }
     }
 

@@ -340,8 +340,12 @@ impl Checkpointer {
             recent: self.totals.recent.iter().cloned().collect(),
             reported: self.totals.reported.iter().copied().collect(),
         };
-        self.dir
-            .write_worker(self.generation, self.worker, epoch, state)
+        let started = std::time::Instant::now();
+        let written = self
+            .dir
+            .write_worker(self.generation, self.worker, epoch, state);
+        crate::live::metrics::checkpoint_written(started.elapsed());
+        written
     }
 
     /// The dataflow's frontier moved to `frontier` (`done`: the dataflow has finished).

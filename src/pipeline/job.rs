@@ -24,6 +24,7 @@ use crate::escape::escape;
 use crate::fleet::{scenario::Plan, Fleet};
 use crate::kafka::publisher::Publisher;
 use crate::kafka::readback::{dead_letters_sent, published_ids, ReadBackError};
+use crate::live::{Live, LiveFeed};
 use crate::sink::alerts::{AlertLog, AlertTopic};
 use crate::sink::rejects::{DeadLetterFile, DeadLetters};
 use crate::sink::report::Reporter;
@@ -75,6 +76,8 @@ pub(crate) struct Job {
     failed: AtomicBool,
     /// Process 0: where the alert log goes, opened once.
     alerts: Mutex<Option<AlertOutputs>>,
+    /// Process 0 with `--http`: the live page's server.
+    live: Option<Live>,
 }
 
 /// Process 0's alert outputs, prepared before any worker starts.
@@ -96,6 +99,11 @@ impl Job {
         shutdown: Arc<AtomicBool>,
     ) -> anyhow::Result<Job> {
         let mut checkpoints = None;
+        // Bound first: a busy address is worth knowing before anything else starts.
+        let listener = match config.http {
+            Some(at) if config.cluster.process == 0 => Some(crate::live::bind(&at)?),
+            _ => None,
+        };
         let feed = match &config.input {
             Input::Demo {
                 rate,
@@ -140,7 +148,15 @@ impl Job {
             );
         }
         let alerts = alert_outputs(&config)?;
-        let job = Job::with_feed(config, feed, checkpoints, out, shutdown);
+        let mut job = Job::with_feed(config, feed, checkpoints, out, shutdown);
+        if let Some(listener) = listener {
+            let settings = crate::live::Settings {
+                grid: job.config.grid,
+                window: job.config.window,
+                rules: job.alert_rules(),
+            };
+            job.live = Some(Live::start(listener, settings)?);
+        }
         *job.alerts
             .lock()
             .map_err(|_| anyhow!("alert outputs poisoned"))? = Some(alerts);
@@ -163,6 +179,7 @@ impl Job {
             shutdown,
             failed: AtomicBool::new(false),
             alerts: Mutex::new(Some(AlertOutputs::default())),
+            live: None,
         }
     }
 
@@ -183,6 +200,9 @@ impl Job {
             return Ok(None);
         };
         let mut log = AlertLog::new(self.config.grid, active);
+        if self.live.is_some() {
+            log = log.keeping_transitions();
+        }
         if let Some(file) = outputs.file {
             log = log.with_file(file);
         }
@@ -198,6 +218,11 @@ impl Job {
             });
         }
         Ok(Some(log))
+    }
+
+    /// Where worker 0 hands its reports to the live page (`--http`, process 0).
+    pub(crate) fn live_feed(&self) -> Option<LiveFeed> {
+        self.live.as_ref().map(Live::feed)
     }
 
     /// Whether the run has been asked to stop (Ctrl-C, a failed worker, a closed stdout).

@@ -24,6 +24,7 @@ use hygroflow_dataflows::{Counter, Epoch, Results, Stat, Transition};
 use tracing::warn;
 
 use crate::checkpoint::Printed;
+use crate::live::LiveFeed;
 use crate::sink::alerts::AlertLog;
 use crate::sink::report::Reporter;
 
@@ -68,6 +69,8 @@ pub(crate) struct ReportPrinter {
     finished_at: Option<Epoch>,
     /// Alerts: the transitions collected, those not yet logged, and the log.
     alerts: Option<(Transitions, Vec<Transition>, AlertLog)>,
+    /// `--http`: where each report also goes.
+    live: Option<LiveFeed>,
 }
 
 impl ReportPrinter {
@@ -93,6 +96,7 @@ impl ReportPrinter {
             windowed,
             finished_at: None,
             alerts: None,
+            live: None,
         }
     }
 
@@ -119,6 +123,24 @@ impl ReportPrinter {
     pub(crate) fn with_alerts(mut self, transitions: Transitions, log: AlertLog) -> Self {
         self.alerts = Some((transitions, Vec::new(), log));
         self
+    }
+
+    /// Also hands every report to the live page (`--http`).
+    pub(crate) fn with_live(mut self, live: Option<LiveFeed>) -> Self {
+        self.live = live;
+        self
+    }
+
+    /// Hands the report of `epoch` to the live page, if there is one.
+    fn show_live(&mut self, epoch: Epoch) {
+        let Some(live) = &self.live else {
+            return;
+        };
+        let (active, transitions) = match &mut self.alerts {
+            Some((_, _, log)) => (log.active().cloned().collect(), log.take_transitions()),
+            None => (Vec::new(), Vec::new()),
+        };
+        live.report(epoch, &self.results, active, transitions);
     }
 
     /// The raising line of every alert raised at the last printed epoch.
@@ -207,6 +229,7 @@ impl ReportPrinter {
                 let active: Vec<&Transition> = active.iter().collect();
                 reporter.epoch(epoch, (&self.results, &changes), &active)?;
             }
+            self.show_live(epoch);
             self.last_reported = Some(epoch);
             if self.next_epoch.is_some() {
                 self.next_epoch = Some(epoch + 1);
@@ -233,6 +256,7 @@ impl ReportPrinter {
             }
             reporter.flush_published()?;
         }
+        self.show_live(last);
         Ok(())
     }
 }

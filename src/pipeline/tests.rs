@@ -99,6 +99,7 @@ fn config(workers: usize, time: TimeMode, epoch: Duration, idle: Duration) -> Co
             until_end: true,
             dlq_topic: "memory.dlq".into(),
             state_dir: None,
+            lag_metrics: false,
         }),
         grid: EpochGrid::new(epoch).expect("a valid epoch"),
         window: Window::Cumulative,
@@ -119,6 +120,7 @@ fn config(workers: usize, time: TimeMode, epoch: Duration, idle: Duration) -> Co
         rules: None,
         alerts: None,
         alerts_topic: None,
+        http: None,
     }
 }
 

@@ -114,6 +114,7 @@ impl<'w> WorkerLoop<'w> {
             let every_epoch = !job.event_time();
             let reporter = job.reporter()?;
             let alert_log = job.alert_log(&resume.printed.alerts)?;
+            let live = job.live_feed();
             let (windowed, resumed) = (
                 config.window != Window::Cumulative,
                 resume.printed.last_reported,
@@ -121,7 +122,8 @@ impl<'w> WorkerLoop<'w> {
             let make = move |collected, transitions| {
                 let printer =
                     ReportPrinter::new(collected, reporter, start_epoch, (every_epoch, windowed))
-                        .resumed_after(resumed);
+                        .resumed_after(resumed)
+                        .with_live(live);
                 match alert_log {
                     Some(log) => printer.with_alerts(transitions, log),
                     None => printer,

@@ -86,6 +86,8 @@ pub struct AlertLog {
     file: Option<BufWriter<File>>,
     stdout: bool,
     topic: Option<AlertTopic>,
+    /// `--http`: the transitions logged since the live page last took them.
+    kept: Option<Vec<Transition>>,
 }
 
 /// `--alerts-topic`: the publisher, and the ids already in the topic.
@@ -112,6 +114,7 @@ impl AlertLog {
             file: None,
             stdout: false,
             topic: None,
+            kept: None,
         }
     }
 
@@ -133,6 +136,17 @@ impl AlertLog {
         self
     }
 
+    /// Also keeps the transitions it logs until [`AlertLog::take_transitions`] (the live page).
+    pub fn keeping_transitions(mut self) -> Self {
+        self.kept = Some(Vec::new());
+        self
+    }
+
+    /// The transitions logged since the last call (none unless keeping them).
+    pub fn take_transitions(&mut self) -> Vec<Transition> {
+        self.kept.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
     /// The raising line of every alert raised now, sorted by `(device, kind, sensor)`.
     pub fn active(&self) -> impl Iterator<Item = &Transition> {
         self.active.values()
@@ -147,6 +161,9 @@ impl AlertLog {
     ) -> io::Result<()> {
         if transitions.is_empty() {
             return Ok(());
+        }
+        if let Some(kept) = &mut self.kept {
+            kept.extend_from_slice(transitions);
         }
         let mut lines = Vec::new();
         for t in transitions {
