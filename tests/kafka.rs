@@ -408,18 +408,6 @@ fn kill_9_and_restart_gives_the_uninterrupted_result() {
         committed(&brokers, "crashy-group", "crashy", 4),
         end_offsets(&source, 4)
     );
-    // Dead letters are at least once across crashes: every rejected message is there.
-    let letters = read_all(&brokers, "crashy.dlq");
-    let distinct: std::collections::HashSet<(String, String)> = letters
-        .iter()
-        .map(|l| {
-            (
-                l.headers["hygroflow.source.partition"].clone(),
-                l.headers["hygroflow.source.offset"].clone(),
-            )
-        })
-        .collect();
-    assert_eq!(distinct.len() as i64, expected.rejected_messages);
 }
 
 #[test]
