@@ -119,6 +119,9 @@ pub struct WorkerState {
     pub offsets: BTreeMap<i32, i64>,
     /// Rejected messages so far.
     pub rejected: i64,
+    /// Rejected messages so far by `error_kind` (absent in older files: none by kind).
+    #[serde(default)]
+    pub rejected_as: Vec<(String, i64)>,
     /// Late messages so far.
     pub late: i64,
     /// Messages stamped too far in the future so far (absent in older files: none).

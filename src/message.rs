@@ -85,6 +85,16 @@ pub enum MessageError {
 }
 
 impl MessageError {
+    /// The position of [`MessageError::kind`] in [`ERROR_KINDS`] (how the dataflow counts
+    /// rejects by kind).
+    pub fn kind_index(&self) -> u8 {
+        let kind = self.kind();
+        ERROR_KINDS
+            .iter()
+            .position(|k| *k == kind)
+            .map_or(0, |i| i as u8)
+    }
+
     /// A short, stable name for the rule that failed, for counters and dead-letter headers.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -101,6 +111,20 @@ impl MessageError {
         }
     }
 }
+
+/// Every `error_kind`, in a fixed order: the dataflow counts rejects by their index here.
+pub const ERROR_KINDS: [&str; 10] = [
+    "empty",
+    "too_large",
+    "not_utf8",
+    "not_json",
+    "not_an_object",
+    "missing_field",
+    "not_a_string",
+    "empty_string",
+    "humidity_not_a_number",
+    "humidity_out_of_range",
+];
 
 const GUID: &str = "guid";
 const DEVICE: &str = "medicalimagingdevice";

@@ -99,6 +99,10 @@ pub enum Counter {
     /// Valid messages whose event time was too far ahead of the wall clock (event time only):
     /// they joined the open epoch instead of moving it.
     Future,
+    /// Messages rejected by one rule (the index of its `error_kind` in the root crate's
+    /// `message::ERROR_KINDS`), so that the metrics count rejects by kind over every worker
+    /// and process. Not in the report, which counts rejects in all.
+    RejectedAs(u8),
     /// Messages assigned to an epoch (valid, rejected or late), sent only by windowed runs:
     /// it changes exactly at the epochs that had a message on some worker, which tells the
     /// printer those epochs from the ones where readings only left the window. Not reported.

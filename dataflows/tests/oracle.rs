@@ -227,7 +227,10 @@ impl<'a> Totals<'a> {
                     totals.sensors_by_device.insert(device, *sensors);
                 }
                 Stat::DeviceHumidity { .. }
-                | Stat::Count(Counter::Late | Counter::Future | Counter::Received, _) => {}
+                | Stat::Count(
+                    Counter::Late | Counter::Future | Counter::Received | Counter::RejectedAs(_),
+                    _,
+                ) => {}
             }
         }
         totals

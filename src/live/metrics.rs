@@ -11,7 +11,7 @@
 //! `hygroflow_devices_unexported`. Label values are escaped for the text format here (the
 //! crate writes them as given).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use hygroflow_dataflows::alerts::{AlertKind, AlertState};
@@ -57,8 +57,6 @@ pub struct Kind {
 
 /// What this process counts as it happens, whatever reads it.
 pub struct ProcessMetrics {
-    /// Rejected messages by the rule they broke (this process's workers).
-    pub rejected: Family<ErrorKind, Counter>,
     /// Seconds a worker took to write its checkpoint for an epoch.
     pub checkpoint_write: Histogram,
     /// Kafka: messages behind the high watermark, per partition this process consumes.
@@ -84,22 +82,13 @@ pub fn kafka_lag(topic: &str, partition: i32, lag: i64) {
 }
 
 static PROCESS: LazyLock<ProcessMetrics> = LazyLock::new(|| ProcessMetrics {
-    rejected: Family::default(),
     checkpoint_write: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
     kafka_lag: Family::default(),
 });
 
-/// This process's counters (the dead letters and the checkpointer add to them).
+/// This process's counters (the checkpointer and the Kafka statistics add to them).
 pub fn process_metrics() -> &'static ProcessMetrics {
     &PROCESS
-}
-
-/// Counts a message rejected as `error_kind`.
-pub fn count_rejected(error_kind: &'static str) {
-    PROCESS
-        .rejected
-        .get_or_create(&ErrorKind { error_kind })
-        .inc();
 }
 
 /// Records a checkpoint that took `took` to write.
@@ -120,8 +109,12 @@ pub struct Metrics {
     unexported: Gauge,
     alerts: Family<Kind, Gauge>,
     exported: HashSet<String>,
+    /// Rejected messages by the rule they broke.
+    rejected: Family<ErrorKind, Counter>,
     /// The report's figures already added to the counters.
     seen: (i64, i64, i64),
+    /// The rejects by kind already added.
+    seen_rejected: HashMap<&'static str, i64>,
     /// `--window`: the report's valid count is the window's, not a counter.
     valid_is_counter: bool,
 }
@@ -136,11 +129,11 @@ impl Metrics {
             "Messages by outcome: valid, rejected or late (cumulative, the reports' figures)",
             messages.clone(),
         );
-        let rejected = process_metrics().rejected.clone();
+        let rejected = Family::<ErrorKind, Counter>::default();
         registry.register(
             "hygroflow_rejected_messages",
-            "Rejected messages by the rule they broke (error_kind), as this process's workers rejected them",
-            rejected,
+            "Rejected messages by the rule they broke (error_kind), over every worker and process (the reports' figures)",
+            rejected.clone(),
         );
         let epochs = Counter::default();
         registry.register(
@@ -225,7 +218,9 @@ impl Metrics {
             unexported,
             alerts,
             exported: HashSet::new(),
+            rejected,
             seen: (0, 0, 0),
+            seen_rejected: HashMap::new(),
             valid_is_counter: cumulative,
         }
     }
@@ -251,6 +246,15 @@ impl Metrics {
         add("rejected", &mut seen.1, totals.rejected);
         add("late", &mut seen.2, totals.late);
         self.seen = seen;
+        for (error_kind, now) in &update.rejected_by_kind {
+            let seen = self.seen_rejected.entry(error_kind).or_insert(0);
+            if now > seen {
+                self.rejected
+                    .get_or_create(&ErrorKind { error_kind })
+                    .inc_by((now - *seen) as u64);
+                *seen = *now;
+            }
+        }
         self.total_sensors.set(totals.sensors);
         let mut silent: std::collections::HashMap<&str, i64> = Default::default();
         let mut by_kind: std::collections::HashMap<&'static str, i64> = Default::default();
@@ -334,6 +338,25 @@ pub fn label_value(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::live::view::Totals;
+
+    #[test]
+    fn rejects_by_kind_follow_the_reports_cluster_wide_counts() {
+        let mut metrics = Metrics::new(true);
+        for by_kind in [vec![("not_json", 3)], vec![("not_json", 5), ("empty", 1)]] {
+            let update = Update {
+                rejected_by_kind: by_kind,
+                ..Update::default()
+            };
+            metrics.update(&update, 0.1, &[]);
+        }
+        let text = metrics.encode();
+        for line in [
+            r#"hygroflow_rejected_messages_total{error_kind="not_json"} 5"#,
+            r#"hygroflow_rejected_messages_total{error_kind="empty"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+    }
 
     #[test]
     fn device_names_cannot_break_the_exposition() {

@@ -24,11 +24,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use hygroflow_dataflows::alerts::AlertRules;
-use hygroflow_dataflows::{Epoch, Results, Stat, Transition};
+use hygroflow_dataflows::{Counter, Epoch, Results, Stat, Transition};
 use tracing::{info, warn};
 
 use crate::config::HttpAt;
 use crate::epoch::{EpochGrid, Window};
+use crate::message::ERROR_KINDS;
 use crate::sink::report::{JsonReport, Snapshot};
 
 pub use view::Update;
@@ -171,6 +172,15 @@ impl LiveFeed {
                 sensors: snapshot.total_sensors,
             },
             sensors: snapshot.sensors_by_device.iter().cloned().collect(),
+            rejected_by_kind: results
+                .facts()
+                .filter_map(|(stat, _)| match stat {
+                    Stat::Count(Counter::RejectedAs(i), n) => {
+                        Some((*ERROR_KINDS.get(usize::from(*i))?, *n))
+                    }
+                    _ => None,
+                })
+                .collect(),
             active,
             transitions,
             ..Update::default()

@@ -43,6 +43,8 @@ pub struct Update {
     pub sensors: BTreeMap<String, i64>,
     /// The report's totals.
     pub totals: Totals,
+    /// Rejected messages so far by `error_kind`, over every worker and process.
+    pub rejected_by_kind: Vec<(&'static str, i64)>,
     /// The alerts raised now.
     pub active: Vec<Transition>,
     /// The transitions logged since the last update.

@@ -127,9 +127,7 @@ struct Totals {
 
 impl Totals {
     fn count(&mut self, counts: EpochCounts) {
-        self.counts.rejected += counts.rejected;
-        self.counts.late += counts.late;
-        self.counts.future += counts.future;
+        self.counts.add(&counts);
     }
 
     /// Forgets the recent epochs that are `kept` or more before `epoch`.
@@ -283,11 +281,7 @@ impl Checkpointer {
             for (device, sum, count) in &state.devices {
                 self.totals.add(device, (*sum, *count));
             }
-            self.totals.count(EpochCounts {
-                rejected: state.rejected,
-                late: state.late,
-                future: state.future,
-            });
+            self.totals.count(EpochCounts::of_state(state));
         }
         // The recent epochs of the old workers this one takes over stay in its files.
         recent.sort();
@@ -328,6 +322,7 @@ impl Checkpointer {
         let state = WorkerState {
             offsets: offsets.clone(),
             rejected: self.totals.counts.rejected,
+            rejected_as: self.totals.counts.rejected_by_kind(),
             late: self.totals.counts.late,
             future: self.totals.counts.future,
             devices: self

@@ -21,7 +21,7 @@ use tracing::warn;
 
 use crate::checkpoint::{CheckpointError, WorkerState};
 use crate::epoch::{assign_event, parse_event_time, EpochGrid, TimeMode, Window};
-use crate::message::parse;
+use crate::message::{parse, ERROR_KINDS};
 use crate::sink::rejects::{RejectError, Rejects};
 use crate::source::{Origin, RawRecord};
 use crate::tally::{Memory, Sighting, WorkerTally};
@@ -55,6 +55,8 @@ const FUTURE_LOGGED_SENSORS: usize = 1_000;
 pub(crate) struct EpochCounts {
     /// Messages rejected by validation.
     pub(crate) rejected: i64,
+    /// The same by rule: `ERROR_KINDS[i]`.
+    pub(crate) rejected_as: [i64; ERROR_KINDS.len()],
     /// Event time: readings whose epoch had closed.
     pub(crate) late: i64,
     /// Event time: readings stamped more than `--max-clock-skew` ahead of the wall clock.
@@ -62,12 +64,52 @@ pub(crate) struct EpochCounts {
 }
 
 impl EpochCounts {
-    fn by_counter(self) -> [(Counter, i64); 3] {
+    fn by_counter(self) -> impl Iterator<Item = (Counter, i64)> {
+        let by_kind = (0..ERROR_KINDS.len())
+            .map(move |i| (Counter::RejectedAs(i as u8), self.rejected_as[i]));
         [
             (Counter::Rejected, self.rejected),
             (Counter::Late, self.late),
             (Counter::Future, self.future),
         ]
+        .into_iter()
+        .chain(by_kind)
+    }
+
+    /// Adds `other`.
+    pub(crate) fn add(&mut self, other: &EpochCounts) {
+        self.rejected += other.rejected;
+        self.late += other.late;
+        self.future += other.future;
+        for (mine, theirs) in self.rejected_as.iter_mut().zip(other.rejected_as) {
+            *mine += theirs;
+        }
+    }
+
+    /// The rejects by kind as a checkpoint keeps them: `(error_kind, count)`, non-zero ones.
+    pub(crate) fn rejected_by_kind(&self) -> Vec<(String, i64)> {
+        ERROR_KINDS
+            .iter()
+            .zip(self.rejected_as)
+            .filter(|(_, n)| *n != 0)
+            .map(|(kind, n)| (kind.to_string(), n))
+            .collect()
+    }
+
+    /// The counts a checkpoint kept.
+    pub(crate) fn of_state(state: &WorkerState) -> Self {
+        let mut counts = EpochCounts {
+            rejected: state.rejected,
+            late: state.late,
+            future: state.future,
+            ..EpochCounts::default()
+        };
+        for (kind, n) in &state.rejected_as {
+            if let Some(i) = ERROR_KINDS.iter().position(|k| k == kind) {
+                counts.rejected_as[i] += n;
+            }
+        }
+        counts
     }
 }
 
@@ -214,6 +256,7 @@ impl EpochWriter {
             }
             Err(error) => {
                 self.counts.rejected += 1;
+                self.counts.rejected_as[usize::from(error.kind_index())] += 1;
                 self.rejects.reject(&record, &error)?;
             }
         }
@@ -368,12 +411,7 @@ impl EpochWriter {
             if self.alerts {
                 restore_feed(inputs, state);
             }
-            let counts = EpochCounts {
-                rejected: state.rejected,
-                late: state.late,
-                future: state.future,
-            };
-            for (counter, count) in counts.by_counter() {
+            for (counter, count) in EpochCounts::of_state(state).by_counter() {
                 if count != 0 {
                     inputs.counters.update(counter, count);
                 }

@@ -100,7 +100,6 @@ impl Rejects {
         record: &RawRecord<'_>,
         error: &MessageError,
     ) -> Result<(), RejectError> {
-        crate::live::metrics::count_rejected(error.kind());
         match &mut self.target {
             DeadLetters::Topic {
                 publisher,
