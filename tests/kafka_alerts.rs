@@ -42,18 +42,22 @@ const PARTITIONS: u32 = 2;
 /// late in the input, at once after a commit and in the middle of printing.
 const KILLS: [(i64, usize); 5] = [(40, 0), (90, 7), (140, 0), (190, 25), (240, 2)];
 
-/// Fetches of at most 10 kB (about 50 readings, a few epochs) with little waiting: a job then
-/// takes in its input over a second or two and commits checkpoints all along, so that kills
-/// land between them. With fetches of the default size Tansu sends a whole partition at once,
-/// and a worker takes in all it has received (up to 4,096 records) before the dataflow moves
-/// on: a run of this input would commit a checkpoint only near its start and at its end.
-const SMALL_FETCHES: [&str; 6] = [
+/// Fetches of at most 10 kB (about 50 readings, a few epochs) with little waiting, and a local
+/// queue of about as much: a job then takes in its input over a second or two and commits
+/// checkpoints all along, so that kills land between them. With fetches of the default size
+/// Tansu sends a whole partition at once, and a worker takes in all it has received (up to
+/// 4,096 records) before the dataflow moves on: a run of this input would commit a checkpoint
+/// only near its start and at its end. (Without the queue's limit, the consumer's default
+/// `fetch.queue.backoff.ms=10` fills the queue ahead of the worker as fast.)
+const SMALL_FETCHES: [&str; 8] = [
     "-X",
     "fetch.max.bytes=10000",
     "-X",
     "message.max.bytes=10000",
     "-X",
     "fetch.wait.max.ms=10",
+    "-X",
+    "queued.max.messages.kbytes=10",
 ];
 
 /// A broker holding the random fleet's readings in `topic`, and the files of the case.
@@ -79,12 +83,13 @@ impl Fixture {
         let out = output_within(
             hygroflow()
                 .args(["produce", "-b", &broker.brokers(), "-t", topic])
-                // Batches of 100 readings: resumes land inside batches and go through the
-                // resume guard, and fetches stay small enough (FETCH, above) for checkpoints to
-                // be committed all along the run. (tests/kafka.rs kills a job whose topic was
-                // produced with librdkafka's default batching: thousands a batch.)
+                // Batches of 20 readings (4 kB): resumes land inside batches and go through
+                // the resume guard, and a batch fits in one small fetch (FETCH, above), so
+                // checkpoints are committed all along the run. (tests/kafka.rs kills a job
+                // whose topic was produced with librdkafka's default batching: thousands a
+                // batch.)
                 .arg(&input)
-                .args(["-X", "batch.num.messages=100"]),
+                .args(["-X", "batch.num.messages=20"]),
             "produce",
         );
         assert_success(&out, "produce");
