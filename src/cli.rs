@@ -377,7 +377,6 @@ impl RunArgs {
                 until_end: self.until_end,
                 dlq_topic,
                 state_dir: self.state_dir.clone(),
-                lag_metrics: matches!(self.http, Some(flags::Http::At(_))),
             }),
             (None, _, _, _) => Input::Demo {
                 rate: self.rate.unwrap_or(DEFAULT_RATE),

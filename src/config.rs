@@ -62,8 +62,6 @@ pub struct KafkaInput {
     pub dlq_topic: String,
     /// Directory for checkpoints (`--state-dir`).
     pub state_dir: Option<PathBuf>,
-    /// `--http`: consumers collect librdkafka's statistics for the lag per partition.
-    pub lag_metrics: bool,
 }
 
 impl KafkaInput {

@@ -432,30 +432,38 @@ fn gh_11_serving_beyond_loopback_warns_that_there_is_no_authentication() {
 
 #[test]
 fn gh_11_metrics_give_the_kafka_consumer_lag_per_partition() {
+    // A cluster of two processes: process 1 reads partition 1, and process 0's page shows its
+    // lag too.
     let broker = broker::Broker::start();
     let readings = broker.topic_with_readings("lag", 2, 2_000, 5, 0.0, &[]);
     let brokers = broker.brokers();
-    let (_job, url, reports, _stdin) = start_job(&[
-        "run",
-        "-b",
-        &brokers,
-        "-t",
-        "lag",
-        "--http",
-        "127.0.0.1:0",
-        "--epoch",
-        "200ms",
-        "--format",
-        "json",
-        "--rules",
-        "none",
-    ]);
+    let hosts = readings.dir.path().join("hosts.txt");
+    let lines: String = (0..2)
+        .map(|_| format!("127.0.0.1:{}\n", free_port()))
+        .collect();
+    std::fs::write(&hosts, lines).expect("hostfile");
+    let hosts = hosts.to_str().expect("utf8");
+    let common = [
+        "run", "-b", &brokers, "-t", "lag", "--epoch", "200ms", "--format", "json", "--rules",
+        "none", "-n", "2", "-h", hosts,
+    ];
+    let mut other = hygroflow()
+        .args(common)
+        .args(["-p", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("process 1");
+    let mut args = common.to_vec();
+    args.extend(["-p", "0", "--http", "127.0.0.1:0"]);
+    let (_job, url, reports, _stdin) = start_job(&args);
     let count = readings.bytes.iter().filter(|&&b| b == b'\n').count() as i64;
     wait_for("a report of every message", || {
         let report: Value = serde_json::from_str(&reports.recv_timeout(PATIENCE).ok()?).ok()?;
         (report["total_messages"].as_i64()? == count).then_some(())
     });
-    // Everything read: each partition is 0 behind its high watermark, as librdkafka sees it.
+    // Everything read and committed: each partition is 0 behind its high watermark, whichever
+    // process reads it.
     wait_for("the lag of both partitions on /metrics", || {
         let (_, text) = get(&url, "/metrics");
         (0..2)
@@ -468,4 +476,6 @@ fn gh_11_metrics_give_the_kafka_consumer_lag_per_partition() {
             })
             .then_some(())
     });
+    let _ = other.kill();
+    let _ = other.wait();
 }

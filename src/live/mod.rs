@@ -13,6 +13,7 @@
 //! view, the metrics and every client live on threads of their own, and clients only ever see
 //! the latest state (a `tokio::sync::watch`), so a slow or stalled client holds up nothing.
 
+pub(crate) mod lag;
 pub mod metrics;
 mod server;
 pub mod view;

@@ -156,6 +156,11 @@ impl Job {
                 rules: job.alert_rules(),
             };
             job.live = Some(Live::start(listener, settings)?);
+            if let Feed::Kafka(kafka, _) = &job.feed {
+                // The lag of every partition, whichever process reads it.
+                crate::live::lag::spawn(kafka, Arc::clone(&job.shutdown))
+                    .context("starting the lag metrics' thread")?;
+            }
         }
         *job.alerts
             .lock()

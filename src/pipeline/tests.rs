@@ -99,7 +99,6 @@ fn config(workers: usize, time: TimeMode, epoch: Duration, idle: Duration) -> Co
             until_end: true,
             dlq_topic: "memory.dlq".into(),
             state_dir: None,
-            lag_metrics: false,
         }),
         grid: EpochGrid::new(epoch).expect("a valid epoch"),
         window: Window::Cumulative,

@@ -95,19 +95,6 @@ impl rdkafka::ClientContext for SourceContext {
     fn error(&self, error: KafkaError, reason: &str) {
         rdkafka::ClientContext::error(&self.log, error, reason);
     }
-
-    /// `--http`: each assigned partition's lag (high watermark minus the consumer's position)
-    /// for `/metrics`, as librdkafka last saw it.
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        for (topic, t) in &statistics.topics {
-            for (&partition, p) in &t.partitions {
-                // -1 is librdkafka's internal "unassigned" partition; -1 lag: not known yet.
-                if partition >= 0 && p.consumer_lag >= 0 {
-                    crate::live::metrics::kafka_lag(topic, partition, p.consumer_lag);
-                }
-            }
-        }
-    }
 }
 
 impl ConsumerContext for SourceContext {
@@ -140,7 +127,7 @@ pub const FETCH_QUEUE_BACKOFF: (&str, &str) = ("fetch.queue.backoff.ms", "10");
 impl KafkaInput {
     /// The consumer configuration: hygroflow's settings, then the user's `-X` on top.
     pub fn consumer_config(&self) -> ClientConfig {
-        let mut config = self.client.config(&[
+        self.client.config(&[
             // Required for committing offsets, even with manual assignment.
             ("group.id", &self.group),
             // Offsets are committed by hand, only for complete epochs.
@@ -154,12 +141,7 @@ impl KafkaInput {
             FETCH_WAIT,
             // A full local queue paused a partition for 1 s: 4M at 2 workers 4.4-5.5 s -> 3.4-3.7 s.
             FETCH_QUEUE_BACKOFF,
-        ]);
-        if self.lag_metrics && config.get("statistics.interval.ms").is_none() {
-            // `--http`: the lag per partition for /metrics comes from librdkafka's statistics.
-            config.set("statistics.interval.ms", "1000");
-        }
-        config
+        ])
     }
 
     /// Creates a consumer.
