@@ -190,7 +190,7 @@ impl Metrics {
         );
         registry.register(
             "hygroflow_kafka_consumer_lag_messages",
-            "Kafka: messages between a partition's high watermark and this process's consumer position (librdkafka statistics, every second)",
+            "Kafka: messages between a partition's high watermark and the consumer group's committed offset, every partition of the input topic (read by process 0 every second)",
             process_metrics().kafka_lag.clone(),
         );
         for outcome in ["valid", "rejected", "late"] {
