@@ -30,6 +30,7 @@ use serde_json::Value;
 struct Record {
     partition: i32,
     offset: i64,
+    key: Vec<u8>,
     payload: Vec<u8>,
     headers: HashMap<String, String>,
 }
@@ -82,6 +83,7 @@ fn read_all(brokers: &str, topic: &str) -> Vec<Record> {
                 records.push(Record {
                     partition: m.partition(),
                     offset: m.offset(),
+                    key: m.key().unwrap_or_default().to_vec(),
                     payload: m.payload().unwrap_or_default().to_vec(),
                     headers,
                 });
@@ -279,6 +281,8 @@ fn spawn_job(brokers: &str, topic: &str, state: &Path, group: &str) -> Child {
             group,
             "--state-dir",
             state.to_str().expect("utf8"),
+            "--results-topic",
+            &format!("{topic}.results"),
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::from(
@@ -392,6 +396,13 @@ fn kill_9_and_restart_gives_the_uninterrupted_result() {
         "every reject"
     );
     assert_eq!(letters.len(), distinct.len(), "no reject twice");
+
+    // Reports exactly once too: the results topic holds one report per epoch, read back at
+    // each start (gh-12 point 2).
+    let published = read_all(&brokers, "crashy.results");
+    let epochs: std::collections::BTreeSet<Vec<u8>> =
+        published.iter().map(|r| r.key.clone()).collect();
+    assert_eq!(published.len(), epochs.len(), "no epoch published twice");
 
     // The same as a run that never crashed (its dead letters go elsewhere).
     let clean = job(
@@ -679,6 +690,8 @@ fn gh_12_missing_output_topics_are_created_with_a_warning() {
         &brokers,
         "autocreate",
         &[
+            "--time",
+            "event",
             "--dlq-topic",
             dlq,
             "--results-topic",
@@ -719,6 +732,8 @@ fn gh_12_missing_output_topics_are_created_with_a_warning() {
         &[
             "--group",
             "again",
+            "--time",
+            "event",
             "--dlq-topic",
             dlq,
             "--results-topic",
@@ -729,6 +744,20 @@ fn gh_12_missing_output_topics_are_created_with_a_warning() {
     );
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(!stderr.contains("created the missing"), "{stderr}");
+    // The second run (another group, from the earliest offsets, in event time) reports the
+    // same epochs as the first, which published them all: read back at start, none is published again, as after
+    // a crash between publishing a report and committing its checkpoint (gh-12 point 2).
+    assert_eq!(json_lines(&again.stdout).len(), reports.len());
+    assert_eq!(
+        read_all(&brokers, results).len(),
+        reports.len(),
+        "no epoch published twice"
+    );
+    assert_eq!(
+        read_all(&brokers, dlq).len() as i64,
+        expected.rejected_messages,
+        "no reject sent twice"
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Reading an output topic back to its end: which alert ids `--alerts-topic` already holds,
-//! and which rejected messages the dead-letter topic already holds.
+//! which rejected messages the dead-letter topic already holds, and which epochs' reports
+//! `--results-topic` already holds.
 //!
 //! At start, the job reads every partition of the topic from the beginning to the
 //! end-of-partition event (not to the reported end offset, which the test broker gets wrong
@@ -117,6 +118,23 @@ pub fn dead_letters_sent(
         }
     })?;
     Ok(sent)
+}
+
+/// The epochs whose reports `--results-topic` `topic` already holds (each report's key is its
+/// epoch): a restarted run does not publish them again.
+pub fn published_epochs(
+    settings: &ClientSettings,
+    topic: &str,
+) -> Result<HashSet<u64>, ReadBackError> {
+    let mut epochs = HashSet::new();
+    read_back(settings, ("--results-topic", topic), |message| {
+        let epoch = message
+            .key()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .and_then(|k| k.parse::<u64>().ok());
+        epochs.extend(epoch);
+    })?;
+    Ok(epochs)
 }
 
 /// Reads every partition of `topic` (named by `flag`) from its beginning to its

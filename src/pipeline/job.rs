@@ -23,7 +23,7 @@ use crate::epoch::TimeMode;
 use crate::escape::escape;
 use crate::fleet::{scenario::Plan, Fleet};
 use crate::kafka::publisher::Publisher;
-use crate::kafka::readback::{dead_letters_sent, published_ids, ReadBackError};
+use crate::kafka::readback::{dead_letters_sent, published_epochs, published_ids, ReadBackError};
 use crate::live::{Live, LiveFeed};
 use crate::sink::alerts::{AlertLog, AlertTopic};
 use crate::sink::rejects::{DeadLetterFile, DeadLetters};
@@ -327,7 +327,17 @@ impl Job {
             (config.grid, config.window),
         );
         if let Some(results) = &config.results {
-            reporter = reporter.publish_to(Publisher::new(&results.client)?, results.topic.clone());
+            // Reports a killed run published after its last checkpoint are not published again.
+            let published = match published_epochs(&results.client, &results.topic) {
+                Err(ReadBackError::Missing { .. }) => Default::default(),
+                read => read?,
+            };
+            info!(topic = %results.topic, reports = published.len(), "results topic read back");
+            reporter = reporter.publish_to(
+                Publisher::new(&results.client)?,
+                results.topic.clone(),
+                published,
+            );
         }
         Ok(Some(reporter))
     }

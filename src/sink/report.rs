@@ -126,6 +126,8 @@ pub struct Reporter {
     window: Window,
     line: Vec<u8>,
     results_topic: Option<(Publisher, String)>,
+    /// Epochs whose reports the results topic already held at start: not published again.
+    published: std::collections::HashSet<Epoch>,
 }
 
 impl Reporter {
@@ -144,12 +146,19 @@ impl Reporter {
             window,
             line: Vec::with_capacity(4096),
             results_topic: None,
+            published: std::collections::HashSet::new(),
         }
     }
 
     /// Also publishes every report (as its JSON object) to `topic`.
-    pub fn publish_to(mut self, publisher: Publisher, topic: String) -> Self {
+    pub fn publish_to(
+        mut self,
+        publisher: Publisher,
+        topic: String,
+        published: std::collections::HashSet<Epoch>,
+    ) -> Self {
         self.results_topic = Some((publisher, topic));
+        self.published = published;
         self
     }
 
@@ -211,7 +220,8 @@ impl Reporter {
         active: &[&Transition],
     ) -> io::Result<()> {
         let on = (&self.grid, self.window);
-        if let Some((publisher, topic)) = &mut self.results_topic {
+        let fresh = !self.published.contains(&epoch);
+        if let (Some((publisher, topic)), true) = (&mut self.results_topic, fresh) {
             let json = serde_json::to_vec(&JsonReport::new(epoch, on, snapshot, active))?;
             publisher
                 .send(Outgoing::new(
