@@ -326,10 +326,12 @@ fn gh_11_http_edges_unknown_paths_stalled_clients_and_health() {
     let (job, url, report, mut stdin) = steady_job(&lines, &[]);
     let (code, _) = get(&url, "/no/such/page");
     assert_eq!(code, 404);
-    let (code, body) = get(&url, "/api/report");
-    assert_eq!(code, 200);
-    let served: Value = serde_json::from_str(&body).expect("the report as JSON");
-    assert_eq!(served["total_messages"], report["total_messages"]);
+    // The report reaches stdout a moment before the page's state: wait for the same one.
+    let served: Value = wait_for("the printed report on /api/report", || {
+        let (code, body) = get(&url, "/api/report");
+        let served: Value = serde_json::from_str(&body).ok()?;
+        (code == 200 && served["total_messages"] == report["total_messages"]).then_some(served)
+    });
     let keys: Vec<&String> = served.as_object().expect("object").keys().collect();
     let expected: Vec<&String> = report.as_object().expect("object").keys().collect();
     assert_eq!(keys, expected, "the same object as --format json");
