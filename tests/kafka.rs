@@ -686,20 +686,17 @@ fn gh_12_missing_output_topics_are_created_with_a_warning() {
     let expected = recompute(&readings.bytes);
     assert!(expected.rejected_messages > 0);
     let (dlq, results, alerts) = ("auto.dead", "auto.results", "auto.alerts");
-    let out = job(
-        &brokers,
-        "autocreate",
-        &[
-            "--time",
-            "event",
-            "--dlq-topic",
-            dlq,
-            "--results-topic",
-            results,
-            "--alerts-topic",
-            alerts,
-        ],
-    );
+    let outputs = [
+        "--time",
+        "event",
+        "--dlq-topic",
+        dlq,
+        "--results-topic",
+        results,
+        "--alerts-topic",
+        alerts,
+    ];
+    let out = job(&brokers, "autocreate", &outputs);
     let stderr = String::from_utf8_lossy(&out.stderr);
     for (topic, flag) in [
         (dlq, "--dlq-topic"),
@@ -729,18 +726,7 @@ fn gh_12_missing_output_topics_are_created_with_a_warning() {
     let again = job(
         &brokers,
         "autocreate",
-        &[
-            "--group",
-            "again",
-            "--time",
-            "event",
-            "--dlq-topic",
-            dlq,
-            "--results-topic",
-            results,
-            "--alerts-topic",
-            alerts,
-        ],
+        &[&["--group", "again"][..], &outputs].concat(),
     );
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(!stderr.contains("created the missing"), "{stderr}");
