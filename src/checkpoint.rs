@@ -603,7 +603,14 @@ fn write_framed<T: Serialize>(path: &Path, magic: &str, body: &T) -> Result<(), 
     let tmp = path.with_extension("tmp");
     let mut file = File::create(&tmp).map_err(io_error(&tmp))?;
     file.write_all(header.as_bytes()).map_err(io_error(&tmp))?;
-    file.write_all(&json).map_err(io_error(&tmp))?;
+    let (head, tail) = json.split_at(json.len() / 2);
+    file.write_all(head).map_err(io_error(&tmp))?;
+    crate::fault::point(if magic == COMMIT_MAGIC {
+        "marker-write"
+    } else {
+        "checkpoint-write"
+    });
+    file.write_all(tail).map_err(io_error(&tmp))?;
     file.sync_all().map_err(io_error(&tmp))?;
     drop(file);
     fs::rename(&tmp, path).map_err(io_error(path))?;

@@ -26,6 +26,7 @@ pub(crate) mod cluster;
 pub mod config;
 pub mod epoch;
 pub mod escape;
+pub mod fault;
 pub mod flags;
 pub mod fleet;
 pub mod kafka;

@@ -166,6 +166,8 @@ pub(crate) struct Checkpointer {
     heard: Rc<RefCell<Vec<Control>>>,
     /// The latest frontier process 0 has committed, as heard here.
     committed: Epoch,
+    /// Worker 0: the frontier of the last `COMMITTED` marker it wrote.
+    marked: Epoch,
     totals: Totals,
 }
 
@@ -234,6 +236,7 @@ impl Checkpointer {
             input,
             heard,
             committed: 0,
+            marked: 0,
             totals: Totals {
                 kept: shared.kept,
                 ..Totals::default()
@@ -362,6 +365,8 @@ impl Checkpointer {
                     workers: self.peers,
                 };
                 self.dir.commit(&point, printed)?;
+                self.marked = frontier;
+                crate::fault::point("after-marker");
                 input.send(Control::Committed { frontier });
                 input.flush();
                 if done {
@@ -377,6 +382,12 @@ impl Checkpointer {
             self.absorb()?;
         }
         Ok(self.committed.min(frontier))
+    }
+
+    /// Worker 0: every epoch before this frontier is in a durable `COMMITTED` marker (written
+    /// by this run; 0 before its first).
+    pub(crate) fn marked(&self) -> Epoch {
+        self.marked
     }
 
     /// Takes in what worker 0 has said; the first worker of each process cleans up old files

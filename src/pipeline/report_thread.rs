@@ -9,6 +9,8 @@
 //! The checkpoint rule stays: an epoch is printed before the checkpoint that covers it is
 //! committed. The thread publishes, after each frontier it has printed, that frontier and what
 //! the printer had [`Printed`] then; worker 0 commits checkpoints and offsets only up to it.
+//! With checkpoints, "printed" means written to the held buffer of `sink/held.rs`: stdout
+//! sees a report only once worker 0 has committed the checkpoint that covers it.
 //!
 //! ```text
 //!  worker 0: inspect ─> Collected ─┐                       report thread
@@ -27,6 +29,7 @@ use std::thread::JoinHandle;
 use hygroflow_dataflows::{Epoch, Stat, Transition};
 
 use crate::checkpoint::Printed;
+use crate::sink::held::Marks;
 
 use super::printer::{Collected, Readers, ReportPrinter, Transitions};
 
@@ -76,16 +79,18 @@ impl ReportThread {
     /// Starts the thread, which hands on what the dataflow's inspectors gather into
     /// `collected` and `transitions`; `make` builds its printer there, of what the given
     /// collections receive.
+    /// With checkpoints, `marks` records the frontier of what it has written (`held.rs`).
     pub(crate) fn spawn(
         (collected, transitions): (Collected, Transitions),
         make: impl FnOnce(Collected, Transitions) -> ReportPrinter + Send + 'static,
+        marks: Option<Marks>,
     ) -> io::Result<Self> {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let status = Arc::new(Mutex::new(Status::default()));
         let shared = Arc::clone(&status);
         let thread = std::thread::Builder::new()
             .name("hygroflow-report".into())
-            .spawn(move || serve(make, &rx, &shared))?;
+            .spawn(move || serve(make, &rx, &shared, marks.as_ref()))?;
         Ok(ReportThread {
             tx: Some(tx),
             status,
@@ -171,6 +176,7 @@ fn serve(
     make: impl FnOnce(Collected, Transitions) -> ReportPrinter,
     rx: &Receiver<ToPrinter>,
     status: &Mutex<Status>,
+    marks: Option<&Marks>,
 ) {
     let collected = Collected::default();
     let transitions: Transitions = Rc::new(RefCell::new(Vec::new()));
@@ -188,6 +194,9 @@ fn serve(
                 take_into(&collected, updates);
                 take_into(&transitions, new);
                 let result = printer.on_frontier(frontier);
+                if let (Ok(_), Some(marks)) = (&result, marks) {
+                    marks.at(frontier.unwrap_or(Epoch::MAX));
+                }
                 let mut status = lock();
                 match result {
                     Ok(readers) => {

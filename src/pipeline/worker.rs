@@ -31,6 +31,7 @@ use super::report_thread::ReportThread;
 use super::stop::StopLink;
 use super::writer::EpochWriter;
 use super::Outcome;
+use crate::sink::held::Release;
 
 /// Records a worker handles between two steps of the dataflow.
 const POLL_BUDGET: usize = 4096;
@@ -43,6 +44,8 @@ pub(crate) struct WorkerLoop<'w> {
     writer: EpochWriter,
     checkpointer: Option<Checkpointer>,
     printer: Option<ReportThread>,
+    /// With checkpoints: the reports held until the checkpoint that covers them is committed.
+    release: Option<Release>,
     probe: ProbeHandle<Epoch>,
     last_data: Instant,
     /// The source has been told that the job is stopping.
@@ -110,9 +113,19 @@ impl<'w> WorkerLoop<'w> {
         );
         writer.restore(&resume.states, &resume.printed.alerts);
         let start_epoch = config.grid.epoch_of(SystemTime::now());
+        let mut release = None;
         let printer = if index == 0 {
             let every_epoch = !job.event_time();
-            let reporter = job.reporter()?;
+            let mut reporter = job.reporter()?;
+            // With checkpoints, no report is printed that a restart could take back.
+            let marks = match (&mut reporter, &checkpointer) {
+                (Some(reporter), Some(_)) => {
+                    let (marks, held) = reporter.hold();
+                    release = Some(held);
+                    Some(marks)
+                }
+                _ => None,
+            };
             let alert_log = job.alert_log(&resume.printed.alerts)?;
             let live = job.live_feed();
             let (windowed, resumed) = (
@@ -129,7 +142,7 @@ impl<'w> WorkerLoop<'w> {
                     None => printer,
                 }
             };
-            let thread = ReportThread::spawn((collected, transitions), make)
+            let thread = ReportThread::spawn((collected, transitions), make, marks)
                 .context("starting the report thread")?;
             Some(thread)
         } else {
@@ -142,6 +155,7 @@ impl<'w> WorkerLoop<'w> {
             writer,
             checkpointer,
             printer,
+            release,
             probe,
             last_data: Instant::now(),
             stopping: false,
@@ -268,8 +282,29 @@ impl<'w> WorkerLoop<'w> {
         };
         if let Some(offsets) = self.writer.committable(committed) {
             self.source.commit(&offsets, done)?;
+            crate::fault::point("after-offsets");
         }
+        self.release_committed()?;
         Ok(done)
+    }
+
+    /// Worker 0, with checkpoints: prints the reports that the `COMMITTED` marker now covers.
+    fn release_committed(&mut self) -> anyhow::Result<()> {
+        let (Some(release), Some(checkpointer)) = (&mut self.release, &self.checkpointer) else {
+            return Ok(());
+        };
+        match release.release(checkpointer.marked()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                // Nobody reads the reports any more: stop everything, quietly.
+                self.release = None;
+                self.outcome.pipe_closed = true;
+                self.job.stop();
+            }
+            Err(e) => return Err(e).context("writing the report"),
+        }
+        crate::fault::point("after-release");
+        Ok(())
     }
 }
 

@@ -203,6 +203,15 @@ impl Reporter {
         self.write(epoch, &Snapshot::of(results), active)
     }
 
+    /// With checkpoints: what this reporter writes is held until the checkpoint that covers
+    /// it is committed (`held.rs`). Returns the printer's marks and worker 0's release.
+    pub(crate) fn hold(&mut self) -> (super::held::Marks, super::held::Release) {
+        let out = std::mem::replace(&mut self.out, Box::new(io::sink()));
+        let (held, marks, release) = super::held::hold(out);
+        self.out = held;
+        (marks, release)
+    }
+
     /// The reports' writer, for alert lines that go before a report (`--alerts -`).
     pub fn out(&mut self) -> &mut dyn Write {
         &mut self.out
