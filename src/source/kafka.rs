@@ -252,6 +252,43 @@ fn next_offset(position: Option<Offset>, resumed_at: Option<i64>) -> i64 {
     }
 }
 
+/// Each partition's next offset to deliver: a record before it has been delivered already.
+/// After the resume guard's seeks, librdkafka has been seen (against Tansu) to hand over again
+/// records it had delivered; they are dropped, with one log line per run of them.
+#[derive(Debug, Default)]
+struct Delivered {
+    next: BTreeMap<i32, i64>,
+    /// Records dropped since the partition's last delivered one: `(first offset, count)`.
+    repeated: BTreeMap<i32, (i64, u64)>,
+}
+
+impl Delivered {
+    /// `partition` resumes at `offset`: the records before it were delivered before.
+    fn resume(&mut self, partition: i32, offset: i64) {
+        self.next.insert(partition, offset);
+    }
+
+    /// Whether the record at `offset` of `partition` is new (worker `worker`'s, for the log).
+    fn is_new(&mut self, worker: usize, partition: i32, offset: i64) -> bool {
+        let next = self.next.entry(partition).or_insert(0);
+        if offset < *next {
+            self.repeated.entry(partition).or_insert((offset, 0)).1 += 1;
+            return false;
+        }
+        *next = offset + 1;
+        if let Some((first, count)) = self.repeated.remove(&partition) {
+            warn!(
+                worker,
+                partition,
+                first,
+                count,
+                "records that were already delivered came again; dropped them"
+            );
+        }
+        true
+    }
+}
+
 /// One worker's consumer.
 pub struct KafkaSource {
     consumer: Detached,
@@ -267,6 +304,8 @@ pub struct KafkaSource {
     resumed_at: BTreeMap<i32, i64>,
     /// Resumed partitions not yet at their checkpointed offset (see `resume.rs`).
     guards: BTreeMap<i32, ResumeGuard>,
+    /// Each partition's next offset to deliver.
+    delivered: Delivered,
     /// The job is stopping: nothing more is consumed.
     stopped: bool,
 }
@@ -293,6 +332,7 @@ impl KafkaSource {
             last_error_log: None,
             resumed_at: BTreeMap::new(),
             guards: BTreeMap::new(),
+            delivered: Delivered::default(),
             stopped: false,
         };
         source.assign(&all, resume)?;
@@ -311,6 +351,7 @@ impl KafkaSource {
             tpl.add_partition_offset(&self.topic, p, offset)?;
             if let Some(&o) = resume.get(&p) {
                 self.resumed_at.insert(p, o);
+                self.delivered.resume(p, o);
                 let (low, _high) =
                     self.consumer
                         .fetch_watermarks(&self.topic, p, Duration::from_secs(10))?;
@@ -446,6 +487,9 @@ impl Source for KafkaSource {
                         }
                     }
                     self.resumed_at.remove(&partition);
+                    if !self.delivered.is_new(self.index, partition, offset) {
+                        continue;
+                    }
                     let bytes = message.payload().unwrap_or_default();
                     deliver(RawRecord {
                         bytes,
@@ -511,6 +555,26 @@ impl Source for KafkaSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_that_comes_again_is_dropped() {
+        let mut delivered = Delivered::default();
+        delivered.resume(3, 100);
+        assert!(!delivered.is_new(0, 3, 99), "before the resume offset");
+        assert!(delivered.is_new(0, 3, 100));
+        assert!(delivered.is_new(0, 3, 101));
+        // Redelivered from an older fetch position, then the stream goes on.
+        assert!(!delivered.is_new(0, 3, 100));
+        assert!(!delivered.is_new(0, 3, 101));
+        assert!(delivered.is_new(0, 3, 102));
+        // Gaps (compaction, transaction markers) are fine; other partitions are separate.
+        assert!(delivered.is_new(0, 3, 110));
+        assert!(delivered.is_new(0, 1, 0));
+        assert!(
+            delivered.repeated.is_empty(),
+            "the run of repeats was logged"
+        );
+    }
 
     #[test]
     fn every_partition_has_exactly_one_owner() {

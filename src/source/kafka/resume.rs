@@ -5,8 +5,9 @@
 //! inside a batch: Tansu does (see `shared/notes/kafka-broker.md`). Resuming from a checkpoint
 //! in the middle of a batch would then silently skip the batch's tail. So after a resume, the
 //! first record of the partition is checked: if it is past the wanted offset, the fetch position
-//! is stepped back (1, 2, 4, ... offsets before the wanted one) until the first record returned
-//! is at or before it; the records before the wanted offset are then skipped. Only when a fetch
+//! is stepped back until the first record returned is at or before it; the records before the
+//! wanted offset are then skipped. The first step is as far back as the first record was
+//! ahead (the batch's tail is a fair guess at a batch's size), each further one twice the last. Only when a fetch
 //! from the partition's start still begins past the wanted offset are the records really gone
 //! (deleted by retention, say), and that is an error: nothing is silently lost.
 
@@ -34,6 +35,8 @@ pub(crate) struct ResumeGuard {
     from: i64,
     /// How far before `wanted` the last fetch started.
     step: i64,
+    /// Times the fetch position was stepped back.
+    steps: u32,
     /// A fetch has returned a record at or before `wanted`: now skipping up to it.
     found: bool,
 }
@@ -46,6 +49,7 @@ impl ResumeGuard {
             low,
             from: wanted,
             step: 0,
+            steps: 0,
             found: false,
         }
     }
@@ -57,11 +61,7 @@ impl ResumeGuard {
 
     /// Times the fetch position was stepped back.
     pub(crate) fn steps_back(&self) -> u32 {
-        if self.step == 0 {
-            0
-        } else {
-            self.step.ilog2() + 1
-        }
+        self.steps
     }
 
     /// The partition's next record is at `offset`.
@@ -78,7 +78,12 @@ impl ResumeGuard {
         if self.from <= self.low {
             return Step::GiveUp(offset);
         }
-        self.step = if self.step == 0 { 1 } else { self.step * 2 };
+        self.step = if self.step == 0 {
+            (offset - self.wanted).max(1)
+        } else {
+            self.step.saturating_mul(2)
+        };
+        self.steps += 1;
         self.from = self.wanted.saturating_sub(self.step).max(self.low);
         Step::Seek(self.from)
     }
@@ -171,8 +176,11 @@ mod tests {
                 (wanted..tansu.end()).collect::<Vec<_>>(),
                 "{wanted}"
             );
-            // Doubling steps: about log2 of how far into its batch the offset was.
+            // A first step as long as the batch's tail, then doubling: a few steps at most.
             assert!(steps <= 15, "{wanted}: {steps} steps");
+            if wanted == 1_001 {
+                assert_eq!(steps, 1, "the tail (4095) is a step past the batch's start");
+            }
         }
         // Without the guard the tail of the batch would be gone.
         assert_eq!(tansu.fetch(1_001).first(), Some(&5_096));
