@@ -230,7 +230,7 @@ impl Running {
         lines.extend(self.reports.try_iter());
         let reports = lines
             .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .map(|r| {
                 (
                     r["epoch"].as_u64().expect("epoch"),
