@@ -1,9 +1,9 @@
 //! Publishing to Kafka with retries that never drop a message silently.
 //!
-//! Used for dead letters and for result reports. librdkafka already retries inside
-//! `message.timeout.ms`; a message that still fails comes back through the delivery callback,
-//! is logged, and is sent again (with a growing pause) up to a limit, after which the run
-//! fails with the error instead of losing the message. `flush` waits until everything sent so
+//! Used for dead letters, result reports and alerts, with an idempotent producer. librdkafka
+//! already retries inside `message.timeout.ms`; a message that still fails comes back through
+//! the delivery callback, is logged, and is sent again (with a growing pause) up to a limit,
+//! after which the run fails with the error instead of losing the message. `flush` waits until everything sent so
 //! far is acknowledged, so a checkpoint is never written ahead of its dead letters.
 
 use std::sync::{Arc, Mutex};
@@ -110,8 +110,13 @@ impl Publisher {
             log: ClientLog::new(settings.redactor()),
             failed: Mutex::new(Vec::new()),
         };
+        // Idempotent: within a run, librdkafka's own retries neither duplicate nor reorder a
+        // dead letter, report or alert (up to 5 requests in flight). Tansu 0.6 grants the
+        // producer id this needs; `-X enable.idempotence=false` turns it off for a broker that
+        // does not.
+        let defaults = [("enable.idempotence", "true")];
         let producer = settings
-            .create(&settings.config(&[]), context)
+            .create(&settings.config(&defaults), context)
             .map_err(PublishError::Create)?;
         Ok(Publisher { producer })
     }
