@@ -322,3 +322,86 @@ fn gh_8_a_byte_order_mark_is_accepted_and_counted_nowhere() {
     assert_eq!(last["total_messages"], 12, "{last}");
     assert_eq!(last["rejected_messages"], 0, "{last}");
 }
+
+/// The resident set of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[test]
+fn gh_12_a_reader_that_stops_reading_holds_memory_bounded() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::time::Duration;
+    // The simulated fleet, endless, in 1 ms epochs: every epoch gets a report.
+    let mut child = hygroflow()
+        .env("RUST_LOG", "warn")
+        .args(["run", "--epoch", "1ms", "-w", "2", "--format", "json"])
+        .args([
+            "--rate",
+            "5000",
+            "--scenario",
+            "none",
+            "--http",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Nobody reads stdout: worker 0 waits on the full pipe, the frontier stops, and worker 1
+    // stops taking input (and its clock) once 1,024 of its epochs wait for their reports.
+    let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let logger = std::thread::spawn(move || {
+        let mut log = String::new();
+        for line in stderr.lines().map_while(Result::ok) {
+            if line.contains("input paused") {
+                let _ = tx.send(());
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    });
+    let paused = rx.recv_timeout(Duration::from_secs(120)).is_ok();
+    if !paused {
+        let _ = child.kill();
+    }
+    assert!(paused, "no pause logged within 120 s");
+    let before = rss_kib(child.id());
+    std::thread::sleep(Duration::from_secs(4));
+    let after = rss_kib(child.id());
+    // Reading again, the run goes on and stops on Ctrl-C with its final report.
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        stdout.read_to_end(&mut out).expect("read");
+        out
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    signal(&child, "INT");
+    let status = child.wait().expect("wait");
+    let out = reader.join().expect("stdout");
+    let log = logger.join().expect("stderr");
+    assert!(
+        after <= before + 8 * 1024,
+        "memory grew from {before} KiB to {after} KiB in 4 s while nobody read the reports"
+    );
+    // A debug build may still be printing the backlog 2 s after Ctrl-C, and then exits 1.
+    assert!(status.success() || log.contains("still stopping"), "{log}");
+    let reports = json_lines(&out);
+    let total = |r: &serde_json::Value| r["total_messages"].as_i64().expect("total");
+    let (first, last) = (
+        reports.first().expect("reports"),
+        reports.last().expect("reports"),
+    );
+    assert!(
+        total(last) > total(first),
+        "the run went on once its reports were read"
+    );
+}

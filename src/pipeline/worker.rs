@@ -18,7 +18,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::{Inspect, Probe};
 use timely::dataflow::{ProbeHandle, StreamVec};
 use timely::worker::Worker;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::epoch::Window;
 use crate::sink::rejects::Rejects;
@@ -36,6 +36,13 @@ use crate::sink::held::Release;
 /// Records a worker handles between two steps of the dataflow.
 const POLL_BUDGET: usize = 4096;
 
+/// Flow control: how many closed epochs a worker's input may have that the dataflow has not
+/// completed on every worker before it stops taking input. Each epoch in flight holds its
+/// per-device sums and new sensors; a report reader that stops reading holds worker 0, and
+/// with it the frontier, so without this bound the other workers would pile up epochs for as
+/// long as the input lasts. A replay in event time runs a few dozen epochs ahead per step.
+const MAX_EPOCHS_AHEAD: u64 = 1024;
+
 /// A worker and everything it owns.
 pub(crate) struct WorkerLoop<'w> {
     worker: &'w mut Worker,
@@ -50,6 +57,10 @@ pub(crate) struct WorkerLoop<'w> {
     last_data: Instant,
     /// The source has been told that the job is stopping.
     stopping: bool,
+    /// Flow control: since when input is held back (`None`: it is not).
+    held_since: Option<Instant>,
+    /// When holding back was last logged.
+    held_back_logged: Option<Instant>,
     /// Cluster mode: a stop anywhere stops every process.
     stop_link: Option<StopLink>,
     outcome: Outcome,
@@ -159,6 +170,8 @@ impl<'w> WorkerLoop<'w> {
             probe,
             last_data: Instant::now(),
             stopping: false,
+            held_since: None,
+            held_back_logged: None,
             stop_link,
             outcome: Outcome::default(),
         })
@@ -188,7 +201,10 @@ impl<'w> WorkerLoop<'w> {
         let wall = SystemTime::now();
         self.writer.wall_clock(wall);
         let now = self.job.config.grid.epoch_of(wall);
-        if !self.job.event_time() {
+        // Held back, the clock stands still too: epochs closed while nobody reads the reports
+        // would pile up all the same (the reports of the empty ones are skipped later).
+        let held_back = self.hold_back();
+        if !self.job.event_time() && !held_back {
             self.writer.advance_to(now, self.checkpointer.as_mut())?;
         }
         if let Some(link) = &mut self.stop_link {
@@ -198,6 +214,9 @@ impl<'w> WorkerLoop<'w> {
             // Ctrl-C or SIGTERM: what was read is still processed, nothing more is read.
             self.source.stop();
             self.stopping = true;
+        }
+        if held_back {
+            return Ok(Poll::Idle);
         }
         let (writer, journal) = (&mut self.writer, &mut self.checkpointer);
         let poll = self.source.poll(POLL_BUDGET, &mut |record| {
@@ -227,6 +246,36 @@ impl<'w> WorkerLoop<'w> {
             }
         }
         Ok(poll)
+    }
+
+    /// Whether to take no input now: more than [`MAX_EPOCHS_AHEAD`] epochs closed by this
+    /// worker's input are not complete yet; input goes on once half of them are. A replay runs
+    /// into the bound now and then; input held back for seconds is logged, at most once a
+    /// minute.
+    fn hold_back(&mut self) -> bool {
+        let frontier = self.probe.with_frontier(|f| f.first().copied());
+        let epochs = self.writer.in_flight(frontier) as u64;
+        let limit = match self.held_since {
+            Some(_) => MAX_EPOCHS_AHEAD / 2,
+            None => MAX_EPOCHS_AHEAD,
+        };
+        if epochs <= limit {
+            self.held_since = None;
+            return false;
+        }
+        let since = *self.held_since.get_or_insert_with(Instant::now);
+        let quiet = self
+            .held_back_logged
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
+        if since.elapsed() >= Duration::from_secs(5) && quiet {
+            warn!(
+                worker = self.worker.index(),
+                epochs,
+                "input paused: {epochs} epochs have waited seconds for their reports (is anybody reading them?)"
+            );
+            self.held_back_logged = Some(Instant::now());
+        }
+        true
     }
 
     /// An idle input (no partition, or a quiet one) must not hold every report back: in event

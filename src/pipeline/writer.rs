@@ -172,6 +172,8 @@ pub(crate) struct EpochWriter {
     offsets: Offsets,
     /// Closed epochs whose offsets wait until the epoch is complete everywhere.
     to_commit: VecDeque<(Epoch, Offsets)>,
+    /// Closed epochs not yet complete everywhere (flow control: see [`EpochWriter::in_flight`]).
+    unfinished: VecDeque<Epoch>,
 }
 
 impl EpochWriter {
@@ -214,6 +216,7 @@ impl EpochWriter {
             rejects,
             offsets,
             to_commit: VecDeque::new(),
+            unfinished: VecDeque::new(),
         }
     }
 
@@ -392,7 +395,18 @@ impl EpochWriter {
         if !self.offsets.is_empty() {
             self.to_commit.push_back((self.open, self.offsets.clone()));
         }
+        self.unfinished.push_back(open);
         Ok(())
+    }
+
+    /// How many epochs this writer has closed that the dataflow has not completed on every
+    /// worker (before `frontier`): what this worker's input has in flight.
+    pub(crate) fn in_flight(&mut self, frontier: Option<Epoch>) -> usize {
+        let frontier = frontier.unwrap_or(Epoch::MAX);
+        while self.unfinished.front().is_some_and(|e| *e < frontier) {
+            self.unfinished.pop_front();
+        }
+        self.unfinished.len()
     }
 
     /// Feeds restored worker states back as weighted records (before any record of this run,
