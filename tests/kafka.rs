@@ -809,3 +809,56 @@ fn gh_12_a_state_dir_on_a_full_disk_is_one_line_and_never_half_written() {
         "{stderr}"
     );
 }
+
+/// Whether the tests run as root (who may write anywhere).
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn gh_12_a_read_only_state_dir_is_one_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    let readings = broker.topic_with_readings("readonly", 1, 200, 3, 0.0, &[]);
+    // Other users may pass through the test's directory; the state directory is read-only.
+    let dir = readings.dir.path();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let state = dir.join("state");
+    std::fs::create_dir(&state).expect("state dir");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+    // Root writes anyway: run the job as nobody then.
+    let binary = env!("CARGO_BIN_EXE_hygroflow");
+    let mut command = if running_as_root() {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", binary]);
+        c
+    } else {
+        std::process::Command::new(binary)
+    };
+    let state_arg = state.to_str().expect("utf8");
+    let out = command
+        .args(["run", "-b", &brokers, "-t", "readonly", "--until-end"])
+        .args(["--state-dir", state_arg])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(state_arg) && stderr.contains("Permission denied"),
+        "one line naming the directory and the error: {stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no report");
+    // Nothing was written into it.
+    let entries = std::fs::read_dir(&state).expect("read state").count();
+    assert_eq!(entries, 0);
+}
