@@ -310,10 +310,12 @@ fn kill_9_and_restart_gives_the_uninterrupted_result() {
     let mut rng = rand::thread_rng();
     let mut last_total = 0i64;
     // Kill -9 at random moments until six kills hit a running job (a run that has already
-    // finished, say once everything is read, does not count).
+    // finished, say once everything is read, does not count), and a restart has resumed inside
+    // a record batch (where the checkpointed offsets fall depends on the timing).
+    let log = || std::fs::read_to_string(state.with_extension("log")).unwrap_or_default();
     let mut kills = 0;
     for _ in 0..30 {
-        if kills == 6 {
+        if kills >= 6 && log().contains("resume guard") {
             break;
         }
         let mut child = spawn_job(&brokers, "crashy", &state, "crashy-group");
@@ -364,8 +366,7 @@ fn kill_9_and_restart_gives_the_uninterrupted_result() {
             kills += 1;
         }
     }
-    let log = || std::fs::read_to_string(state.with_extension("log")).unwrap_or_default();
-    assert_eq!(kills, 6, "six kill -9s of a running job: {}", log());
+    assert!(kills >= 6, "six kill -9s of a running job: {}", log());
     // The last run goes to the end.
     let out = spawn_job(&brokers, "crashy", &state, "crashy-group")
         .wait_with_output()
