@@ -6,8 +6,8 @@
 //! (a printer that falls behind holds the worker back, not memory), in the order it saw them,
 //! so the reports come out exactly as the printer on the worker's thread wrote them.
 //!
-//! The checkpoint rule stays: an epoch is printed before the checkpoint that covers it is
-//! committed. The thread publishes, after each frontier it has printed, that frontier and what
+//! The checkpoint rule stays: an epoch is printed (its report rendered) before the checkpoint
+//! that covers it is committed. The thread publishes, after each frontier it has printed, that frontier and what
 //! the printer had [`Printed`] then; worker 0 commits checkpoints and offsets only up to it.
 //! With checkpoints, "printed" means written to the held buffer of `sink/held.rs`: stdout
 //! sees a report only once worker 0 has committed the checkpoint that covers it.
