@@ -228,18 +228,25 @@ impl Running {
         let _ = self.child.wait();
         self.reader.join().expect("reader");
         lines.extend(self.reports.try_iter());
-        let reports = lines
+        let reports: Vec<Value> = lines
             .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .map(|r| {
-                (
-                    r["epoch"].as_u64().expect("epoch"),
-                    r["total_messages"].as_i64().expect("total_messages"),
-                )
-            })
+            .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
-        (killed, reports)
+        (killed, totals(&reports))
     }
+}
+
+/// `(epoch, total_messages)` of each report.
+fn totals(reports: &[Value]) -> Vec<(u64, i64)> {
+    reports
+        .iter()
+        .map(|r| {
+            (
+                r["epoch"].as_u64().expect("epoch"),
+                r["total_messages"].as_i64().expect("total_messages"),
+            )
+        })
+        .collect()
 }
 
 /// Reports across restarts: epochs move forward within a run, and no report shows fewer
@@ -372,16 +379,7 @@ fn random_kills_of_a_job_never_take_a_report_back_and_end_exact() {
         String::from_utf8_lossy(&out.stderr)
     );
     let reports = json_lines(&out.stdout);
-    let totals: Vec<(u64, i64)> = reports
-        .iter()
-        .map(|r| {
-            (
-                r["epoch"].as_u64().expect("epoch"),
-                r["total_messages"].as_i64().expect("total"),
-            )
-        })
-        .collect();
-    monotonic.check(&totals, &format!("the final run, seed {seed}"));
+    monotonic.check(&totals(&reports), &format!("the final run, seed {seed}"));
     assert!(
         monotonic.reports > kills,
         "reports were printed between kills"
@@ -503,16 +501,7 @@ fn random_kills_of_a_whole_cluster_resume_exactly() {
         );
     }
     let reports = json_lines(&outputs[0].stdout);
-    let totals: Vec<(u64, i64)> = reports
-        .iter()
-        .map(|r| {
-            (
-                r["epoch"].as_u64().expect("epoch"),
-                r["total_messages"].as_i64().expect("total"),
-            )
-        })
-        .collect();
-    monotonic.check(&totals, &format!("the final run, seed {seed}"));
+    monotonic.check(&totals(&reports), &format!("the final run, seed {seed}"));
     let last = reports.last().expect("final report");
     assert_uninterrupted(&brokers, topic, last, &feed);
 }
