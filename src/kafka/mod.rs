@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub(crate) mod client;
+pub(crate) mod outage;
 pub mod produce;
 pub(crate) mod publisher;
 pub(crate) mod readback;

@@ -13,8 +13,9 @@
 //! `--until-end` stops a partition at the end seen at start. Tansu (the test broker) reports a
 //! short end offset, so "at the end" means: librdkafka's end-of-partition event arrived, and
 //! librdkafka's own position (the next offset it hands out) is at or past the end offset seen
-//! at start. Broker errors are retried by librdkafka; they are logged (at most every few
-//! seconds) and the source carries on where it was.
+//! at start. Broker errors are retried by librdkafka and the source carries on where it was. A
+//! lost broker is one warning when the consumer loses it and one info line when a broker
+//! answers again ([`crate::kafka::outage`]); other errors are logged at most every few seconds.
 //!
 //! The source keeps no offsets of its own: what was ingested is the pipeline's to know (it
 //! hands the offsets back to [`Source::commit`]), and where the consumer stands, librdkafka's.
@@ -37,6 +38,7 @@ use tracing::{debug, info, warn};
 use crate::config::KafkaInput;
 
 use super::{Deliver, Origin, Poll, PollError, RawRecord, Source, SourceError};
+use crate::kafka::outage::is_unreachable;
 use crate::kafka::redact::CreateError;
 use crate::kafka::{partitions, ClientLog};
 
@@ -144,10 +146,10 @@ impl KafkaInput {
         ])
     }
 
-    /// Creates a consumer.
-    pub fn consumer(&self) -> Result<BaseConsumer<SourceContext>, KafkaSourceError> {
+    /// Creates a consumer, named `client` in its outage log lines.
+    pub fn consumer(&self, client: &str) -> Result<BaseConsumer<SourceContext>, KafkaSourceError> {
         let context = SourceContext {
-            log: ClientLog::new(self.client.redactor()),
+            log: ClientLog::new(self.client.redactor(), client),
         };
         self.client
             .create(&self.consumer_config(), context)
@@ -280,7 +282,7 @@ impl KafkaSource {
         resume: &BTreeMap<i32, i64>,
         stop: &dyn Fn() -> bool,
     ) -> Result<Self, KafkaSourceError> {
-        let consumer = Detached::new(input.consumer()?);
+        let consumer = Detached::new(input.consumer(&format!("worker {index}"))?);
         let all = input.wait_for_partitions(&consumer, stop)?;
         let mut source = KafkaSource {
             consumer,
@@ -371,6 +373,11 @@ impl KafkaSource {
     }
 
     fn log_error(&mut self, error: &KafkaError) {
+        // A lost broker is logged once per outage by the client's context.
+        if is_unreachable(error) || self.consumer.context().log.is_down() {
+            debug!(worker = self.index, %error, "kafka consumer error during an outage");
+            return;
+        }
         if self.last_error_log.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
             warn!(worker = self.index, %error, "kafka consumer error; retrying");
             self.last_error_log = Some(Instant::now());
@@ -392,17 +399,22 @@ impl Source for KafkaSource {
                 &self.topic,
                 Duration::from_millis(500),
             ) {
-                Ok(Some(all)) => self
-                    .assign(&all, &BTreeMap::new())
-                    .map_err(SourceError::Kafka)?,
-                Ok(None) => {}
+                Ok(Some(all)) => {
+                    self.consumer.context().log.answered();
+                    self.assign(&all, &BTreeMap::new())
+                        .map_err(SourceError::Kafka)?
+                }
+                Ok(None) => self.consumer.context().log.answered(),
                 Err(error) => self.log_error(&error),
             }
         }
         let mut delivered = 0;
+        // A record or end-of-partition polled after a transport error was fetched after it.
+        let mut answered = false;
         while delivered < budget {
             match self.consumer.poll(Duration::ZERO) {
                 Some(Ok(message)) => {
+                    answered = true;
                     let (partition, offset) = (message.partition(), message.offset());
                     if let Some(guard) = self.guards.get_mut(&partition) {
                         match guard.on_record(offset) {
@@ -459,6 +471,7 @@ impl Source for KafkaSource {
                     delivered += 1;
                 }
                 Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    answered = true;
                     debug!(worker = self.index, partition, "end of partition");
                     if let Some(end) = self.ends.as_mut().and_then(|e| e.get_mut(&partition)) {
                         end.eof = true;
@@ -470,6 +483,9 @@ impl Source for KafkaSource {
                 }
                 None => break,
             }
+        }
+        if answered {
+            self.consumer.context().log.answered();
         }
         if delivered > 0 {
             Ok(Poll::Busy)
