@@ -22,7 +22,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, ProducerContext};
 use rdkafka::ClientContext;
 use tracing::{debug, error, info, warn};
 
-use super::outage::{is_unreachable, Outage};
+use super::outage::{is_unreachable, Fault, Outage};
 use super::redact::Redactor;
 
 /// How long to serve delivery reports before retrying a send refused with `QueueFull`.
@@ -73,6 +73,13 @@ impl ClientLog {
     pub fn answered(&self) {
         if let Some(ended) = self.outage.answered(Instant::now()) {
             if !self.quiet {
+                if ended.unannounced {
+                    warn!(
+                        client = %self.client,
+                        down_for = ?ended.lasted,
+                        "kafka brokers unreachable; librdkafka keeps reconnecting"
+                    );
+                }
                 info!(
                     client = %self.client,
                     down_for = ?ended.lasted,
@@ -160,15 +167,23 @@ impl ClientContext for ClientLog {
             debug!(target: "librdkafka", %error, "{reason}");
         } else if !unreachable {
             warn!(client = %self.client, %error, %reason, "kafka client error; librdkafka keeps retrying");
-        } else if self.outage.fault(Instant::now()) {
-            warn!(
-                client = %self.client,
-                %error,
-                %reason,
-                "kafka brokers unreachable; librdkafka keeps reconnecting"
-            );
         } else {
-            debug!(client = %self.client, %error, "{reason}");
+            match self.outage.fault(Instant::now()) {
+                Fault::Began(lasted) if lasted.is_zero() => warn!(
+                    client = %self.client,
+                    %error,
+                    %reason,
+                    "kafka brokers unreachable; librdkafka keeps reconnecting"
+                ),
+                Fault::Began(lasted) => warn!(
+                    client = %self.client,
+                    down_for = ?lasted,
+                    %error,
+                    %reason,
+                    "kafka brokers unreachable; librdkafka keeps reconnecting"
+                ),
+                Fault::Quiet => debug!(client = %self.client, %error, "{reason}"),
+            }
         }
     }
 }

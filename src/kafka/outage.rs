@@ -7,16 +7,23 @@
 //! and the first answer from a broker after it (a fetched record or end-of-partition, a
 //! delivery report, a metadata reply) ends it.
 //!
-//! An answer only ends an outage that began before it: librdkafka queues a client's errors,
-//! log lines, fetched records and delivery reports on one queue, in the order they happened,
-//! so a record polled after the error was fetched after it, on a new connection. A record
-//! fetched before the broker went away and still queued comes before the error.
+//! librdkafka queues a client's errors, fetched records and delivery reports on one queue, in
+//! the order they happened, so a record polled after an error was mostly fetched after it. Not
+//! always: right after a recovery, a connection that was being set up during the outage can
+//! still fail, and an error and a record can then come a few milliseconds apart (seen after
+//! network cuts, tests/broker_faults.rs). So an error within [`SETTLE`] of the end of an
+//! outage is a flap: it begins an outage quietly, and only one that lasts [`SETTLE`] is
+//! logged (when an error or the answer ending it shows that it lasted).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+/// How soon after the end of an outage an error is a flap rather than a new outage, and how
+/// long a flap must last to be logged as one.
+pub const SETTLE: Duration = Duration::from_secs(1);
 
 /// Whether `error` says that brokers cannot be reached (the connection failed or broke, or no
 /// broker is up), as opposed to an error that a broker answered with.
@@ -31,6 +38,16 @@ pub fn is_unreachable(error: &KafkaError) -> bool {
     )
 }
 
+/// What a transport error means for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// An outage begins (or a flap has lasted long enough to be one): log it, with how long
+    /// it has lasted so far.
+    Began(Duration),
+    /// Part of an outage already logged, or a flap: nothing to log.
+    Quiet,
+}
+
 /// How an outage ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ended {
@@ -38,59 +55,98 @@ pub struct Ended {
     pub lasted: Duration,
     /// Transport errors reported during it, the first included.
     pub errors: u64,
+    /// Its beginning was never logged (a flap that lasted [`SETTLE`] without another error):
+    /// log it now, before the end.
+    pub unannounced: bool,
 }
 
 /// One client's outage, if it is in one.
 #[derive(Debug, Default)]
 pub struct Outage {
-    /// Whether `down` holds an outage: read on every answer, without the lock.
+    /// Whether `state` holds an outage: read on every answer, without the lock.
     is_down: AtomicBool,
-    down: Mutex<Option<Down>>,
+    state: Mutex<State>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Down {
-    since: Instant,
-    errors: u64,
+#[derive(Debug, Default, Clone, Copy)]
+enum State {
+    /// Answering, never down.
+    #[default]
+    Never,
+    /// Answering again since the end of an outage.
+    Up(Instant),
+    /// In an outage (or a flap) since `since`; `announced`: its beginning was logged.
+    Down {
+        since: Instant,
+        errors: u64,
+        announced: bool,
+    },
 }
 
 impl Outage {
-    /// Records a transport error at `now`; true when it begins an outage.
-    pub fn fault(&self, now: Instant) -> bool {
-        let Ok(mut down) = self.down.lock() else {
-            return false;
+    /// Records a transport error at `now`.
+    pub fn fault(&self, now: Instant) -> Fault {
+        let Ok(mut state) = self.state.lock() else {
+            return Fault::Quiet;
         };
-        match down.as_mut() {
-            Some(d) => {
-                d.errors += 1;
-                false
+        match &mut *state {
+            State::Down {
+                since,
+                errors,
+                announced,
+            } => {
+                *errors += 1;
+                let lasted = now.saturating_duration_since(*since);
+                if !*announced && lasted >= SETTLE {
+                    *announced = true;
+                    return Fault::Began(lasted);
+                }
+                Fault::Quiet
             }
-            None => {
-                *down = Some(Down {
+            up => {
+                let flap =
+                    matches!(up, State::Up(at) if now.saturating_duration_since(*at) < SETTLE);
+                *up = State::Down {
                     since: now,
                     errors: 1,
-                });
+                    announced: !flap,
+                };
                 self.is_down.store(true, Ordering::Release);
-                true
+                if flap {
+                    Fault::Quiet
+                } else {
+                    Fault::Began(Duration::ZERO)
+                }
             }
         }
     }
 
-    /// Records that a broker answered at `now`; how the outage went when this ends one.
+    /// Records that a broker answered at `now`; how the outage went when this ends one that
+    /// is to be logged (one that began with a line, or a flap that lasted [`SETTLE`]).
     pub fn answered(&self, now: Instant) -> Option<Ended> {
         if !self.is_down.load(Ordering::Acquire) {
             return None;
         }
-        let mut down = self.down.lock().ok()?;
-        let d = down.take()?;
+        let mut state = self.state.lock().ok()?;
+        let State::Down {
+            since,
+            errors,
+            announced,
+        } = *state
+        else {
+            return None;
+        };
+        *state = State::Up(now);
         self.is_down.store(false, Ordering::Release);
-        Some(Ended {
-            lasted: now.saturating_duration_since(d.since),
-            errors: d.errors,
+        let lasted = now.saturating_duration_since(since);
+        (announced || lasted >= SETTLE).then_some(Ended {
+            lasted,
+            errors,
+            unannounced: !announced,
         })
     }
 
-    /// Whether an outage has begun and not ended.
+    /// Whether an outage (or a flap) has begun and not ended.
     pub fn is_down(&self) -> bool {
         self.is_down.load(Ordering::Acquire)
     }
@@ -100,28 +156,65 @@ impl Outage {
 mod tests {
     use super::*;
 
+    const MS: Duration = Duration::from_millis(1);
+
     #[test]
     fn many_errors_make_one_outage_and_the_first_answer_ends_it() {
         let outage = Outage::default();
         let t0 = Instant::now();
         assert_eq!(outage.answered(t0), None, "an answer outside an outage");
-        assert!(outage.fault(t0), "the first error begins it");
+        assert_eq!(outage.fault(t0), Fault::Began(Duration::ZERO));
         assert!(outage.is_down());
         for i in 1..=5 {
-            assert!(!outage.fault(t0 + Duration::from_millis(i)), "later errors");
+            assert_eq!(
+                outage.fault(t0 + i * 100 * MS),
+                Fault::Quiet,
+                "later errors"
+            );
         }
         let ended = outage.answered(t0 + Duration::from_secs(10));
         assert_eq!(
             ended,
             Some(Ended {
                 lasted: Duration::from_secs(10),
-                errors: 6
+                errors: 6,
+                unannounced: false,
             })
         );
         assert!(!outage.is_down());
         assert_eq!(outage.answered(t0 + Duration::from_secs(11)), None);
-        // The next fault is a new outage.
-        assert!(outage.fault(t0 + Duration::from_secs(20)));
+        // Long after, the next fault is a new outage.
+        assert_eq!(
+            outage.fault(t0 + Duration::from_secs(20)),
+            Fault::Began(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn a_flap_right_after_an_outage_is_quiet_unless_it_lasts() {
+        let outage = Outage::default();
+        let t0 = Instant::now();
+        assert_eq!(outage.fault(t0), Fault::Began(Duration::ZERO));
+        let back = t0 + Duration::from_secs(10);
+        assert!(outage.answered(back).is_some());
+        // An error and an answer a few milliseconds apart, just after: nothing to log.
+        assert_eq!(outage.fault(back + 4 * MS), Fault::Quiet);
+        assert!(outage.is_down());
+        assert_eq!(outage.answered(back + 9 * MS), None);
+        assert!(!outage.is_down());
+        // A flap that goes on is logged at its first error after a second...
+        assert_eq!(outage.fault(back + 500 * MS), Fault::Quiet);
+        assert_eq!(outage.fault(back + 900 * MS), Fault::Quiet);
+        assert_eq!(outage.fault(back + 1700 * MS), Fault::Began(1200 * MS));
+        let ended = outage.answered(back + 5000 * MS).expect("logged");
+        assert!(!ended.unannounced);
+        assert_eq!(ended.errors, 3);
+        // ...or at its end, when no error came meanwhile.
+        let again = back + 5000 * MS;
+        assert_eq!(outage.fault(again + 100 * MS), Fault::Quiet);
+        let ended = outage.answered(again + 3000 * MS).expect("logged");
+        assert!(ended.unannounced);
+        assert_eq!(ended.lasted, 2900 * MS);
     }
 
     #[test]

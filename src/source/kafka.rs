@@ -392,6 +392,9 @@ impl Source for KafkaSource {
             // committed, and a restart reads them again.
             return Ok(Poll::Finished);
         }
+        // A metadata reply ends an outage too (a live job at the end of its topic fetches no
+        // record), but only once the errors queued before it are served: see below.
+        let mut metadata_answered = false;
         if self.ends.is_none() && self.last_metadata.elapsed() >= METADATA_EVERY {
             self.last_metadata = Instant::now();
             match partitions(
@@ -400,21 +403,21 @@ impl Source for KafkaSource {
                 Duration::from_millis(500),
             ) {
                 Ok(Some(all)) => {
-                    self.consumer.context().log.answered();
+                    metadata_answered = true;
                     self.assign(&all, &BTreeMap::new())
                         .map_err(SourceError::Kafka)?
                 }
-                Ok(None) => self.consumer.context().log.answered(),
+                Ok(None) => metadata_answered = true,
                 Err(error) => self.log_error(&error),
             }
         }
         let mut delivered = 0;
-        // A record or end-of-partition polled after a transport error was fetched after it.
-        let mut answered = false;
         while delivered < budget {
             match self.consumer.poll(Duration::ZERO) {
                 Some(Ok(message)) => {
-                    answered = true;
+                    // Fetched after any error polled before it (and before any polled after:
+                    // ended here, not once the loop is done).
+                    self.consumer.context().log.answered();
                     let (partition, offset) = (message.partition(), message.offset());
                     if let Some(guard) = self.guards.get_mut(&partition) {
                         match guard.on_record(offset) {
@@ -471,7 +474,7 @@ impl Source for KafkaSource {
                     delivered += 1;
                 }
                 Some(Err(KafkaError::PartitionEOF(partition))) => {
-                    answered = true;
+                    self.consumer.context().log.answered();
                     debug!(worker = self.index, partition, "end of partition");
                     if let Some(end) = self.ends.as_mut().and_then(|e| e.get_mut(&partition)) {
                         end.eof = true;
@@ -481,11 +484,14 @@ impl Source for KafkaSource {
                     self.log_error(&error);
                     break;
                 }
-                None => break,
+                None => {
+                    // Nothing queued from before the metadata reply is left.
+                    if metadata_answered {
+                        self.consumer.context().log.answered();
+                    }
+                    break;
+                }
             }
-        }
-        if answered {
-            self.consumer.context().log.answered();
         }
         if delivered > 0 {
             Ok(Poll::Busy)
