@@ -5,7 +5,7 @@
 //! message is in the dead-letter topic exactly once, and the job logs one line when it loses
 //! the broker and one when it has it back.
 //!
-//! `HYGROFLOW_LONG_TESTS=1` runs the long variants: ten times the messages, and several faults
+//! `HYGROFLOW_LONG_TESTS=1` runs the long variants: five times the messages, and three faults
 //! in a row.
 
 #[path = "common/broker.rs"]
@@ -44,7 +44,7 @@ fn long() -> bool {
 /// Messages produced before a fault, and again after it.
 fn batch() -> u64 {
     if long() {
-        200_000
+        100_000
     } else {
         20_000
     }
@@ -157,6 +157,24 @@ impl Job {
         assert!(status.success(), "{status}: {}", self.log_text());
         let last = self.reports.iter().last().or(self.last.take());
         last.expect("a final report")
+    }
+
+    /// Waits until what the job logged passes `check`, within `within`.
+    fn wait_for_log(&mut self, check: impl Fn(&str) -> bool, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !check(&self.log_text()) {
+            assert!(
+                Instant::now() < deadline,
+                "the job's log did not show it within {within:?}: {}",
+                self.log_text()
+            );
+            // Its reports are read meanwhile, so that it never blocks on a full pipe.
+            match self.reports.recv_timeout(Duration::from_millis(200)) {
+                Ok(report) => self.last = Some(report),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => self.restart_if_exited(),
+            }
+        }
     }
 
     /// What the job logged, over all its starts.
@@ -281,30 +299,36 @@ fn assert_exactly_once(brokers: &str, topic: &str, produced: &[u8], last: &Value
     assert_eq!(letters.len(), sources.len(), "no dead letter twice");
 }
 
+/// The workers whose consumers' outage lines are checked.
+const WORKERS: [&str; 2] = ["worker 0", "worker 1"];
+
+/// The outage lines of `worker`'s consumer in `log`, in order: "lost" and "back".
+fn outage_lines(log: &str, worker: &str) -> Vec<&'static str> {
+    // Its dead-letter producer is "worker N dead letters".
+    let client = format!("client={worker} ");
+    let producer = format!("client={worker} dead letters");
+    log.lines()
+        .filter(|l| l.contains(&client) && !l.contains(&producer))
+        .filter_map(|l| {
+            if l.contains(LOST) {
+                Some("lost")
+            } else if l.contains(BACK) {
+                Some("back")
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
 /// Checks that each worker's consumer logged, for each of `faults` faults, one line when it
 /// lost the broker and then one when a broker answered again.
 fn assert_fault_lines(log: &str, faults: u32) {
-    for worker in ["worker 0", "worker 1"] {
-        // The consumer's lines (its dead-letter producer is "worker N dead letters").
-        let (lost, back) = (
-            format!("client={worker} error="),
-            format!("client={worker} down_for="),
-        );
-        let events: Vec<&str> = log
-            .lines()
-            .filter_map(|l| {
-                if l.contains(LOST) && l.contains(&lost) {
-                    Some("lost")
-                } else if l.contains(BACK) && l.contains(&back) {
-                    Some("back")
-                } else {
-                    None
-                }
-            })
-            .collect();
-        let expected: Vec<&str> = (0..faults).flat_map(|_| ["lost", "back"]).collect();
+    let expected: Vec<&str> = (0..faults).flat_map(|_| ["lost", "back"]).collect();
+    for worker in WORKERS {
         assert_eq!(
-            events, expected,
+            outage_lines(log, worker),
+            expected,
             "{worker}: one line when the broker is lost, one when it answers again, per fault:\n{log}"
         );
     }
@@ -358,8 +382,9 @@ fn count(produced: &[u8]) -> i64 {
 
 /// Runs `job` through `faults()` faults: each strikes once the job has reported some of the
 /// newest batch (while it reads it, unless it read it all at once), `fault` does it and
-/// undoes it, then another half batch is produced. Returns the job's last report, after every
-/// message, once it has stopped with Ctrl-C.
+/// undoes it, and once every worker has logged that a broker answers again, another half batch
+/// is produced. Returns the job's last report, after every message, once it has stopped with
+/// Ctrl-C.
 fn through_faults(
     mut job: Job,
     brokers: &str,
@@ -377,6 +402,18 @@ fn through_faults(
             count(produced) - before
         );
         fault();
+        // A worker with nothing left to read hears from the broker at its next metadata
+        // request (every 5 s).
+        let recovered = |log: &str| {
+            WORKERS.iter().all(|w| {
+                outage_lines(log, w)
+                    .iter()
+                    .filter(|l| **l == "back")
+                    .count()
+                    > round as usize
+            })
+        };
+        job.wait_for_log(recovered, Duration::from_secs(60));
         before = count(produced);
         let seed = 100 + u64::from(round);
         produced.extend(produce_more(brokers, topic, dir, batch() / 2, seed));
