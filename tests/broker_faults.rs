@@ -428,7 +428,7 @@ fn through_faults(
 }
 
 #[test]
-fn broker_kill_9_and_restart_on_sqlite_loses_nothing_and_counts_nothing_twice() {
+fn gh_12_broker_kill_9_and_restart_on_sqlite_loses_nothing_and_counts_nothing_twice() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut broker = Broker::start_durable(dir.path());
     let brokers = broker.brokers();
@@ -463,7 +463,7 @@ fn broker_kill_9_and_restart_on_sqlite_loses_nothing_and_counts_nothing_twice() 
 }
 
 #[test]
-fn network_cut_for_10_s_loses_nothing_and_counts_nothing_twice() {
+fn gh_12_network_cut_for_10_s_loses_nothing_and_counts_nothing_twice() {
     let port = common::free_port();
     let broker = Broker::start_advertised(port);
     let proxy = Proxy::start(port, &broker.listen_address());
@@ -485,7 +485,7 @@ fn network_cut_for_10_s_loses_nothing_and_counts_nothing_twice() {
 }
 
 #[test]
-fn slow_broker_loses_nothing_and_the_job_does_not_give_up() {
+fn gh_12_slow_broker_loses_nothing_and_the_job_does_not_give_up() {
     let port = common::free_port();
     let broker = Broker::start_advertised(port);
     let proxy = Proxy::start(port, &broker.listen_address());
