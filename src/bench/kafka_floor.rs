@@ -91,7 +91,7 @@ fn count(
         FETCH_QUEUE_BACKOFF,
     ]);
     let context = FloorContext {
-        log: ClientLog::new(settings.redactor()),
+        log: ClientLog::new(settings.redactor(), "bench"),
     };
     let consumer: BaseConsumer<FloorContext> = settings.create(&config, context)?;
     let all = partitions(consumer.client(), topic, Duration::from_secs(10))

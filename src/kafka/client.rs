@@ -5,9 +5,13 @@
 //!
 //! Producer and consumer contexts that need more (delivery reports, commit results) embed a
 //! [`ClientLog`] and hand it their log and error events with `log_through!`.
+//!
+//! A broker that goes away (killed, network cut) is one warning when the client first loses it
+//! and one info line when a broker answers again (see [`super::outage`]); librdkafka's own
+//! reconnect errors in between are debug output.
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::client::Client;
 use rdkafka::config::RDKafkaLogLevel;
@@ -18,6 +22,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, ProducerContext};
 use rdkafka::ClientContext;
 use tracing::{debug, error, info, warn};
 
+use super::outage::{is_unreachable, Fault, Outage};
 use super::redact::Redactor;
 
 /// How long to serve delivery reports before retrying a send refused with `QueueFull`.
@@ -34,17 +39,23 @@ pub struct ClientLog {
     /// last broker error instead. Otherwise (a job that keeps running while librdkafka
     /// retries) its warnings and errors are logged as warnings and errors.
     quiet: bool,
+    /// Which of the job's clients this is, in its outage lines ("worker 0", "dead letters").
+    client: String,
     last_error: Mutex<Option<String>>,
     redactor: Redactor,
+    outage: Outage,
 }
 
 impl ClientLog {
-    /// For a job's client: librdkafka's warnings and errors are logged as such.
-    pub fn new(redactor: Redactor) -> Self {
+    /// For a job's client, named `client` in its outage lines: librdkafka's warnings and
+    /// errors are logged as such, and a lost broker once per outage.
+    pub fn new(redactor: Redactor, client: impl Into<String>) -> Self {
         ClientLog {
             quiet: false,
+            client: client.into(),
             last_error: Mutex::new(None),
             redactor,
+            outage: Outage::default(),
         }
     }
 
@@ -53,8 +64,35 @@ impl ClientLog {
     pub fn quiet(redactor: Redactor) -> Self {
         ClientLog {
             quiet: true,
-            ..ClientLog::new(redactor)
+            ..ClientLog::new(redactor, "command")
         }
+    }
+
+    /// A broker answered this client (a record or end-of-partition fetched, a delivery
+    /// acknowledged, metadata returned): ends an outage, with one line, if it is in one.
+    pub fn answered(&self) {
+        if let Some(ended) = self.outage.answered(Instant::now()) {
+            if !self.quiet {
+                if ended.unannounced {
+                    warn!(
+                        client = %self.client,
+                        down_for = ?ended.lasted,
+                        "kafka brokers unreachable; librdkafka keeps reconnecting"
+                    );
+                }
+                info!(
+                    client = %self.client,
+                    down_for = ?ended.lasted,
+                    errors = ended.errors,
+                    "kafka brokers answer again"
+                );
+            }
+        }
+    }
+
+    /// Whether this client has lost its brokers and not heard from one since.
+    pub fn is_down(&self) -> bool {
+        self.outage.is_down()
     }
 
     /// The last warning or error librdkafka reported, if any.
@@ -93,7 +131,10 @@ impl ClientContext for ClientLog {
         if (level as i32) <= RDKafkaLogLevel::Warning as i32 {
             self.remember(log_message.clone().into_owned());
         }
-        if self.quiet {
+        // librdkafka's connection failures and disconnects: a failure at error level also comes
+        // as an error event, which logs the outage once; a disconnect either heals at the next
+        // connection or leads to such an event ("all brokers are down").
+        if self.quiet || fac == "FAIL" {
             debug!(target: "librdkafka", ?level, facility = fac, "{log_message}");
             return;
         }
@@ -118,13 +159,31 @@ impl ClientContext for ClientLog {
         if is_partition_eof(&error) {
             return;
         }
+        let unreachable = is_unreachable(&error);
         let error = self.redactor.scrub(&error.to_string()).into_owned();
         let reason = self.redactor.scrub(reason);
         self.remember(format!("{error}: {reason}"));
         if self.quiet {
             debug!(target: "librdkafka", %error, "{reason}");
+        } else if !unreachable {
+            warn!(client = %self.client, %error, %reason, "kafka client error; librdkafka keeps retrying");
         } else {
-            warn!(%error, %reason, "kafka client error; librdkafka keeps retrying");
+            match self.outage.fault(Instant::now()) {
+                Fault::Began(lasted) if lasted.is_zero() => warn!(
+                    client = %self.client,
+                    %error,
+                    %reason,
+                    "kafka brokers unreachable; librdkafka keeps reconnecting"
+                ),
+                Fault::Began(lasted) => warn!(
+                    client = %self.client,
+                    down_for = ?lasted,
+                    %error,
+                    %reason,
+                    "kafka brokers unreachable; librdkafka keeps reconnecting"
+                ),
+                Fault::Quiet => debug!(client = %self.client, %error, "{reason}"),
+            }
         }
     }
 }
@@ -292,12 +351,36 @@ mod tests {
     }
 
     #[test]
+    fn a_lost_broker_is_one_outage_until_it_answers() {
+        let log = ClientLog::new(Redactor::default(), "test");
+        log.error(
+            KafkaError::Global(RDKafkaErrorCode::UnknownTopicOrPartition),
+            "no such topic",
+        );
+        assert!(!log.is_down(), "a broker's answer is not an outage");
+        for _ in 0..3 {
+            log.error(
+                KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure),
+                "connection refused",
+            );
+            log.error(
+                KafkaError::Global(RDKafkaErrorCode::AllBrokersDown),
+                "1/1 brokers are down",
+            );
+        }
+        assert!(log.is_down());
+        assert!(log.suffix().ends_with("1/1 brokers are down"));
+        log.answered();
+        assert!(!log.is_down());
+    }
+
+    #[test]
     fn no_property_value_is_logged_or_kept() {
         let properties = [crate::kafka::Property {
             key: "sasl.mechanism".into(),
             value: "S3cr3tValue".into(),
         }];
-        let log = ClientLog::new(Redactor::new(&properties));
+        let log = ClientLog::new(Redactor::new(&properties), "test");
         log.log(
             RDKafkaLogLevel::Warning,
             "CONFWARN",

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub(crate) mod client;
+pub(crate) mod outage;
 pub mod produce;
 pub(crate) mod publisher;
 pub(crate) mod readback;
@@ -19,6 +20,14 @@ use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
 use rdkafka::ClientContext;
 
 use redact::{CreateError, Redactor};
+
+/// The longest librdkafka waits between two attempts to connect to a broker (its default:
+/// 10 s, reached after about 6 s of failed attempts). With the default, after a 10 s network
+/// cut (tests/broker_faults.rs) the job's clients reconnected up to 9 s after the network came
+/// back, and a worker waiting for its dead letters to be acknowledged waited that long too.
+/// The cost: while a broker is down, each client tries it once a second instead of every
+/// 10 s. `-X reconnect.backoff.max.ms=...` overrides it.
+pub const RECONNECT_BACKOFF_MAX: (&str, &str) = ("reconnect.backoff.max.ms", "1000");
 
 /// A `-X key=value` librdkafka property. Its `Debug` hides the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -164,10 +173,13 @@ impl ClientSettings {
         &self.brokers
     }
 
-    /// A librdkafka configuration: hygroflow's `defaults` for this client, then the brokers
-    /// and the user's `-X` properties, so that those can override anything hygroflow sets.
+    /// A librdkafka configuration: hygroflow's settings for every client, its `defaults` for
+    /// this one, then the brokers and the user's `-X` properties, so that those can override
+    /// anything hygroflow sets.
     pub fn config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut config = ClientConfig::new();
+        // Back within a second of a broker that comes back (see the constant).
+        config.set(RECONNECT_BACKOFF_MAX.0, RECONNECT_BACKOFF_MAX.1);
         for (key, value) in defaults {
             config.set(*key, *value);
         }
@@ -227,6 +239,10 @@ mod tests {
         assert_eq!(config.get("group.id"), Some("mine"));
         assert_eq!(config.get("a"), Some("b"));
         assert_eq!(config.get("bootstrap.servers"), Some("k:9092"));
+        assert_eq!(config.get("reconnect.backoff.max.ms"), Some("1000"));
+        let p = parse_property("reconnect.backoff.max.ms=10000").expect("valid");
+        let config = ClientSettings::new("k:9092", &[p]).config(&[]);
+        assert_eq!(config.get("reconnect.backoff.max.ms"), Some("10000"));
     }
 
     #[test]

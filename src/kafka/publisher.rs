@@ -90,9 +90,13 @@ impl ProducerContext for PublishContext {
     type DeliveryOpaque = Arc<Outgoing>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, outgoing: Arc<Outgoing>) {
-        if let Err((error, _)) = result {
-            if let Ok(mut failed) = self.failed.lock() {
-                failed.push((outgoing, error.clone()));
+        match result {
+            // Delivery reports come in order with the client's errors: this one is news.
+            Ok(_) => self.log.answered(),
+            Err((error, _)) => {
+                if let Ok(mut failed) = self.failed.lock() {
+                    failed.push((outgoing, error.clone()));
+                }
             }
         }
     }
@@ -104,10 +108,11 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// A publisher to the brokers of `settings`, with its `-X` properties.
-    pub fn new(settings: &ClientSettings) -> Result<Self, PublishError> {
+    /// A publisher to the brokers of `settings`, with its `-X` properties, named `client` in
+    /// its outage log lines.
+    pub fn new(settings: &ClientSettings, client: &str) -> Result<Self, PublishError> {
         let context = PublishContext {
-            log: ClientLog::new(settings.redactor()),
+            log: ClientLog::new(settings.redactor(), client),
             failed: Mutex::new(Vec::new()),
         };
         // Idempotent: within a run, librdkafka's own retries neither duplicate nor reorder a

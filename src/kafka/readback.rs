@@ -157,7 +157,7 @@ fn read_back(
         ("enable.partition.eof", "true"),
     ]);
     let context = ReadBackContext {
-        log: ClientLog::new(settings.redactor()),
+        log: ClientLog::new(settings.redactor(), format!("{flag} read-back")),
     };
     let consumer: BaseConsumer<ReadBackContext> =
         settings

@@ -31,7 +31,7 @@ pub(crate) fn spawn(kafka: &KafkaInput, stop: Arc<AtomicBool>) -> std::io::Resul
     std::thread::Builder::new()
         .name("hygroflow-lag".into())
         .spawn(move || {
-            let consumer = match kafka.consumer() {
+            let consumer = match kafka.consumer("lag metrics") {
                 Ok(consumer) => consumer,
                 Err(error) => {
                     debug!(%error, "no consumer for the lag metrics");

@@ -216,7 +216,7 @@ impl Job {
         }
         if let (Some(topic), Some(published)) = (&self.config.alerts_topic, outputs.published) {
             log = log.with_topic(AlertTopic {
-                publisher: Publisher::new(&topic.client)?,
+                publisher: Publisher::new(&topic.client, "alerts")?,
                 topic: topic.topic.clone(),
                 published,
                 unflushed: false,
@@ -297,15 +297,18 @@ impl Job {
         })
     }
 
-    /// Where a worker keeps rejected messages.
-    pub(crate) fn dead_letters(&self) -> anyhow::Result<DeadLetters> {
+    /// Where worker `index` keeps rejected messages.
+    pub(crate) fn dead_letters(&self, index: usize) -> anyhow::Result<DeadLetters> {
         Ok(match &self.feed {
             Feed::File {
                 rejects: Some(file),
                 ..
             } => DeadLetters::File(Arc::clone(file)),
             Feed::Kafka(kafka, sent) => DeadLetters::Topic {
-                publisher: Box::new(Publisher::new(&kafka.client)?),
+                publisher: Box::new(Publisher::new(
+                    &kafka.client,
+                    &format!("worker {index} dead letters"),
+                )?),
                 topic: kafka.dlq_topic.clone(),
                 sent: Arc::clone(sent),
             },
@@ -334,7 +337,7 @@ impl Job {
             };
             info!(topic = %results.topic, reports = published.len(), "results topic read back");
             reporter = reporter.publish_to(
-                Publisher::new(&results.client)?,
+                Publisher::new(&results.client, "results")?,
                 results.topic.clone(),
                 published,
             );
@@ -506,7 +509,7 @@ fn alert_outputs(config: &Config) -> anyhow::Result<AlertOutputs> {
 
 /// Fails fast, before any worker starts, on a bad property or a missing topic.
 fn check_kafka(config: &Config, kafka: &KafkaInput, shutdown: &AtomicBool) -> anyhow::Result<()> {
-    let consumer = crate::source::kafka::Detached::new(kafka.consumer()?);
+    let consumer = crate::source::kafka::Detached::new(kafka.consumer("start-up check")?);
     let stop = || shutdown.load(Ordering::Relaxed);
     let partitions = kafka.wait_for_partitions(&consumer, &stop)?;
     info!(topic = %kafka.topic, partitions = partitions.len(), group = %kafka.group, "kafka input");

@@ -100,7 +100,7 @@ impl<'w> WorkerLoop<'w> {
             None => (None, Resume::default()),
         };
         let source = job.source(index, peers, &resume.offsets)?;
-        let rejects = Rejects::new(job.config.input.name(), job.dead_letters()?);
+        let rejects = Rejects::new(job.config.input.name(), job.dead_letters(index)?);
         let config = &job.config;
         // Only this worker's partitions: each partition's offset is in exactly one checkpoint.
         let offsets = resume

@@ -13,8 +13,9 @@
 //! `--until-end` stops a partition at the end seen at start. Tansu (the test broker) reports a
 //! short end offset, so "at the end" means: librdkafka's end-of-partition event arrived, and
 //! librdkafka's own position (the next offset it hands out) is at or past the end offset seen
-//! at start. Broker errors are retried by librdkafka; they are logged (at most every few
-//! seconds) and the source carries on where it was.
+//! at start. Broker errors are retried by librdkafka and the source carries on where it was. A
+//! lost broker is one warning when the consumer loses it and one info line when a broker
+//! answers again ([`crate::kafka::outage`]); other errors are logged at most every few seconds.
 //!
 //! The source keeps no offsets of its own: what was ingested is the pipeline's to know (it
 //! hands the offsets back to [`Source::commit`]), and where the consumer stands, librdkafka's.
@@ -37,6 +38,7 @@ use tracing::{debug, info, warn};
 use crate::config::KafkaInput;
 
 use super::{Deliver, Origin, Poll, PollError, RawRecord, Source, SourceError};
+use crate::kafka::outage::is_unreachable;
 use crate::kafka::redact::CreateError;
 use crate::kafka::{partitions, ClientLog};
 
@@ -144,10 +146,10 @@ impl KafkaInput {
         ])
     }
 
-    /// Creates a consumer.
-    pub fn consumer(&self) -> Result<BaseConsumer<SourceContext>, KafkaSourceError> {
+    /// Creates a consumer, named `client` in its outage log lines.
+    pub fn consumer(&self, client: &str) -> Result<BaseConsumer<SourceContext>, KafkaSourceError> {
         let context = SourceContext {
-            log: ClientLog::new(self.client.redactor()),
+            log: ClientLog::new(self.client.redactor(), client),
         };
         self.client
             .create(&self.consumer_config(), context)
@@ -319,7 +321,7 @@ impl KafkaSource {
         resume: &BTreeMap<i32, i64>,
         stop: &dyn Fn() -> bool,
     ) -> Result<Self, KafkaSourceError> {
-        let consumer = Detached::new(input.consumer()?);
+        let consumer = Detached::new(input.consumer(&format!("worker {index}"))?);
         let all = input.wait_for_partitions(&consumer, stop)?;
         let mut source = KafkaSource {
             consumer,
@@ -412,6 +414,11 @@ impl KafkaSource {
     }
 
     fn log_error(&mut self, error: &KafkaError) {
+        // A lost broker is logged once per outage by the client's context.
+        if is_unreachable(error) || self.consumer.context().log.is_down() {
+            debug!(worker = self.index, %error, "kafka consumer error during an outage");
+            return;
+        }
         if self.last_error_log.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
             warn!(worker = self.index, %error, "kafka consumer error; retrying");
             self.last_error_log = Some(Instant::now());
@@ -426,6 +433,9 @@ impl Source for KafkaSource {
             // committed, and a restart reads them again.
             return Ok(Poll::Finished);
         }
+        // A metadata reply ends an outage too (a live job at the end of its topic fetches no
+        // record), but only once the errors queued before it are served: see below.
+        let mut metadata_answered = false;
         if self.ends.is_none() && self.last_metadata.elapsed() >= METADATA_EVERY {
             self.last_metadata = Instant::now();
             match partitions(
@@ -433,10 +443,12 @@ impl Source for KafkaSource {
                 &self.topic,
                 Duration::from_millis(500),
             ) {
-                Ok(Some(all)) => self
-                    .assign(&all, &BTreeMap::new())
-                    .map_err(SourceError::Kafka)?,
-                Ok(None) => {}
+                Ok(Some(all)) => {
+                    metadata_answered = true;
+                    self.assign(&all, &BTreeMap::new())
+                        .map_err(SourceError::Kafka)?
+                }
+                Ok(None) => metadata_answered = true,
                 Err(error) => self.log_error(&error),
             }
         }
@@ -444,6 +456,9 @@ impl Source for KafkaSource {
         while delivered < budget {
             match self.consumer.poll(Duration::ZERO) {
                 Some(Ok(message)) => {
+                    // Fetched after any error polled before it (and before any polled after:
+                    // ended here, not once the loop is done).
+                    self.consumer.context().log.answered();
                     let (partition, offset) = (message.partition(), message.offset());
                     if let Some(guard) = self.guards.get_mut(&partition) {
                         match guard.on_record(offset) {
@@ -503,6 +518,7 @@ impl Source for KafkaSource {
                     delivered += 1;
                 }
                 Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    self.consumer.context().log.answered();
                     debug!(worker = self.index, partition, "end of partition");
                     if let Some(end) = self.ends.as_mut().and_then(|e| e.get_mut(&partition)) {
                         end.eof = true;
@@ -512,7 +528,13 @@ impl Source for KafkaSource {
                     self.log_error(&error);
                     break;
                 }
-                None => break,
+                None => {
+                    // Nothing queued from before the metadata reply is left.
+                    if metadata_answered {
+                        self.consumer.context().log.answered();
+                    }
+                    break;
+                }
             }
         }
         if delivered > 0 {

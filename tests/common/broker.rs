@@ -2,6 +2,10 @@
 //! killed when the fixture drops. Each test starts its own (Tansu starts in milliseconds)
 //! and uses its own topics.
 //!
+//! [`Broker::start_durable`] keeps topics, records and committed offsets in a SQLite file
+//! instead (Tansu's `libsql` feature), so that [`Broker::kill_9`] and [`Broker::restart`] show
+//! what a broker crash does to its clients.
+//!
 //! The tansu binary is found at `$HYGROFLOW_TANSU`, then on `PATH`, then at
 //! `~/.cargo/bin/tansu`; `scripts/install-tansu.sh` installs it. The broker's output goes to a
 //! log file in the temp directory, kept (and its path printed) when the test panics.
@@ -16,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::common::free_port;
@@ -24,28 +28,41 @@ use crate::common::free_port;
 /// How long a starting broker may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The SQLite file of a durable broker, in its working directory. Tansu 0.6.0 resolves a
+/// `sqlite://` URL against its working directory, the absolute form (`sqlite:///tmp/x.db`)
+/// included, so the broker runs in the directory that keeps the file.
+const SQLITE_URL: &str = "sqlite://tansu.db";
+
 /// A running Tansu broker.
 pub struct Broker {
     child: Child,
     port: u16,
     advertised: String,
     log: PathBuf,
+    /// Where a durable broker keeps its SQLite file; `None`: in memory.
+    durable: Option<PathBuf>,
 }
 
 impl Broker {
     /// Starts a broker that advertises the address it listens on.
     pub fn start() -> Broker {
-        Broker::launch(None)
+        Broker::launch(None, None)
     }
 
     /// Starts a broker that tells clients to connect to `127.0.0.1:advertised_port` (a proxy
     /// in front of it) instead of the port it listens on.
     pub fn start_advertised(advertised_port: u16) -> Broker {
-        Broker::launch(Some(advertised_port))
+        Broker::launch(Some(advertised_port), None)
     }
 
-    fn launch(advertised_port: Option<u16>) -> Broker {
-        let tansu = tansu_binary();
+    /// Starts a broker that keeps its topics, records and committed offsets in a SQLite file in
+    /// `dir`, across [`Broker::kill_9`] and [`Broker::restart`]. Needs a tansu built with the
+    /// `libsql` feature (`scripts/install-tansu.sh`).
+    pub fn start_durable(dir: &Path) -> Broker {
+        Broker::launch(None, Some(dir.to_owned()))
+    }
+
+    fn launch(advertised_port: Option<u16>, durable: Option<PathBuf>) -> Broker {
         let mut last_failure = String::new();
         // The free port may be taken by someone else before tansu binds it: try a few.
         for _ in 0..3 {
@@ -53,30 +70,13 @@ impl Broker {
             let advertised = format!("127.0.0.1:{}", advertised_port.unwrap_or(port));
             let log = std::env::temp_dir()
                 .join(format!("hygroflow-tansu-{}-{port}.log", std::process::id()));
-            let out = File::create(&log).expect("create the broker log");
-            let err = out.try_clone().expect("clone the broker log");
-            let mut command = Command::new(&tansu);
-            command
-                .args(["broker", "--storage-engine", "memory://tansu/"])
-                .arg("--listener-url")
-                .arg(format!("tcp://127.0.0.1:{port}"))
-                .arg("--advertised-listener-url")
-                .arg(format!("tcp://{advertised}"))
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(err);
-            // Settings tansu would otherwise take from the environment.
-            for var in ["LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE"] {
-                command.env_remove(var);
-            }
-            let child = command
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", tansu.display()));
+            File::create(&log).expect("create the broker log");
             let mut broker = Broker {
-                child,
+                child: spawn_tansu(port, &advertised, &log, durable.as_deref()),
                 port,
                 advertised,
                 log,
+                durable: durable.clone(),
             };
             match broker.wait_until_listening() {
                 Ok(()) => return broker,
@@ -87,13 +87,49 @@ impl Broker {
         panic!("the tansu broker did not start: {last_failure}");
     }
 
+    /// Kills the broker with SIGKILL (`kill -9`) and waits until it is gone.
+    pub fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the broker again on the same port and storage (after [`Broker::kill_9`]): a
+    /// durable broker comes back with its topics, records and committed offsets. Its log goes
+    /// on in the same file.
+    pub fn restart(&mut self) {
+        self.kill_9();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            self.child = spawn_tansu(
+                self.port,
+                &self.advertised,
+                &self.log,
+                self.durable.as_deref(),
+            );
+            match self.wait_until_listening() {
+                Ok(()) => return,
+                // The port may linger for a moment after the kill.
+                Err(failure) if Instant::now() > deadline => {
+                    panic!("the tansu broker did not start again: {failure}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    }
+
     /// Waits until the port accepts TCP connections, or describes why not.
     fn wait_until_listening(&mut self) -> Result<(), String> {
         let address = SocketAddr::from(([127, 0, 0, 1], self.port));
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("tansu exited with {status}: {}", self.log_text()));
+                let log = self.log_text();
+                let hint = if log.contains("FeatureNotEnabled") {
+                    "\nthis tansu lacks a storage feature: run scripts/install-tansu.sh"
+                } else {
+                    ""
+                };
+                return Err(format!("tansu exited with {status}: {log}{hint}"));
             }
             if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
                 return Ok(());
@@ -242,6 +278,18 @@ pub struct Received {
     pub key: Option<Vec<u8>>,
     /// `None` for a null value.
     pub payload: Option<Vec<u8>>,
+    /// Its headers, values as lossy UTF-8.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Received {
+    /// The value of header `key`, if it has one.
+    pub fn header(&self, key: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Reads partitions 0..`partitions` of `topic` from the start to their end-of-partition events
@@ -264,21 +312,38 @@ pub fn consume_all(brokers: &str, topic: &str, partitions: i32) -> Vec<Received>
     consumer.assign(&assignment).expect("assign");
     let mut at_end = vec![false; partitions as usize];
     let mut received = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // A guard against a hang: a durable broker (SQLite) serves only a few thousand messages a
+    // second after restarts (250,000 took over a minute).
+    let deadline = Instant::now() + Duration::from_secs(300);
     while at_end.iter().any(|e| !e) {
         assert!(
             Instant::now() < deadline,
-            "reading {topic} took over 60 s; {} messages so far",
+            "reading {topic} took over 300 s; {} messages so far",
             received.len()
         );
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Ok(m)) => {
                 at_end[m.partition() as usize] = false;
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                let value = h.value.unwrap_or_default();
+                                (
+                                    h.key.to_owned(),
+                                    String::from_utf8_lossy(value).into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 received.push(Received {
                     partition: m.partition(),
                     key: m.key().map(<[u8]>::to_vec),
                     payload: m.payload().map(<[u8]>::to_vec),
+                    headers,
                 });
             }
             Some(Err(KafkaError::PartitionEOF(p))) => at_end[p as usize] = true,
@@ -286,6 +351,43 @@ pub fn consume_all(brokers: &str, topic: &str, partitions: i32) -> Vec<Received>
         }
     }
     received
+}
+
+/// Starts tansu on 127.0.0.1:`port`, advertising `advertised`, appending its output to `log`,
+/// in memory or (with `durable`) in a SQLite file in that directory.
+fn spawn_tansu(port: u16, advertised: &str, log: &Path, durable: Option<&Path>) -> Child {
+    let tansu = tansu_binary();
+    let out = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(log)
+        .expect("open the broker log");
+    let err = out.try_clone().expect("clone the broker log");
+    let mut command = Command::new(&tansu);
+    command
+        .args(["broker", "--storage-engine"])
+        .arg(if durable.is_some() {
+            SQLITE_URL
+        } else {
+            "memory://tansu/"
+        })
+        .arg("--listener-url")
+        .arg(format!("tcp://127.0.0.1:{port}"))
+        .arg("--advertised-listener-url")
+        .arg(format!("tcp://{advertised}"))
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    if let Some(dir) = durable {
+        command.current_dir(dir);
+    }
+    // Settings tansu would otherwise take from the environment.
+    for var in ["LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE"] {
+        command.env_remove(var);
+    }
+    command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", tansu.display()))
 }
 
 /// The tansu binary: `$HYGROFLOW_TANSU`, then `PATH`, then `~/.cargo/bin/tansu`.

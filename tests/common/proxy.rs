@@ -12,6 +12,7 @@
 //! // clients use proxy.address() (== the advertised address)
 //! proxy.cut();     // every connection is closed, new ones are closed at once
 //! proxy.restore(); // connections work again
+//! proxy.slow_down(Duration::from_millis(300)); // a broker that answers slowly
 //! ```
 //!
 //! Plain std threads: one accepting, two per connection copying bytes.
@@ -32,6 +33,8 @@ type Connections = Mutex<HashMap<u64, (TcpStream, TcpStream)>>;
 struct Shared {
     upstream: String,
     cut: AtomicBool,
+    /// Milliseconds each chunk of bytes waits before it is forwarded.
+    delay_ms: AtomicU64,
     stop: AtomicBool,
     next_id: AtomicU64,
     connections: Connections,
@@ -55,6 +58,7 @@ impl Proxy {
         let shared = Arc::new(Shared {
             upstream: upstream.to_owned(),
             cut: AtomicBool::new(false),
+            delay_ms: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
             connections: Mutex::new(HashMap::new()),
@@ -104,6 +108,15 @@ impl Proxy {
     /// Forwards new connections again (the ones `cut()` closed stay closed; clients reconnect).
     pub fn restore(&self) {
         self.shared.cut.store(false, Ordering::SeqCst);
+    }
+
+    /// Holds every chunk of bytes read from either side for `delay` before forwarding it, in
+    /// order, on every connection: each request and each answer is late by `delay` or more (a
+    /// large answer by `delay` per chunk read), as from a slow or overloaded broker.
+    /// `Duration::ZERO` forwards at once again.
+    pub fn slow_down(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.shared.delay_ms.store(ms, Ordering::SeqCst);
     }
 }
 
@@ -172,7 +185,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             let _ = thread::Builder::new()
                 .name(format!("proxy-conn-{id}"))
                 .spawn(move || {
-                    pump(from, to);
+                    pump(from, to, &shared.delay_ms);
                     if let Ok(mut c) = shared.connections.lock() {
                         c.remove(&id);
                     }
@@ -192,13 +205,18 @@ fn connect(upstream: &str) -> std::io::Result<TcpStream> {
     Err(last)
 }
 
-/// Copies bytes from `from` to `to` until either side closes, then closes both.
-fn pump(mut from: TcpStream, mut to: TcpStream) {
+/// Copies bytes from `from` to `to` until either side closes, then closes both; each chunk
+/// read waits `delay_ms` before it is written.
+fn pump(mut from: TcpStream, mut to: TcpStream, delay_ms: &AtomicU64) {
     let mut buffer = [0u8; 64 * 1024];
     loop {
         match from.read(&mut buffer) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                let delay = delay_ms.load(Ordering::SeqCst);
+                if delay > 0 {
+                    thread::sleep(Duration::from_millis(delay));
+                }
                 if to.write_all(&buffer[..n]).is_err() {
                     break;
                 }
