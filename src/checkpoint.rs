@@ -620,41 +620,122 @@ fn write_framed<T: Serialize>(path: &Path, magic: &str, body: &T) -> Result<(), 
 }
 
 /// Reads and verifies a file written by [`write_framed`].
-fn read_framed<T: for<'de> Deserialize<'de>>(
+fn read_framed<T: for<'de> Deserialize<'de> + Check>(
     path: &Path,
     magic: &str,
 ) -> Result<T, CheckpointError> {
     let bytes = fs::read(path).map_err(io_error(path))?;
-    let corrupt = |reason: String| CheckpointError::Corrupt {
+    decode_framed(&bytes, magic).map_err(|reason| CheckpointError::Corrupt {
         path: path.to_owned(),
         reason,
-    };
-    let newline = memchr::memchr(b'\n', &bytes).ok_or_else(|| corrupt("no header line".into()))?;
-    let header =
-        std::str::from_utf8(&bytes[..newline]).map_err(|_| corrupt("header is not text".into()))?;
+    })
+}
+
+/// Verifies and decodes the bytes of a file written by [`write_framed`]; the error says what
+/// is wrong with them.
+fn decode_framed<T: for<'de> Deserialize<'de> + Check>(
+    bytes: &[u8],
+    magic: &str,
+) -> Result<T, String> {
+    let newline = memchr::memchr(b'\n', bytes).ok_or("no header line")?;
+    let header = std::str::from_utf8(&bytes[..newline]).map_err(|_| "header is not text")?;
     let fields: Vec<&str> = header.split(' ').collect();
     let [found_magic, version, crc, len] = fields[..] else {
-        return Err(corrupt(format!("bad header {header:?}")));
+        return Err(format!("bad header {header:?}"));
     };
     if found_magic != magic {
-        return Err(corrupt(format!("not a {magic} file")));
+        return Err(format!("not a {magic} file"));
     }
     if version != FORMAT_VERSION.to_string() {
-        return Err(corrupt(format!(
+        return Err(format!(
             "format version {version}, this hygroflow reads version {FORMAT_VERSION}"
-        )));
+        ));
     }
     let body = &bytes[newline + 1..];
     if len.parse::<usize>().ok() != Some(body.len()) {
-        return Err(corrupt(format!(
+        return Err(format!(
             "length {} does not match the header's {len} (truncated?)",
             body.len()
-        )));
+        ));
     }
     if u32::from_str_radix(crc, 16).ok() != Some(crc32fast::hash(body)) {
-        return Err(corrupt("checksum mismatch".into()));
+        return Err("checksum mismatch".into());
     }
-    serde_json::from_slice(body).map_err(|e| corrupt(format!("unreadable contents: {e}")))
+    decode_body(body)
+}
+
+/// The JSON body of a checkpoint file or marker, past its header, checked.
+fn decode_body<T: for<'de> Deserialize<'de> + Check>(body: &[u8]) -> Result<T, String> {
+    let body: T = serde_json::from_slice(body).map_err(|e| format!("unreadable contents: {e}"))?;
+    body.check()?;
+    Ok(body)
+}
+
+/// What a decoded file must hold beyond the shape of its JSON: values a restart could not
+/// use are refused here, with the rest of a damaged file, rather than met in the dataflow.
+trait Check {
+    /// Why the file cannot be used, if it cannot.
+    fn check(&self) -> Result<(), String>;
+}
+
+impl Check for CheckpointBody {
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl Check for CommitBody {
+    /// A raised alert's value is a humidity, or a change of one, as an exact fraction of
+    /// counts of readings: a zero denominator would divide by zero when the restarted
+    /// dataflow hashes the alert (gh-12, found while writing the checkpoint fuzz target). The
+    /// denominator must be 1 to 2^63 - 1 and the value within ±100 % RH.
+    fn check(&self) -> Result<(), String> {
+        let percent = i128::from(hygroflow_dataflows::MICROS_PER_PERCENT) * 100;
+        for alert in &self.alerts {
+            let Some(value) = alert.value else {
+                continue;
+            };
+            let den_ok = (1..=i128::from(i64::MAX)).contains(&value.den);
+            if !den_ok || value.num.unsigned_abs() > (value.den * percent).unsigned_abs() {
+                return Err(format!(
+                    "an alert's value {}/{} is not a humidity (denominator 1 to 2^63 - 1, \
+                     at most 100 % RH)",
+                    value.num, value.den
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decodes untrusted `bytes` as every kind of file a state directory holds, both as a whole
+/// file (header and body) and as a body alone, so that a fuzzer gets past the checksum; then
+/// walks what decoded as a restart would. Never panics: the entry of `crate::fuzzing`.
+pub(crate) fn decode_untrusted(bytes: &[u8]) {
+    let checkpoints = [
+        decode_framed::<CheckpointBody>(bytes, CHECKPOINT_MAGIC),
+        decode_body::<CheckpointBody>(bytes),
+    ];
+    for body in checkpoints.into_iter().flatten() {
+        let restored = Restored {
+            workers: vec![(body.worker, body.state)],
+        };
+        let _ = restored.offsets();
+        for known in restored.workers.iter().flat_map(|(_, w)| &w.sensors) {
+            let _ = known.each().count();
+        }
+    }
+    let commits = [
+        decode_framed::<CommitBody>(bytes, COMMIT_MAGIC),
+        decode_body::<CommitBody>(bytes),
+    ];
+    for commit in commits.into_iter().flatten() {
+        // A restart feeds the alerts still raised into the dataflow, which hashes them.
+        for alert in &commit.alerts {
+            let mut hasher = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(alert, &mut hasher);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -781,6 +862,37 @@ mod tests {
         fs::write(&stray, b"not a directory").expect("write");
         let e = sd.validate().expect_err("a file named like a generation");
         assert!(e.to_string().contains("gen-7"), "{e}");
+    }
+
+    #[test]
+    fn gh_12_a_marker_with_an_alert_value_a_restart_cannot_hash_is_refused() {
+        use hygroflow_dataflows::alerts::{AlertKind, AlertState, Limit, Ratio};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sd = StateDir::open(dir.path(), "kafka:t").expect("open");
+        let alert = |num, den| Transition {
+            epoch: 1,
+            device: "CT1".into(),
+            kind: AlertKind::High,
+            sensor: None,
+            state: AlertState::Raised,
+            value: Some(Ratio { num, den }),
+            limit: Limit::Micro(60_000_000),
+        };
+        let printed = |alerts| Printed {
+            alerts,
+            last_reported: Some(1),
+        };
+        let good = printed(vec![alert(6_500_000_000, 97), alert(-5_000_001, 1)]);
+        sd.commit(&point(0, 2, 1), &good).expect("commit");
+        assert_eq!(sd.marker_printed().expect("a humidity"), good);
+        // A zero denominator once divided by zero in the restarted dataflow.
+        for (num, den) in [(1, 0), (1, -3), (10_000_000_001, 100), (1, 1 << 64)] {
+            sd.commit(&point(0, 2, 1), &printed(vec![alert(num, den)]))
+                .expect("commit");
+            let e = sd.marker_printed().expect_err("not a humidity");
+            assert!(e.to_string().contains("is not a humidity"), "{e}");
+            assert!(matches!(sd.marker(), Err(CheckpointError::Corrupt { .. })));
+        }
     }
 
     #[test]

@@ -330,13 +330,7 @@ pub fn addresses(processes: usize, hostfile: Option<&PathBuf>) -> Result<Vec<Str
         path: path.clone(),
         error,
     })?;
-    let found: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .take(processes)
-        .map(String::from)
-        .collect();
+    let found = hostfile_addresses(&text, processes);
     if found.len() < processes {
         return Err(ConfigError::TooFewHosts {
             path: path.clone(),
@@ -345,6 +339,17 @@ pub fn addresses(processes: usize, hostfile: Option<&PathBuf>) -> Result<Vec<Str
         });
     }
     Ok(found)
+}
+
+/// The first `processes` addresses of a hostfile's text: one `host:port` a line, line i for
+/// process i, blank lines and `#` comments skipped; fewer when the text has fewer.
+pub fn hostfile_addresses(text: &str, processes: usize) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .take(processes)
+        .map(String::from)
+        .collect()
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 //! the report printer. `kafka` holds the Kafka plumbing and the `produce` and `topic` tools.
 //! `rules` holds the humidity rules (bands, rates, windows, silences) and `hygroflow rules`.
 //! `escape` is how text from the input is printed: control and bidirectional characters escaped.
+//! `fuzzing` holds the entry points of the fuzz targets (`fuzz/`), not an API.
 
 pub mod bench;
 pub(crate) mod checkpoint;
@@ -29,6 +30,8 @@ pub mod escape;
 pub mod fault;
 pub mod flags;
 pub mod fleet;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kafka;
 pub mod live;
 pub mod message;

@@ -233,10 +233,19 @@ pub(super) fn exact_micros(text: &str) -> Result<u32, Problem> {
         Err(_) if exponent.starts_with('-') => return Err(Problem::TooPrecise),
         Err(_) => return Err(Problem::Above100),
     };
-    // The value is 0.significant * 10^point.
+    // The value is 0.significant * 10^point. An exponent that takes `point` or `decimals`
+    // out of i64 puts the value far outside 0.000001..=100 (gh-12: found by fuzzing).
     let leading_zeros = digits.len() - digits.trim_start_matches('0').len();
-    let point = i64::try_from(whole.len()).unwrap_or(i64::MAX) - leading_zeros as i64 + exponent;
-    let decimals = significant.len() as i64 - point;
+    let point = (i64::try_from(whole.len()).unwrap_or(i64::MAX) - leading_zeros as i64)
+        .checked_add(exponent);
+    let decimals = point.and_then(|point| (significant.len() as i64).checked_sub(point));
+    let (Some(point), Some(decimals)) = (point, decimals) else {
+        return Err(if exponent < 0 {
+            Problem::TooPrecise
+        } else {
+            Problem::Above100
+        });
+    };
     if decimals > 6 {
         return Err(Problem::TooPrecise);
     }

@@ -73,6 +73,25 @@ fn percentages_are_read_exactly() {
 }
 
 #[test]
+fn gh_12_exponents_beyond_i64_arithmetic_are_refused_not_wrapped() {
+    // Once read as 0.000001 (the exponent wrapped around); a panic in a debug build.
+    for (text, problem) in [
+        ("1e9223372036854775807", Problem::Above100),
+        ("1e-9223372036854775808", Problem::TooPrecise),
+        ("10e9223372036854775807", Problem::Above100),
+        ("0.01e-9223372036854775807", Problem::TooPrecise),
+        ("1e99999999999999999999", Problem::Above100),
+        ("1e-99999999999999999999", Problem::TooPrecise),
+    ] {
+        assert_eq!(exact_micros(text), Err(problem), "{text}");
+    }
+    assert!(matches!(
+        invalid("[defaults]\nlow = 1e9223372036854775807\n").mistake,
+        Mistake::Above100 { key: "low", .. }
+    ));
+}
+
+#[test]
 fn the_most_specific_table_wins_key_by_key() {
     let text = r#"
 [defaults]
