@@ -7,6 +7,8 @@ mod broker;
 mod common;
 #[path = "common/proxy.rs"]
 mod proxy;
+#[path = "common/refusing_proxy.rs"]
+mod refusing_proxy;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
@@ -884,4 +886,34 @@ fn gh_12_a_read_only_state_dir_is_one_line() {
     // Nothing was written into it.
     let entries = std::fs::read_dir(&state).expect("read state").count();
     assert_eq!(entries, 0);
+}
+
+#[test]
+fn gh_12_a_broker_that_refuses_to_create_an_output_topic_is_one_line_naming_it() {
+    // Every connection goes through a proxy that, once told, answers CreateTopics with
+    // TOPIC_AUTHORIZATION_FAILED, as a broker whose ACLs forbid it would.
+    let port = common::free_port();
+    let broker = Broker::start_advertised(port);
+    let proxy = refusing_proxy::RefusingProxy::start(port, &broker.listen_address());
+    broker.create_topic("guarded", 1);
+    proxy.refuse();
+    let brokers = format!("127.0.0.1:{port}");
+    let out = run(&[
+        "run",
+        "-b",
+        &brokers,
+        "-t",
+        "guarded",
+        "--until-end",
+        "--dlq-topic",
+        "guarded.letters",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("--dlq-topic guarded.letters") && stderr.contains("authorization failed"),
+        "names the flag, the topic and the broker's answer: {stderr}"
+    );
+    assert!(proxy.refused() >= 1, "the broker was asked");
 }
