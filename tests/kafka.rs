@@ -917,3 +917,45 @@ fn gh_12_a_broker_that_refuses_to_create_an_output_topic_is_one_line_naming_it()
     );
     assert!(proxy.refused() >= 1, "the broker was asked");
 }
+
+#[test]
+fn gh_12_a_state_dir_removed_while_running_is_one_line_naming_it() {
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    broker.topic_with_readings("vanishing", 1, 2_000, 4, 0.0, &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let state_arg = state.to_str().expect("utf8");
+    // A live job (no --until-end) checkpoints every epoch, data or not.
+    let mut child = hygroflow()
+        .env("RUST_LOG", "warn")
+        .args(["run", "-b", &brokers, "-t", "vanishing", "--epoch", "100ms"])
+        .args(["--format", "json", "--state-dir", state_arg])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !state.join("COMMITTED").exists() {
+        assert!(Instant::now() < deadline, "no checkpoint committed in 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::remove_dir_all(&state).expect("remove the state directory");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("the job kept running without its state directory");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("hygroflow: ") && last.contains(state_arg),
+        "one line naming the directory: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
