@@ -21,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use broker::{consume_all, Broker, Readings};
+use broker::{committed_offsets, consume_all, Broker, Readings};
 use common::{assert_report_matches, generate, recompute};
 use proxy::Proxy;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -334,26 +334,6 @@ fn assert_fault_lines(log: &str, faults: u32) {
     }
 }
 
-/// The committed offsets of `group` for partitions 0..`PARTITIONS` of `topic`.
-fn committed(brokers: &str, group: &str, topic: &str) -> BTreeMap<i32, Offset> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition(topic, p);
-    }
-    consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed offsets")
-        .elements()
-        .iter()
-        .map(|e| (e.partition(), e.offset()))
-        .collect()
-}
-
 /// Commits `offsets` for `group` (a witness that the broker keeps committed offsets).
 fn commit(brokers: &str, group: &str, topic: &str, offsets: &BTreeMap<i32, Offset>) {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -452,11 +432,12 @@ fn gh_12_broker_kill_9_and_restart_on_sqlite_loses_nothing_and_counts_nothing_tw
             // Long enough for every client to notice, and for the job to close epochs meanwhile.
             std::thread::sleep(Duration::from_secs(3));
             broker.restart();
-            assert_eq!(
-                committed(&brokers, "witness", "crash"),
-                witness,
-                "a restarted broker keeps committed offsets"
-            );
+            let kept: BTreeMap<i32, Offset> =
+                committed_offsets(&brokers, "witness", "crash", PARTITIONS)
+                    .into_iter()
+                    .map(|(p, o)| (p, Offset::Offset(o)))
+                    .collect();
+            assert_eq!(kept, witness, "a restarted broker keeps committed offsets");
         },
     );
     assert_exactly_once(&brokers, "crash", &produced, &last);

@@ -17,7 +17,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use broker::Broker;
+use broker::{committed_offsets, Broker};
 use common::{assert_report_matches, generate, hygroflow, json_lines, recompute, run, LiveJob};
 use rand::Rng;
 use rdkafka::config::ClientConfig;
@@ -98,34 +98,6 @@ fn read_all(brokers: &str, topic: &str) -> Vec<Record> {
         }
     }
     records
-}
-
-/// The group's committed offsets per partition of `topic`.
-fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let got = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed offsets");
-    got.elements()
-        .iter()
-        .map(|e| {
-            (
-                e.partition(),
-                match e.offset() {
-                    Offset::Offset(o) => o,
-                    _ => -1,
-                },
-            )
-        })
-        .collect()
 }
 
 /// Produces the lines of `path` into `topic` with `hygroflow produce`.
@@ -222,7 +194,7 @@ fn four_partitions_at_1_and_3_workers_match_recomputation_and_dead_letters() {
         }
         // Offsets are committed for the complete run.
         let ends = end_offsets(&source, 4);
-        assert_eq!(committed(&brokers, &group, "readings", 4), ends);
+        assert_eq!(committed_offsets(&brokers, &group, "readings", 4), ends);
     }
 }
 
@@ -461,7 +433,7 @@ fn kill_9_and_restart_gives_the_uninterrupted_result() {
         .map(|r| ((r.partition, r.offset), r.payload))
         .collect();
     assert_eq!(
-        committed(&brokers, "crashy-group", "crashy", 4),
+        committed_offsets(&brokers, "crashy-group", "crashy", 4),
         end_offsets(&source, 4)
     );
 }

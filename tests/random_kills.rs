@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use broker::{consume_all, Broker};
-use common::{assert_report_matches, free_port, hygroflow, json_lines, recompute, run};
+use common::{assert_report_matches, free_port, generate, hygroflow, json_lines, recompute, run};
 use hygroflow::fault::POINTS;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -88,17 +88,10 @@ struct Feed {
 impl Feed {
     fn generate(count: u64, seed: u64, chunks: usize) -> Feed {
         let dir = tempfile::tempdir().expect("tempdir");
-        let out = run(&[
-            "generate",
-            "--count",
-            &count.to_string(),
-            "--seed",
-            &seed.to_string(),
-            "--bad-fraction",
-            "0.01",
-        ]);
-        assert!(out.status.success(), "generate");
-        let lines: Vec<&[u8]> = out.stdout.split_inclusive(|b| *b == b'\n').collect();
+        let all = dir.path().join("all.jsonl");
+        generate(&all, count, seed, 0.01);
+        let bytes = std::fs::read(&all).expect("generated");
+        let lines: Vec<&[u8]> = bytes.split_inclusive(|b| *b == b'\n').collect();
         let per_chunk = lines.len().div_ceil(chunks);
         let chunks = lines
             .chunks(per_chunk)
@@ -111,7 +104,7 @@ impl Feed {
             .collect();
         Feed {
             _dir: dir,
-            bytes: out.stdout,
+            bytes,
             chunks,
         }
     }

@@ -418,3 +418,31 @@ pub fn tansu_binary() -> PathBuf {
             )
         })
 }
+
+/// The committed offsets of `group` for partitions 0..`partitions` of `topic` (-1: none).
+pub fn committed_offsets(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> std::collections::BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets")
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => (e.partition(), o),
+            _ => (e.partition(), -1),
+        })
+        .collect()
+}
