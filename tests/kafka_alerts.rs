@@ -219,6 +219,15 @@ fn start_and_kill(args: &[String], state: &Path, kill: Option<(u64, usize)>, log
     let status = child.wait().expect("wait");
     reader.join().expect("the report reader");
     lines.extend(rx.try_iter());
+    // SIGKILL can cut the last line short (the reports of several epochs go out in one
+    // write); every other line is a whole report.
+    if killed
+        && lines
+            .last()
+            .is_some_and(|l| serde_json::from_str::<Value>(l).is_err())
+    {
+        lines.pop();
+    }
     let reports = lines
         .iter()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
