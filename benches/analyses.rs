@@ -72,7 +72,7 @@ impl Loaded {
             let humidity = (i as i64 % 100) * MICROS_PER_PERCENT;
             self.inputs
                 .device_sums
-                .update(device.clone(), (humidity * 40, 40));
+                .update(Key::of(device), (humidity * 40, 40));
         }
         for _ in 0..new {
             let i = self.next;

@@ -61,11 +61,25 @@ const RECENT_SETS: usize = 1 << 12;
 /// about one set in 6,000, so a small fleet's sensors are each sent once.
 const RECENT_WAYS: usize = 4;
 
+/// A device this worker has read from: its key and name, and this epoch's sums.
+#[derive(Debug)]
+struct Device {
+    key: DeviceKey,
+    name: String,
+    /// This epoch's sum and count (a count of 0: not read in this epoch).
+    sums: Tally,
+}
+
 /// One worker's tallies.
 #[derive(Debug, Default)]
 pub struct WorkerTally {
-    /// This epoch's sum and count per device, with the device's key.
-    devices: FastMap<String, (Tally, DeviceKey)>,
+    /// Every device this worker has read from, by name: its index in `devices`. Kept across
+    /// epochs, so a reading costs one lookup by borrowed name and an epoch allocates nothing.
+    slots: FastMap<String, usize>,
+    /// The devices of `slots`, with this epoch's sums.
+    devices: Vec<Device>,
+    /// The indices of the devices read in this epoch, in the order first read.
+    read: Vec<usize>,
     /// The name of every device this worker has seen.
     names: FastMap<DeviceKey, String>,
     /// Devices first seen this epoch.
@@ -101,23 +115,17 @@ impl WorkerTally {
 
     /// Adds one reading, and says what it tells of its sensor.
     pub fn add(&mut self, guid: &str, device: &str, humidity_micro: i64) -> Sighting {
-        let device_key = match self.devices.get_mut(device) {
-            Some((tally, key)) => {
-                tally.0 += humidity_micro;
-                tally.1 += 1;
-                *key
-            }
-            None => {
-                let key = Key::of(device);
-                self.devices
-                    .insert(device.to_owned(), ((humidity_micro, 1), key));
-                if let Entry::Vacant(name) = self.names.entry(key) {
-                    name.insert(device.to_owned());
-                    self.new_names.push((key, device.to_owned()));
-                }
-                key
-            }
+        let slot = match self.slots.get(device) {
+            Some(slot) => *slot,
+            None => self.first_reading(device),
         };
+        let entry = &mut self.devices[slot];
+        if entry.sums.1 == 0 {
+            self.read.push(slot);
+        }
+        entry.sums.0 += humidity_micro;
+        entry.sums.1 += 1;
+        let device_key = entry.key;
         let sensor = (device_key, Key::of(guid));
         let sighting = match self.memory {
             Memory::Recent => self.recall(sensor),
@@ -134,6 +142,25 @@ impl WorkerTally {
             }
         }
         sighting
+    }
+
+    /// The first reading from `device` in this run: a slot for it, and its name sent if no
+    /// checkpoint had it.
+    #[cold]
+    fn first_reading(&mut self, device: &str) -> usize {
+        let key = Key::of(device);
+        let slot = self.devices.len();
+        self.devices.push(Device {
+            key,
+            name: device.to_owned(),
+            sums: (0, 0),
+        });
+        self.slots.insert(device.to_owned(), slot);
+        if let Entry::Vacant(name) = self.names.entry(key) {
+            name.insert(device.to_owned());
+            self.new_names.push((key, device.to_owned()));
+        }
+        slot
     }
 
     /// `All`: looks `sensor` up among every sensor seen.
@@ -209,11 +236,13 @@ impl WorkerTally {
         }
     }
 
-    /// Takes this epoch's per-device sums (the map keeps its capacity).
-    pub fn drain_devices(&mut self) -> impl Iterator<Item = (String, Tally)> + '_ {
-        self.devices
-            .drain()
-            .map(|(device, (tally, _))| (device, tally))
+    /// Takes this epoch's per-device sums: `each(key, name, sums)` for every device read in
+    /// this epoch, in the order first read.
+    pub fn drain_devices(&mut self, mut each: impl FnMut(DeviceKey, &str, Tally)) {
+        for slot in self.read.drain(..) {
+            let device = &mut self.devices[slot];
+            each(device.key, &device.name, std::mem::take(&mut device.sums));
+        }
     }
 
     /// Takes the devices first seen this epoch, with their keys.
@@ -284,11 +313,14 @@ mod tests {
             assert_eq!(t.add("g2", "CT1", 5), Sighting::New(g2));
             let m1 = sensor_key("MRI1", "g1");
             assert_eq!(t.add("g1", "MRI1", 7), Sighting::New(m1), "{memory:?}");
-            let mut devices: Vec<_> = t.drain_devices().collect();
-            devices.sort();
+            let mut devices = Vec::new();
+            t.drain_devices(|key, name, sums| devices.push((key, name.to_owned(), sums)));
             assert_eq!(
                 devices,
-                vec![("CT1".into(), (35, 3)), ("MRI1".into(), (7, 1))]
+                vec![
+                    (Key::of("CT1"), "CT1".into(), (35, 3)),
+                    (Key::of("MRI1"), "MRI1".into(), (7, 1))
+                ]
             );
             let mut names: Vec<_> = t.drain_new_names().map(|(_, name)| name).collect();
             names.sort();
@@ -302,6 +334,14 @@ mod tests {
             assert_eq!(t.add("g3", "CT2", 1), Sighting::New(g3));
             let names: Vec<_> = t.drain_new_names().collect();
             assert_eq!(names, vec![(Key::of("CT2"), "CT2".to_owned())]);
+            // Only the devices read in this epoch, with this epoch's sums.
+            let mut devices = Vec::new();
+            t.drain_devices(|key, _, sums| devices.push((key, sums)));
+            assert_eq!(
+                devices,
+                [(Key::of("CT1"), (2, 2)), (Key::of("CT2"), (1, 1))]
+            );
+            t.drain_devices(|_, name, _| panic!("{name} drained twice"));
         }
     }
 

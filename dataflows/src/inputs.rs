@@ -16,9 +16,9 @@ use crate::{Counter, DeviceKey, Epoch, Observation, SensorKey, Tally};
 
 /// The dataflow's inputs: what a worker sends into the analyses.
 pub struct InputHandles {
-    /// Per-device sums: one `(device, (sum_micro, count))` update per device and epoch (in a
-    /// windowed run, also its negation where the epoch leaves the window).
-    pub device_sums: InputSession<Epoch, String, Tally>,
+    /// Per-device sums: one `(device key, (sum_micro, count))` update per device and epoch (in
+    /// a windowed run, also its negation where the epoch leaves the window).
+    pub device_sums: InputSession<Epoch, DeviceKey, Tally>,
     /// Sensors: `((device, guid), 1)`, as keys, when this worker sees a pair it does not
     /// remember (cumulative; any number of times), or in a windowed run `+1` when it enters
     /// this worker's window and `-1` at the epoch it leaves it, a window after its last
@@ -112,7 +112,7 @@ mod tests {
                     .probe();
                 (inputs, probe)
             });
-            inputs.device_sums.update("CT1".into(), (50_000_000, 1));
+            inputs.device_sums.update(Key::of("CT1"), (50_000_000, 1));
             inputs.sensors.update(sensor_key("CT1", "g1"), 1);
             inputs.names.update((Key::of("CT1"), "CT1".into()), 1);
             inputs.counters.update(Counter::Rejected, 2);
@@ -122,13 +122,13 @@ mod tests {
             worker.step_while(|| probe.less_than(inputs.time()));
             let mut got: Vec<(Stat, Epoch, isize)> = seen.borrow_mut().drain(..).collect();
             got.sort();
-            let device = "CT1".to_string();
+            let device = Key::of("CT1");
             assert_eq!(
                 got,
                 [
                     (
                         Stat::DeviceHumidity {
-                            device: device.clone(),
+                            device,
                             sum_micro: 50_000_000,
                             count: 1
                         },
@@ -137,6 +137,14 @@ mod tests {
                     ),
                     (Stat::TotalMessages(1), 0, 1),
                     (Stat::DeviceSensors { device, sensors: 1 }, 0, 1),
+                    (
+                        Stat::DeviceName {
+                            device,
+                            name: "CT1".into()
+                        },
+                        0,
+                        1
+                    ),
                     (Stat::TotalSensors(1), 0, 1),
                     (Stat::Count(Counter::Rejected, 2), 0, 1),
                 ]

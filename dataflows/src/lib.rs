@@ -6,10 +6,10 @@
 //!
 //! ```text
 //!  InputHandles                                  build(scope)
-//!  device sums: (device, (sum_micro, count))  ──┬─> avg_humidity      ──┐
-//!                                               └─> total_messages    ──┤
+//!  device sums: (device key, (sum_micro, count)) ┬─> avg_humidity      ──┐
+//!                                                └─> total_messages    ──┤
 //!  sensors: ((device, guid) keys, +1) ─> distinct_sensors ─┬─> sensors_by_device ──┼─> Stat ─> worker 0
-//!  names: ((device key, device), +1) ──────────────────────┘                       │
+//!  names: ((device key, device), +1) ─────────────> sensors_by_device (DeviceName) ─┤
 //!                                                          └─> total_sensors     ──┤
 //!  counters: (Counter, i64) ──────────────────────> counters          ──┘
 //!  feed: Observation (alerts on) ─────────────────> alerts ─> Transition ─> worker 0
@@ -25,14 +25,16 @@
 //!
 //! The inputs are pre-aggregated on each worker, so their size follows devices and sensors,
 //! not messages:
-//! - *device sums*: per epoch, one update per device whose *difference* is
-//!   `(sum of humidities, number of readings)`. Differential sums differences, so the analyses
-//!   see exactly what one update per message would have summed to;
+//! - *device sums*: per epoch, one update per device, by its 128-bit key, whose *difference*
+//!   is `(sum of humidities, number of readings)`. Differential sums differences, so the
+//!   analyses see exactly what one update per message would have summed to;
 //! - *sensors*: a `(device, guid)` pair, as a pair of 128-bit [`keys`], enters when a worker
 //!   sees it and does not remember it (see [`distinct_sensors`]). Workers may send the same
 //!   pair, one worker more than once; the distinct counts absorb that;
-//! - *names*: a device's key and name enter once per worker, the first time it sees the device;
-//!   only the per-device sensor counts, at the end, are joined back to the names.
+//! - *names*: a device's key and name enter once per worker, the first time it sees the device,
+//!   and leave as one [`Stat::DeviceName`] fact per device. The analyses and their results
+//!   carry devices as keys; [`Results`] keeps the names apart and the report looks them up, so
+//!   no device name is cloned, hashed or compared on the dataflow's per-epoch path.
 //!
 //! A windowed run (the root crate's `--window`) feeds the same inputs differently, and the
 //! analyses do not change: every device update at epoch `e` comes with its negation at `e + n`
@@ -77,8 +79,8 @@ pub const MICROS_PER_PERCENT: i64 = 1_000_000;
 /// The difference carried by a sensor update: `(sum of humidity in micro-percent, readings)`.
 pub type Tally = (i64, i64);
 
-/// Per-device sums: the difference of `device` is `(sum_micro, count)`.
-pub type DeviceSums<'scope> = VecCollection<'scope, Epoch, String, Tally>;
+/// Per-device sums: the difference of a device's key is `(sum_micro, count)`.
+pub type DeviceSums<'scope> = VecCollection<'scope, Epoch, DeviceKey, Tally>;
 
 /// Sensors seen: `(device, guid)` keys with a positive count (one per worker that saw it).
 pub type Sensors<'scope> = VecCollection<'scope, Epoch, SensorKey, isize>;
@@ -117,8 +119,8 @@ pub type Counters<'scope> = VecCollection<'scope, Epoch, Counter, i64>;
 pub enum Stat {
     /// Sum and count of humidity readings of one device: (i).
     DeviceHumidity {
-        /// The imaging device.
-        device: String,
+        /// The imaging device's key (its name is a [`Stat::DeviceName`]).
+        device: DeviceKey,
         /// Sum of humidities in micro-percent.
         sum_micro: i64,
         /// Number of readings.
@@ -128,10 +130,18 @@ pub enum Stat {
     TotalMessages(i64),
     /// Distinct sensors seen at one device: (iii).
     DeviceSensors {
-        /// The imaging device.
-        device: String,
+        /// The imaging device's key (its name is a [`Stat::DeviceName`]).
+        device: DeviceKey,
         /// Number of distinct `guid`s.
         sensors: i64,
+    },
+    /// The name of a device key, once per device (never retracted). [`Results`] keeps these
+    /// apart from the other facts, to name the devices of a report.
+    DeviceName {
+        /// The device's key.
+        device: DeviceKey,
+        /// The imaging device, as the messages spell it.
+        name: String,
     },
     /// Distinct sensors over all devices: (iv).
     TotalSensors(i64),
@@ -155,7 +165,7 @@ pub enum Stat {
 ///         let (probe, _) = stats.inspect(|(stat, epoch, diff)| println!("{epoch}: {stat:?} {diff:+}")).probe();
 ///         (inputs, probe)
 ///     });
-///     inputs.device_sums.update("CT1".into(), (66_500_000, 1));
+///     inputs.device_sums.update(hygroflow_dataflows::Key::of("CT1"), (66_500_000, 1));
 ///     inputs.advance_to(1);
 ///     inputs.flush();
 ///     worker.step_while(|| probe.less_than(inputs.time()));
@@ -170,7 +180,7 @@ pub fn build(
     VecCollection<'_, Epoch, Stat, isize>,
     StreamVec<'_, Epoch, Transition>,
 ) {
-    let (device_sums, sums) = scope.new_collection::<String, Tally>();
+    let (device_sums, sums) = scope.new_collection::<DeviceKey, Tally>();
     let (sensors, seen) = scope.new_collection::<SensorKey, isize>();
     let (names, named) = scope.new_collection::<(DeviceKey, String), isize>();
     let (counters, counts) = scope.new_collection::<Counter, i64>();

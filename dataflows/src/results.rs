@@ -6,12 +6,14 @@
 //! epoch is complete, applies every update at or before it to the cumulative state. Updates
 //! for later epochs can arrive early (another worker may be ahead) and are kept for later.
 //! The facts stay exact integers; the report sink in the root crate divides and sorts them.
+//! Devices are keys in the facts; `Results` keeps each [`Stat::DeviceName`] in a table of
+//! its own, so that the report can name them ([`Results::name`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use differential_dataflow::consolidation::consolidate;
 
-use crate::{Epoch, Stat};
+use crate::{DeviceKey, Epoch, Stat};
 
 /// Cumulative state plus updates not yet applied.
 #[derive(Debug, Default)]
@@ -22,6 +24,8 @@ pub struct Results {
     /// The facts now, hashed: an epoch changes a few hundred of them, and a tree of string
     /// keys made each change a chain of string comparisons.
     state: FastMap<Stat, isize>,
+    /// Every device's name, by key (names are never retracted).
+    names: FastMap<DeviceKey, String>,
 }
 
 type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -101,6 +105,12 @@ impl Results {
         // Sorted and summed in place: the changes come out sorted, and no map is built.
         consolidate(&mut changes);
         for (stat, r) in &changes {
+            if let Stat::DeviceName { device, name } = stat {
+                if *r > 0 {
+                    self.names.entry(*device).or_insert_with(|| name.clone());
+                }
+                continue;
+            }
             match self.state.get_mut(stat) {
                 Some(entry) => {
                     *entry += r;
@@ -117,9 +127,14 @@ impl Results {
     }
 
     /// The facts in the cumulative state (each with multiplicity one when healthy), in no
-    /// particular order.
+    /// particular order; device names are not among them ([`Results::name`]).
     pub fn facts(&self) -> impl Iterator<Item = (&Stat, &isize)> {
         self.state.iter()
+    }
+
+    /// The name of the device whose key is `device`, once a fact has named it.
+    pub fn name(&self, device: &DeviceKey) -> Option<&str> {
+        self.names.get(device).map(String::as_str)
     }
 }
 

@@ -1,19 +1,20 @@
-//! (iii) Number of distinct sensors per device.
+//! (iii) Number of distinct sensors per device, and the devices' names.
 //!
 //! Inputs: the distinct-sensor counts (`distinct_sensors.rs`), whose `Device(key)` entries
 //! have one multiplicity per distinct sensor of the device; device names `((key, name), n)`,
 //! `n` > 0 once any worker has seen the device.
-//! Output: one `Stat::DeviceSensors { device, sensors }` per device, by name.
+//! Output: one `Stat::DeviceSensors { device, sensors }` per device, by key, and one
+//! `Stat::DeviceName { device, name }` per device, which names the keys of every result.
 //!
 //! ```text
-//! counts ─filter(Device)─> count_total ─┐
-//!                                       join(key) ─map─> DeviceSensors
-//! names ──distinct_total─> (key, name) ─┘
+//! counts ─filter(Device)─> count_total ─map─> DeviceSensors
+//! names ──distinct_total─> map ─> DeviceName
 //! ```
 //!
-//! State: one count and one name per device. The names are joined only to the counts, which
-//! change at most once per device and epoch, so text stays off the path of the sensors. A
-//! sensor that reports to two devices counts once at each, as in the seed's `device:guid` keys.
+//! State: one count and one name per device. Names are not joined to the counts: a name
+//! changes never and a count at most once per device and epoch, and the report looks names
+//! up, so text stays off the dataflow's per-epoch path. A sensor that reports to two devices
+//! counts once at each, as in the seed's `device:guid` keys.
 
 use differential_dataflow::operators::{CountTotal, ThresholdTotal};
 use differential_dataflow::VecCollection;
@@ -21,7 +22,7 @@ use differential_dataflow::VecCollection;
 use crate::distinct_sensors::SensorCount;
 use crate::{Epoch, Names, Stat};
 
-/// Distinct sensors per device.
+/// Distinct sensors per device, and the devices' names.
 pub fn sensors_by_device<'scope>(
     counts: VecCollection<'scope, Epoch, SensorCount, isize>,
     names: Names<'scope>,
@@ -31,11 +32,13 @@ pub fn sensors_by_device<'scope>(
             SensorCount::Device(device) => Some(device),
             SensorCount::All => None,
         })
-        .count_total();
-    per_device.join_map(names.distinct_total(), |_key, sensors, device| {
-        Stat::DeviceSensors {
-            device: device.clone(),
-            sensors: *sensors as i64,
-        }
-    })
+        .count_total()
+        .map(|(device, sensors)| Stat::DeviceSensors {
+            device,
+            sensors: sensors as i64,
+        });
+    let named = names
+        .distinct_total()
+        .map(|(device, name)| Stat::DeviceName { device, name });
+    per_device.concat(named)
 }

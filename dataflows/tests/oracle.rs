@@ -60,12 +60,12 @@ fn oracle(readings: &[Reading], rejected: &BTreeMap<Epoch, i64>) -> BTreeMap<Epo
             let facts: Facts = per_device
                 .iter()
                 .map(|(d, (s, c))| Stat::DeviceHumidity {
-                    device: d.to_string(),
+                    device: Key::of(d),
                     sum_micro: *s,
                     count: *c,
                 })
                 .chain(sensors.iter().map(|(d, g)| Stat::DeviceSensors {
-                    device: d.to_string(),
+                    device: Key::of(d),
                     sensors: g.len() as i64,
                 }))
                 .chain((!upto.is_empty()).then_some(Stat::TotalMessages(upto.len() as i64)))
@@ -114,12 +114,12 @@ fn run_dataflow(
             if distinct == Distinct::Cumulative {
                 seen.clear();
             }
-            let mut device_sums: BTreeMap<String, Tally> = BTreeMap::new();
+            let mut device_sums: BTreeMap<Key, Tally> = BTreeMap::new();
             for (i, (_, device, guid, h)) in
                 readings.iter().enumerate().filter(|(_, r)| r.0 == epoch)
             {
                 if i % peers == index {
-                    let t = device_sums.entry(device.clone()).or_default();
+                    let t = device_sums.entry(Key::of(device)).or_default();
                     t.0 += h;
                     t.1 += 1;
                     let key = sensor_key(device, guid);
@@ -151,6 +151,15 @@ fn run_dataflow(
                 }
                 for (stat, diff) in results.facts() {
                     assert_eq!(*diff, 1, "every fact holds once: {stat:?}");
+                    if let Stat::DeviceHumidity { device, .. }
+                    | Stat::DeviceSensors { device, .. } = stat
+                    {
+                        let name = results.name(device);
+                        assert!(
+                            name.is_some_and(|name| Key::of(name) == *device),
+                            "epoch {epoch}: {stat:?} is named {name:?}"
+                        );
+                    }
                 }
             } else {
                 assert!(
@@ -199,7 +208,7 @@ fn check_one(seed: u64, (workers, distinct): (usize, Distinct)) {
             assert!(now.rejected >= before.rejected);
             for (device, n) in &before.sensors_by_device {
                 let now = now.sensors_by_device.get(device).copied();
-                assert!(now >= Some(*n), "{device} lost sensors");
+                assert!(now >= Some(*n), "{device:?} lost sensors");
             }
         }
         previous = Some(facts);
@@ -212,7 +221,7 @@ struct Totals<'a> {
     messages: i64,
     sensors: i64,
     rejected: i64,
-    sensors_by_device: BTreeMap<&'a str, i64>,
+    sensors_by_device: BTreeMap<&'a Key, i64>,
 }
 
 impl<'a> Totals<'a> {
@@ -227,6 +236,7 @@ impl<'a> Totals<'a> {
                     totals.sensors_by_device.insert(device, *sensors);
                 }
                 Stat::DeviceHumidity { .. }
+                | Stat::DeviceName { .. }
                 | Stat::Count(
                     Counter::Late | Counter::Future | Counter::Received | Counter::RejectedAs(_),
                     _,

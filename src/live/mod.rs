@@ -31,6 +31,7 @@ use tracing::{info, warn};
 use crate::config::HttpAt;
 use crate::epoch::{EpochGrid, Window};
 use crate::message::ERROR_KINDS;
+use crate::sink::report::snapshot::device_name;
 use crate::sink::report::{JsonReport, Snapshot};
 
 pub use view::Update;
@@ -196,7 +197,9 @@ impl LiveFeed {
                 true,
             ) = (stat, *r > 0)
             {
-                update.sums.insert(device.clone(), (*sum_micro, *count));
+                update
+                    .sums
+                    .insert(device_name(results, device), (*sum_micro, *count));
             }
         }
         // The view's thread has gone only when the server has: nothing to tell.

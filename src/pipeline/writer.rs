@@ -353,14 +353,14 @@ impl EpochWriter {
         // Windowed: each update at the open epoch is undone where it leaves the window.
         let expiry = self.window.map(|window| open + window);
         let alerts = self.alerts;
-        for (device, (sum, count)) in self.tally.drain_devices() {
+        self.tally.drain_devices(|device, name, (sum, count)| {
             if let Some(journal) = journal.as_deref_mut() {
-                journal.add_device(open, &device, (sum, count));
+                journal.add_device(open, name, (sum, count));
             }
             if alerts {
                 inputs.feed.update(
                     Observation::Readings {
-                        device: device.clone(),
+                        device: name.to_owned(),
                         sum_micro: sum,
                         count,
                     },
@@ -368,12 +368,10 @@ impl EpochWriter {
                 );
             }
             if let Some(expiry) = expiry {
-                inputs
-                    .device_sums
-                    .update_at(device.clone(), expiry, (-sum, -count));
+                inputs.device_sums.update_at(device, expiry, (-sum, -count));
             }
             inputs.device_sums.update(device, (sum, count));
-        }
+        });
         send_sensors(inputs, &mut self.tally, alerts);
         if expiry.is_some() && received != 0 {
             inputs.counters.update(Counter::Received, received);
@@ -457,21 +455,33 @@ fn restore_analyses(
     state: &WorkerState,
     window: Option<&mut WindowSensors>,
 ) {
+    // Every device restored is named, once per worker, as a first reading names it.
+    let mut named = |name: &str| {
+        let device = Key::of(name);
+        if tally.restore_name(name) {
+            inputs.names.update((device, name.to_owned()), 1);
+        }
+        device
+    };
+    let mut sums = Vec::new();
     match &window {
         None => {
-            for (device, sum, count) in &state.devices {
-                inputs.device_sums.update(device.clone(), (*sum, *count));
+            for (name, sum, count) in &state.devices {
+                sums.push((named(name), None, (*sum, *count)));
             }
         }
         Some(window) => {
-            for (epoch, device, sum, count) in &state.recent {
+            for (epoch, name, sum, count) in &state.recent {
                 let expiry = epoch.saturating_add(window.epochs());
-                inputs
-                    .device_sums
-                    .update_at(device.clone(), expiry, (-*sum, -*count));
-                inputs.device_sums.update(device.clone(), (*sum, *count));
+                sums.push((named(name), Some(expiry), (*sum, *count)));
             }
         }
+    }
+    for (device, expiry, (sum, count)) in sums {
+        if let Some(expiry) = expiry {
+            inputs.device_sums.update_at(device, expiry, (-sum, -count));
+        }
+        inputs.device_sums.update(device, (sum, count));
     }
     let mut window = window;
     for known in &state.sensors {

@@ -178,7 +178,7 @@ impl Reporter {
         active: &[&Transition],
     ) -> io::Result<()> {
         let snapshot = if self.changes_only {
-            let mut changed = Snapshot::from_changes(changes);
+            let mut changed = Snapshot::from_changes(changes, results);
             // Totals are always shown with their current values.
             let full = Snapshot::of(results);
             changed.total_messages = full.total_messages;

@@ -2,9 +2,20 @@
 //!
 //! The analyses (`hygroflow-dataflows`) keep exact integers: a device's humidity is a sum in
 //! micro-percent and a count. Here, and only here, the sum is divided into an average in
-//! percent and the lists are put in the order the seed prints them.
+//! percent, devices get their names back from their keys, and the lists are put in the order
+//! the seed prints them.
 
-use hygroflow_dataflows::{Counter, Results, Stat, MICROS_PER_PERCENT};
+use hygroflow_dataflows::{Counter, DeviceKey, Results, Stat, MICROS_PER_PERCENT};
+
+/// The name of `device` as `results` know it. Every key reaches the report with its name (a
+/// worker sends a device's name in the epoch it first reads from it); a key without one
+/// would be a bug, and is shown as the key rather than dropped.
+pub fn device_name(results: &Results, device: &DeviceKey) -> String {
+    match results.name(device) {
+        Some(name) => name.to_owned(),
+        None => format!("device-{:016x}{:016x}", device.0, device.1),
+    }
+}
 
 /// The four analyses plus the side counters, sorted as the seed prints them.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33,17 +44,21 @@ pub struct Snapshot {
 impl Snapshot {
     /// The cumulative state of `results` (the facts it holds).
     pub fn of(results: &Results) -> Self {
-        Snapshot::from_facts(results.facts().filter(|(_, r)| **r > 0).map(|(s, _)| s))
+        Snapshot::from_facts(
+            results.facts().filter(|(_, r)| **r > 0).map(|(s, _)| s),
+            |device| device_name(results, device),
+        )
     }
 
     /// The changes of one epoch: the facts added, and the devices whose facts were only
     /// retracted (they left a window), which `--changes` shows once with `null`.
-    pub fn from_changes(changes: &[(Stat, isize)]) -> Self {
+    pub fn from_changes(changes: &[(Stat, isize)], results: &Results) -> Self {
+        let name = |device: &DeviceKey| device_name(results, device);
         let mut snapshot =
-            Snapshot::from_facts(changes.iter().filter(|(_, r)| *r > 0).map(|(s, _)| s));
+            Snapshot::from_facts(changes.iter().filter(|(_, r)| *r > 0).map(|(s, _)| s), name);
         let device = |stat: &Stat, humidity: bool| match stat {
-            Stat::DeviceHumidity { device, .. } if humidity => Some(device.clone()),
-            Stat::DeviceSensors { device, .. } if !humidity => Some(device.clone()),
+            Stat::DeviceHumidity { device, .. } if humidity => Some(name(device)),
+            Stat::DeviceSensors { device, .. } if !humidity => Some(name(device)),
             _ => None,
         };
         for humidity in [true, false] {
@@ -67,8 +82,12 @@ impl Snapshot {
         snapshot
     }
 
-    /// Builds a report from facts (the full state, or only the facts added in one epoch).
-    pub fn from_facts<'a>(facts: impl IntoIterator<Item = &'a Stat>) -> Self {
+    /// Builds a report from facts (the full state, or only the facts added in one epoch),
+    /// naming devices by `name`.
+    pub fn from_facts<'a>(
+        facts: impl IntoIterator<Item = &'a Stat>,
+        name: impl Fn(&DeviceKey) -> String,
+    ) -> Self {
         let mut snapshot = Snapshot::default();
         for fact in facts {
             match fact {
@@ -79,18 +98,19 @@ impl Snapshot {
                 } => {
                     if *count > 0 {
                         let avg = *sum_micro as f64 / *count as f64 / MICROS_PER_PERCENT as f64;
-                        snapshot.avg_humidity_by_device.push((device.clone(), avg));
+                        snapshot.avg_humidity_by_device.push((name(device), avg));
                     }
                 }
                 Stat::TotalMessages(n) => snapshot.total_messages = *n,
                 Stat::DeviceSensors { device, sensors } => {
-                    snapshot.sensors_by_device.push((device.clone(), *sensors));
+                    snapshot.sensors_by_device.push((name(device), *sensors));
                 }
                 Stat::TotalSensors(n) => snapshot.total_sensors = *n,
                 Stat::Count(Counter::Rejected, n) => snapshot.rejected_messages = *n,
                 Stat::Count(Counter::Late, n) => snapshot.late_messages = *n,
                 Stat::Count(Counter::Future, n) => snapshot.future_messages = *n,
-                Stat::Count(Counter::Received | Counter::RejectedAs(_), _) => {}
+                Stat::Count(Counter::Received | Counter::RejectedAs(_), _)
+                | Stat::DeviceName { .. } => {}
             }
         }
         snapshot
@@ -103,11 +123,22 @@ impl Snapshot {
 
 #[cfg(test)]
 mod tests {
+    use hygroflow_dataflows::Key;
+
     use super::*;
+
+    /// Names the test's devices, whose keys are `Key::of` their names.
+    fn name(device: &DeviceKey) -> String {
+        ["CT1", "CT2", "CT10", "MRI1", "PETCT7"]
+            .into_iter()
+            .find(|name| Key::of(name) == *device)
+            .unwrap_or("?")
+            .to_string()
+    }
 
     fn humidity(device: &str, sum_micro: i64, count: i64) -> Stat {
         Stat::DeviceHumidity {
-            device: device.into(),
+            device: Key::of(device),
             sum_micro,
             count,
         }
@@ -120,7 +151,7 @@ mod tests {
             humidity("CT2", 100_000_000, 2),
             humidity("CT1", 140_000_000, 2),
         ];
-        let snapshot = Snapshot::from_facts(&facts);
+        let snapshot = Snapshot::from_facts(&facts, name);
         let order: Vec<&str> = snapshot
             .avg_humidity_by_device
             .iter()
@@ -132,14 +163,14 @@ mod tests {
     #[test]
     fn averages_are_percent_and_devices_without_readings_are_left_out() {
         let facts = [humidity("CT1", 133_000_000, 2), humidity("MRI1", 0, 0)];
-        let snapshot = Snapshot::from_facts(&facts);
+        let snapshot = Snapshot::from_facts(&facts, name);
         assert_eq!(snapshot.avg_humidity_by_device, [("CT1".to_string(), 66.5)]);
     }
 
     #[test]
     fn sensors_sort_by_device() {
         let sensors = |device: &str, sensors| Stat::DeviceSensors {
-            device: device.into(),
+            device: Key::of(device),
             sensors,
         };
         let facts = [
@@ -147,7 +178,7 @@ mod tests {
             sensors("CT10", 2),
             sensors("CT1", 36),
         ];
-        let snapshot = Snapshot::from_facts(&facts);
+        let snapshot = Snapshot::from_facts(&facts, name);
         assert_eq!(
             snapshot.sensors_by_device,
             [
