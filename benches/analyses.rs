@@ -81,6 +81,9 @@ impl Loaded {
             let guid = format!("0-ZZZ{:08}-{:03}", i / 1_000, i % 1_000);
             self.inputs.sensors.update(sensor_key(device, &guid), 1);
         }
+        self.inputs
+            .counters
+            .update(Counter::Valid, 40 * self.devices.len() as i64);
         self.inputs.counters.update(Counter::Rejected, 1);
         let next = self.inputs.time() + 1;
         self.inputs.advance_to(next);

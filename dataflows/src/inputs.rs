@@ -113,6 +113,7 @@ mod tests {
                 (inputs, probe)
             });
             inputs.device_sums.update(Key::of("CT1"), (50_000_000, 1));
+            inputs.counters.update(Counter::Valid, 1);
             inputs.sensors.update(sensor_key("CT1", "g1"), 1);
             inputs.names.update((Key::of("CT1"), "CT1".into()), 1);
             inputs.counters.update(Counter::Rejected, 2);

@@ -6,12 +6,11 @@
 //!
 //! ```text
 //!  InputHandles                                  build(scope)
-//!  device sums: (device key, (sum_micro, count)) ┬─> avg_humidity      ──┐
-//!                                                └─> total_messages    ──┤
+//!  device sums: (device key, (sum_micro, count)) ──> avg_humidity      ──┐
 //!  sensors: ((device, guid) keys, +1) ─> distinct_sensors ─┬─> sensors_by_device ──┼─> Stat ─> worker 0
 //!  names: ((device key, device), +1) ─────────────> sensors_by_device (DeviceName) ─┤
 //!                                                          └─> total_sensors     ──┤
-//!  counters: (Counter, i64) ──────────────────────> counters          ──┘
+//!  counters: (Counter, i64) ──────────────────────> counters, total_messages ──┘
 //!  feed: Observation (alerts on) ─────────────────> alerts ─> Transition ─> worker 0
 //! ```
 //!
@@ -53,7 +52,6 @@ pub mod inputs;
 pub mod keys;
 pub mod results;
 pub mod sensors_by_device;
-pub mod total_messages;
 pub mod total_sensors;
 
 use differential_dataflow::input::Input;
@@ -94,6 +92,10 @@ pub type Feed<'scope> = VecCollection<'scope, Epoch, alerts::Observation, isize>
 /// Side counts that are not analyses of the readings but travel with them to the report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Counter {
+    /// Valid readings: each worker sends its epoch's count once, so the total of (ii) costs one
+    /// update per worker and epoch, not one per device. It must agree with the counts of the
+    /// device sums (the same readings, the same epochs, retracted where they leave a window).
+    Valid,
     /// Messages that failed validation.
     Rejected,
     /// Valid messages whose event time fell before the open epoch (event time only).
@@ -166,6 +168,7 @@ pub enum Stat {
 ///         (inputs, probe)
 ///     });
 ///     inputs.device_sums.update(hygroflow_dataflows::Key::of("CT1"), (66_500_000, 1));
+///     inputs.counters.update(hygroflow_dataflows::Counter::Valid, 1);
 ///     inputs.advance_to(1);
 ///     inputs.flush();
 ///     worker.step_while(|| probe.less_than(inputs.time()));
@@ -213,8 +216,7 @@ fn analyses<'scope>(
     counters: Counters<'scope>,
 ) -> VecCollection<'scope, Epoch, Stat, isize> {
     let sensor_counts = distinct_sensors::distinct_sensors(sensors, distinct);
-    avg_humidity::avg_humidity(device_sums.clone())
-        .concat(total_messages::total_messages(device_sums))
+    avg_humidity::avg_humidity(device_sums)
         .concat(sensors_by_device::sensors_by_device(
             sensor_counts.clone(),
             names,

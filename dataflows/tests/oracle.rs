@@ -133,6 +133,7 @@ fn run_dataflow(
             }
             for (device, t) in device_sums {
                 inputs.device_sums.update(device, t);
+                inputs.counters.update(Counter::Valid, t.1);
             }
             if index == 0 {
                 if let Some(n) = rejected.get(&epoch) {
@@ -238,7 +239,11 @@ impl<'a> Totals<'a> {
                 Stat::DeviceHumidity { .. }
                 | Stat::DeviceName { .. }
                 | Stat::Count(
-                    Counter::Late | Counter::Future | Counter::Received | Counter::RejectedAs(_),
+                    Counter::Valid
+                    | Counter::Late
+                    | Counter::Future
+                    | Counter::Received
+                    | Counter::RejectedAs(_),
                     _,
                 ) => {}
             }

@@ -353,7 +353,9 @@ impl EpochWriter {
         // Windowed: each update at the open epoch is undone where it leaves the window.
         let expiry = self.window.map(|window| open + window);
         let alerts = self.alerts;
+        let mut valid = 0;
         self.tally.drain_devices(|device, name, (sum, count)| {
+            valid += count;
             if let Some(journal) = journal.as_deref_mut() {
                 journal.add_device(open, name, (sum, count));
             }
@@ -372,6 +374,7 @@ impl EpochWriter {
             }
             inputs.device_sums.update(device, (sum, count));
         });
+        send_valid(inputs, valid, expiry);
         send_sensors(inputs, &mut self.tally, alerts);
         if expiry.is_some() && received != 0 {
             inputs.counters.update(Counter::Received, received);
@@ -446,6 +449,17 @@ impl EpochWriter {
     }
 }
 
+/// Counts `valid` readings of the open epoch (retracted at `expiry`, in a window), as the
+/// device sums just sent count them.
+fn send_valid(inputs: &mut InputHandles, valid: i64, expiry: Option<Epoch>) {
+    if valid != 0 {
+        inputs.counters.update(Counter::Valid, valid);
+        if let Some(expiry) = expiry {
+            inputs.counters.update_at(Counter::Valid, expiry, -valid);
+        }
+    }
+}
+
 /// Restores one old worker's part of the analyses. Cumulative: its totals and its sensors.
 /// Windowed: the per-epoch sums still in the window, each retracted where it leaves, and each
 /// sensor until a window past its last reading.
@@ -482,6 +496,7 @@ fn restore_analyses(
             inputs.device_sums.update_at(device, expiry, (-sum, -count));
         }
         inputs.device_sums.update(device, (sum, count));
+        send_valid(inputs, count, expiry);
     }
     let mut window = window;
     for known in &state.sensors {

@@ -37,6 +37,9 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 const LINGER: Duration = Duration::from_millis(1);
 /// How often a reader waiting for input looks whether the job is stopping.
 const STOP_CHECK: Duration = Duration::from_millis(50);
+/// Room left at the end of each read buffer for the line a read cut in two, so that it can
+/// travel with the next read's lines (a longer line costs the buffer a reallocation).
+const LINE_ROOM: usize = 16 * 1024;
 /// Reads the input thread may be ahead of the dealer.
 const READS_AHEAD: usize = 4;
 /// Bytes per batch before it is sent to its worker, while the input keeps coming.
@@ -50,6 +53,9 @@ struct LineBatch {
     data: Vec<u8>,
     /// (line number from 1, byte range in `data`, full length of the line)
     lines: Vec<(u64, Range<usize>, usize)>,
+    /// `data` is a whole read buffer, handed over as it was read: the worker sends it back to
+    /// the input thread for the next read.
+    read_buffer: bool,
 }
 
 enum Feed {
@@ -94,6 +100,7 @@ pub fn spawn_reader(
     let (senders, receivers): (Vec<_>, Vec<_>) =
         local.clone().map(|_| sync_channel(QUEUE_DEPTH)).unzip();
     let stop = Arc::new(AtomicBool::new(false));
+    let (chunks, spare) = read_ahead(input);
     let sources = receivers
         .into_iter()
         .map(|rx| FileSource {
@@ -102,12 +109,12 @@ pub fn spawn_reader(
             batch: LineBatch::default(),
             next: 0,
             stop: Arc::clone(&stop),
+            spare: spare.clone(),
         })
         .collect();
     let handle = std::thread::Builder::new()
         .name("hygroflow-reader".into())
         .spawn(move || {
-            let (chunks, spare) = read_ahead(input);
             let mut dealer = Dealer::new(senders, local, peers);
             if let Err(e) = read_lines(&chunks, &spare, max_line, &stop, &mut dealer) {
                 dealer.fail(e);
@@ -186,7 +193,18 @@ fn read_ahead(
     std::thread::Builder::new()
         .name("hygroflow-input".into())
         .spawn(move || loop {
-            let mut buf = spares.try_recv().unwrap_or_else(|_| vec![0; READ_BYTES]);
+            let mut buf = match spares.try_recv() {
+                Ok(mut spare) => {
+                    spare.resize(READ_BYTES, 0);
+                    spare
+                }
+                Err(_) => {
+                    // Room for a line that a read cut, which travels at the buffer's end.
+                    let mut buf = Vec::with_capacity(READ_BYTES + LINE_ROOM);
+                    buf.resize(READ_BYTES, 0);
+                    buf
+                }
+            };
             let read = loop {
                 match input.read(&mut buf) {
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -264,6 +282,37 @@ fn read_lines(
         short = chunk.is_short();
         let buf = chunk.bytes();
         let mut consumed = 0;
+        // The line the last read left unfinished, once this read ends it: (kept, length).
+        let mut first = None;
+        if in_line {
+            if let Some(end) = memchr::memchr(b'\n', buf) {
+                let room = keep.saturating_sub(partial.len());
+                partial.extend_from_slice(&buf[..end.min(room)]);
+                first = Some((std::mem::take(&mut partial), partial_len + end));
+                partial_len = 0;
+                in_line = false;
+                consumed = end + 1;
+            }
+        }
+        let last_line_end = memchr::memrchr(b'\n', buf).map(|n| n + 1);
+        if let (false, false, true, Some(end)) = (
+            short,
+            in_line,
+            dealer.takes_whole_reads(),
+            last_line_end.filter(|end| *end > consumed),
+        ) {
+            // A full read for the only worker: its whole lines go over in the read's own
+            // buffer, not copied line by line (a fifth of the bytes' cost at one worker).
+            let rest = &buf[end..];
+            partial.extend_from_slice(&rest[..rest.len().min(keep)]);
+            partial_len = rest.len();
+            in_line = !rest.is_empty();
+            dealer.whole_read(chunk.buf, (first, consumed..end), keep);
+            continue;
+        }
+        if let Some((line, len)) = first {
+            dealer.line(&line, len);
+        }
         while consumed < buf.len() {
             let rest = &buf[consumed..];
             match memchr::memchr(b'\n', rest) {
@@ -315,6 +364,64 @@ impl Dealer {
             peers,
             line: 0,
         }
+    }
+
+    /// Every line goes to the one local worker, which the whole input belongs to.
+    fn takes_whole_reads(&self) -> bool {
+        self.peers == 1 && self.batches.len() == 1
+    }
+
+    /// Sends the whole lines `lines` of the read buffer `buf` to the only worker, in the
+    /// buffer itself, after the lines dealt before them and `first`, the line that the last
+    /// read left unfinished and this one ended (kept bytes and full length), which travels
+    /// at the buffer's end (the input thread leaves room for it).
+    fn whole_read(
+        &mut self,
+        mut buf: Vec<u8>,
+        (first, lines): (Option<(Vec<u8>, usize)>, Range<usize>),
+        keep: usize,
+    ) {
+        self.flush();
+        let mut batch = LineBatch {
+            lines: Vec::with_capacity((lines.end - lines.start) / 128 + 2),
+            read_buffer: true,
+            ..LineBatch::default()
+        };
+        if let Some((line, len)) = first {
+            let at = buf.len();
+            buf.extend_from_slice(&line);
+            self.number(&mut batch, (&buf, at..buf.len()), len, keep);
+        }
+        let mut at = lines.start;
+        for end in memchr::memchr_iter(b'\n', &buf[lines.clone()]) {
+            let end = lines.start + end;
+            self.number(&mut batch, (&buf, at..end), end - at, keep);
+            at = end + 1;
+        }
+        batch.data = buf;
+        self.batches[0] = batch;
+        self.send(0);
+    }
+
+    /// Adds the line `buf[line]`, `len` bytes long in the input, to `batch` by range.
+    fn number(
+        &mut self,
+        batch: &mut LineBatch,
+        (buf, line): (&[u8], Range<usize>),
+        len: usize,
+        keep: usize,
+    ) {
+        // Kept up to the limit, then without a byte order mark, as `line` keeps a copied line.
+        let end = (line.start + len.min(keep)).min(buf.len());
+        let (mut start, mut len) = (line.start, len);
+        // A UTF-8 byte order mark (Windows tools write one) is not part of the first line.
+        if self.line == 0 && buf[start..end].starts_with(BOM) {
+            start += BOM.len();
+            len -= BOM.len();
+        }
+        let kept = trim_cr(&buf[start..end]).len();
+        self.line += 1;
+        batch.lines.push((self.line, start..start + kept, len));
     }
 
     fn line(&mut self, bytes: &[u8], len: usize) {
@@ -384,6 +491,8 @@ pub struct FileSource {
     next: usize,
     /// Shared with the reader: set when the job stops.
     stop: Arc<AtomicBool>,
+    /// Read buffers handed over whole go back to the input thread here.
+    spare: Sender<Vec<u8>>,
 }
 
 impl Source for FileSource {
@@ -393,7 +502,11 @@ impl Source for FileSource {
             if self.next == self.batch.lines.len() {
                 match self.rx.try_recv() {
                     Ok(Feed::Lines(batch)) => {
-                        self.batch = batch;
+                        let done = std::mem::replace(&mut self.batch, batch);
+                        if done.read_buffer {
+                            // The input thread is gone at the end of the input: no matter.
+                            let _ = self.spare.send(done.data);
+                        }
                         self.next = 0;
                     }
                     Ok(Feed::Failed(error)) => {

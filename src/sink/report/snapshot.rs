@@ -109,7 +109,7 @@ impl Snapshot {
                 Stat::Count(Counter::Rejected, n) => snapshot.rejected_messages = *n,
                 Stat::Count(Counter::Late, n) => snapshot.late_messages = *n,
                 Stat::Count(Counter::Future, n) => snapshot.future_messages = *n,
-                Stat::Count(Counter::Received | Counter::RejectedAs(_), _)
+                Stat::Count(Counter::Valid | Counter::Received | Counter::RejectedAs(_), _)
                 | Stat::DeviceName { .. } => {}
             }
         }

@@ -369,3 +369,60 @@ fn gh_10_a_range_source_skips_a_line_longer_than_its_buffer_but_counts_it() {
     let next = huge as u64 + 1;
     assert_eq!(seen, [(0, 101, huge), (next, 4, 4), (next + 5, 101, huge)]);
 }
+
+/// What the reader must deliver for `text`: every line numbered from 1, kept up to `keep`
+/// bytes, then without a leading byte order mark or trailing CR, with its full length.
+fn expected_lines(text: &[u8], keep: usize) -> Vec<(u64, Vec<u8>, usize)> {
+    let body = text.strip_suffix(b"\n").unwrap_or(text);
+    body.split(|b| *b == b'\n')
+        .enumerate()
+        .map(|(i, line)| {
+            let kept = &line[..line.len().min(keep)];
+            let (kept, len) = match kept.strip_prefix(BOM) {
+                Some(rest) if i == 0 => (rest, line.len() - BOM.len()),
+                _ => (kept, line.len()),
+            };
+            (i as u64 + 1, trim_cr(kept).to_vec(), len)
+        })
+        .collect()
+}
+
+#[test]
+fn gh_10_whole_reads_for_one_worker_deliver_what_copied_lines_do() {
+    // Several full reads, lines cut by every read boundary, CRLF, a mark at the start, lines
+    // longer than the limit and one longer than the room left for a cut line.
+    let mut text = BOM.to_vec();
+    for i in 0..60_000u32 {
+        let line = match i % 997 {
+            0 => "y".repeat(300),
+            1 if i > 30_000 => "z".repeat(LINE_ROOM + 5_000),
+            _ => format!(
+                "{{\"n\":{i},\"pad\":\"{}\"}}",
+                "p".repeat((i % 53) as usize)
+            ),
+        };
+        text.extend_from_slice(line.as_bytes());
+        text.extend_from_slice(if i % 3 == 0 { b"\r\n" } else { b"\n" });
+    }
+    assert!(text.len() > 3 * READ_BYTES);
+    let want = expected_lines(&text, 101);
+    let whole = || -> Vec<(u64, Vec<u8>, usize)> {
+        let input = Box::new(std::io::Cursor::new(text.clone()));
+        let (sources, handle) = spawn_reader(input, "t".into(), 0..1, 1, 100);
+        let got = drain(sources);
+        handle.join().expect("reader thread");
+        got.into_iter().flatten().collect()
+    };
+    let got = whole();
+    assert_eq!(got.len(), want.len());
+    for (got, want) in got.iter().zip(&want) {
+        assert_eq!(got, want, "line {}", want.0);
+    }
+    // Dealt to two workers, every line is copied; together they deliver the same.
+    let input = Box::new(std::io::Cursor::new(text.clone()));
+    let (sources, handle) = spawn_reader(input, "t".into(), 0..2, 2, 100);
+    let mut dealt: Vec<_> = drain(sources).into_iter().flatten().collect();
+    handle.join().expect("reader thread");
+    dealt.sort();
+    assert_eq!(dealt, want);
+}
