@@ -6,6 +6,7 @@
 //! ```text
 //! memory : harness ─stdin pipe (full speed)─> hygroflow run --input -    --time event -w N
 //! file   :                                     hygroflow run --input FILE --time event -w N
+//!          and again with --time processing (one epoch): event time's floor, for the ratio
 //! kafka  : hygroflow produce FILE ─> topic ─> hygroflow run -b B -t T --until-end     -w N
 //! paced  : harness ─stdin, R msgs/s─────────> hygroflow run --input -    --time processing
 //!          each JSON report's arrival minus its `time` (the epoch's end) is one latency
@@ -126,7 +127,17 @@ impl Bench<'_> {
                 };
                 let child = strings(&["run", "--input", &input, "--rules", "none"], &[]);
                 let name = format!("{source:?}").to_lowercase();
-                self.throughput(name.clone(), child, workers, feed, shape)?;
+                self.throughput(name.clone(), child.clone(), workers, feed, shape)?;
+                if *source == BenchSource::File {
+                    // Event time's floor: the same file in processing time, one epoch.
+                    let named = format!("{name}, processing time");
+                    let one_epoch = Shape {
+                        epochs: 1.0,
+                        ..shape
+                    };
+                    self.throughput(named.clone(), child, workers, feed, one_epoch)?;
+                    self.compare(&named, &name, workers);
+                }
                 if let Some(flags) = &variant {
                     let child = strings(&["run", "--input", &input], flags);
                     let named = format!("{name}, {}", flags.join(" "));
@@ -265,7 +276,12 @@ impl Bench<'_> {
         feed: Feed<'_>,
         shape: Shape,
     ) -> anyhow::Result<()> {
-        child.extend(["--format", "json", "--time", "event", "--epoch"].map(String::from));
+        let time = if source.ends_with("processing time") {
+            "processing"
+        } else {
+            "event"
+        };
+        child.extend(["--format", "json", "--time", time, "--epoch"].map(String::from));
         let epoch = humantime::format_duration(self.args.epoch).to_string();
         child.extend([epoch, "-w".into(), workers.to_string()]);
         // A windowed run's last report covers its last window, not every message.
