@@ -5,24 +5,142 @@
 //! `sum_micro / count / 1e6`, divided only when printed so it stays exact.
 //!
 //! ```text
-//! device sums ─count_total─> map ─> DeviceHumidity
+//! device sums ─exchange(device)─> RunningSums ─> DeviceHumidity
 //! ```
 //!
-//! `count_total` accumulates the differences per key, so the state is one `(sum, count)` per
-//! device, whatever the number of messages.
+//! `RunningSums` is `count_total` for this one shape, without an arrangement: each device
+//! goes to the worker that owns its key, which keeps one running `(sum, count)` per device and,
+//! once the frontier passes an epoch, adds that epoch's updates to it in epoch order and sends
+//! the change of the device's fact (`-1` for the old sums, `+1` for the new). A device whose
+//! sums return to `(0, 0)` (every reading left a window) has no fact, as with `count_total`.
+//! Every device changes in nearly every epoch, so an arrangement of the sums (sorted batches,
+//! merged and compacted) was a fifth of a worker's time in event time over many small epochs,
+//! for a state that is only ever read at its newest epoch.
 
-use differential_dataflow::operators::CountTotal;
-use differential_dataflow::VecCollection;
+use std::collections::{BTreeMap, HashMap};
 
-use crate::{DeviceSums, Epoch, Stat};
+use differential_dataflow::{AsCollection, VecCollection};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+
+use crate::{DeviceKey, DeviceSums, Epoch, Stat, Tally};
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Per-device sum and count of humidity readings.
 pub fn avg_humidity(device_sums: DeviceSums<'_>) -> VecCollection<'_, Epoch, Stat, isize> {
+    let by_device = Exchange::new(|(device, _, _): &(DeviceKey, Epoch, Tally)| device.1);
     device_sums
-        .count_total()
-        .map(|(device, (sum_micro, count))| Stat::DeviceHumidity {
-            device,
-            sum_micro,
-            count,
+        .inner
+        .unary_frontier(by_device, "RunningSums", |_, _| {
+            let mut sums = RunningSums::default();
+            let mut stash = BTreeMap::new();
+            move |(input, frontier), output| {
+                input.for_each(|cap, data| {
+                    for (device, epoch, diff) in data.drain(..) {
+                        let (_, updates): &mut (_, Vec<(DeviceKey, Tally)>) = stash
+                            .entry(epoch)
+                            .or_insert_with(|| (cap.delayed(&epoch, 0), Vec::new()));
+                        updates.push((device, diff));
+                    }
+                });
+                while let Some(entry) = stash.first_entry() {
+                    if frontier.less_equal(entry.key()) {
+                        break;
+                    }
+                    let epoch = *entry.key();
+                    let (cap, updates) = entry.remove();
+                    let mut session = output.session(&cap);
+                    sums.apply(updates, &mut |(device, (sum_micro, count)), diff| {
+                        let fact = Stat::DeviceHumidity {
+                            device,
+                            sum_micro,
+                            count,
+                        };
+                        session.give((fact, epoch, diff));
+                    });
+                }
+            }
         })
+        .as_collection()
+}
+
+/// One worker's share of the devices: each device's sums so far.
+#[derive(Debug, Default)]
+struct RunningSums {
+    sums: FastMap<DeviceKey, Tally>,
+}
+
+impl RunningSums {
+    /// Adds one epoch's updates and tells `emit` how each device's sums changed: the old
+    /// sums with `-1` and the new with `+1` (none for `(0, 0)`, which is no fact).
+    fn apply(
+        &mut self,
+        mut updates: Vec<(DeviceKey, Tally)>,
+        emit: &mut impl FnMut((DeviceKey, Tally), isize),
+    ) {
+        updates.sort_unstable_by_key(|(device, _)| *device);
+        for run in updates.chunk_by(|a, b| a.0 == b.0) {
+            let device = run[0].0;
+            let change = run
+                .iter()
+                .fold((0, 0), |(s, c), (_, (ds, dc))| (s + ds, c + dc));
+            if change == (0, 0) {
+                continue;
+            }
+            let old = self.sums.get(&device).copied().unwrap_or((0, 0));
+            let new = (old.0 + change.0, old.1 + change.1);
+            if old != (0, 0) {
+                emit((device, old), -1);
+            }
+            if new == (0, 0) {
+                self.sums.remove(&device);
+            } else {
+                self.sums.insert(device, new);
+                emit((device, new), 1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Key;
+
+    #[test]
+    fn an_epoch_changes_each_device_once_and_sums_that_return_to_zero_are_no_fact() {
+        let (ct1, mri1) = (Key::of("CT1"), Key::of("MRI1"));
+        let mut sums = RunningSums::default();
+        let mut out = Vec::new();
+        // Two workers' updates for CT1 in one epoch count as one change.
+        sums.apply(
+            vec![(ct1, (10, 1)), (mri1, (5, 1)), (ct1, (20, 1))],
+            &mut |fact, diff| out.push((fact, diff)),
+        );
+        out.sort();
+        let mut want = vec![((ct1, (30, 2)), 1), ((mri1, (5, 1)), 1)];
+        want.sort();
+        assert_eq!(out, want);
+        out.clear();
+        // A window retracts MRI1's readings and CT1's first; updates that cancel change nothing.
+        sums.apply(
+            vec![
+                (mri1, (-5, -1)),
+                (ct1, (-10, -1)),
+                (ct1, (7, 1)),
+                (ct1, (-7, -1)),
+            ],
+            &mut |fact, diff| out.push((fact, diff)),
+        );
+        out.sort();
+        let mut want = vec![
+            ((ct1, (20, 1)), 1),
+            ((ct1, (30, 2)), -1),
+            ((mri1, (5, 1)), -1),
+        ];
+        want.sort();
+        assert_eq!(out, want);
+        assert_eq!(sums.sums.len(), 1);
+    }
 }
