@@ -71,6 +71,11 @@ impl ClientLog {
     /// A broker answered this client (a record or end-of-partition fetched, a delivery
     /// acknowledged, metadata returned): ends an outage, with one line, if it is in one.
     pub fn answered(&self) {
+        // Called for every record: outside an outage, an atomic load and no clock read (the
+        // clock was 3% of a 2-worker Kafka run's CPU).
+        if !self.outage.is_down() {
+            return;
+        }
         if let Some(ended) = self.outage.answered(Instant::now()) {
             if !self.quiet {
                 if ended.unannounced {
