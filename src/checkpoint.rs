@@ -679,7 +679,39 @@ trait Check {
 }
 
 impl Check for CheckpointBody {
+    /// Counts are never negative, offsets neither, and a device's sum is that of `count`
+    /// readings of 0 to 100 % RH: a restart would otherwise feed the analyses totals no input
+    /// can produce (negative messages, averages above 100 %).
     fn check(&self) -> Result<(), String> {
+        let state = &self.state;
+        let counts = [
+            ("rejected", state.rejected),
+            ("late", state.late),
+            ("future", state.future),
+        ];
+        let by_kind = state
+            .rejected_as
+            .iter()
+            .map(|(_, n)| ("rejected by kind", *n));
+        if let Some((what, n)) = counts.into_iter().chain(by_kind).find(|(_, n)| *n < 0) {
+            return Err(format!("a negative count of {what} messages ({n})"));
+        }
+        if let Some((partition, offset)) = state.offsets.iter().find(|(_, o)| **o < 0) {
+            return Err(format!(
+                "a negative offset ({offset}) of partition {partition}"
+            ));
+        }
+        let max_micro = i128::from(hygroflow_dataflows::MICROS_PER_PERCENT) * 100;
+        let sums = state.devices.iter().map(|(_, sum, count)| (*sum, *count));
+        let recent = state.recent.iter().map(|(_, _, sum, count)| (*sum, *count));
+        for (sum, count) in sums.chain(recent) {
+            if count < 0 || sum < 0 || i128::from(sum) > i128::from(count) * max_micro {
+                return Err(format!(
+                    "device sums ({sum} micro-percent over {count} readings) that no readings \
+                     of 0 to 100 % RH add up to"
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -893,6 +925,50 @@ mod tests {
             assert!(e.to_string().contains("is not a humidity"), "{e}");
             assert!(matches!(sd.marker(), Err(CheckpointError::Corrupt { .. })));
         }
+    }
+
+    #[test]
+    fn impossible_counts_are_refused() {
+        let bad = [
+            WorkerState {
+                rejected: -1,
+                ..state(&[], &[])
+            },
+            WorkerState {
+                rejected_as: vec![("bad_json".into(), -2)],
+                ..state(&[], &[])
+            },
+            state(&[], &[(0, -5)]),
+            state(&[("CT1", "a", -5, 1)], &[]),
+            state(&[("CT1", "a", 5, -1)], &[]),
+            state(&[("CT1", "a", 100_000_001, 1)], &[]),
+            WorkerState {
+                recent: vec![(3, "CT1".into(), 7, -1)],
+                ..state(&[], &[])
+            },
+        ];
+        for (i, worker_state) in bad.into_iter().enumerate() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let sd = StateDir::open(dir.path(), "kafka:t").expect("open");
+            sd.start_generation(0).expect("gen");
+            sd.write_worker(0, 0, 1, worker_state).expect("written");
+            sd.commit(&point(0, 2, 1), &Printed::default())
+                .expect("commit");
+            let e = sd.validate().expect_err("refused");
+            assert!(matches!(e, CheckpointError::Corrupt { .. }), "{i}: {e}");
+        }
+        // Sums at the limits are fine: 100 % RH, and nothing read.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sd = StateDir::open(dir.path(), "kafka:t").expect("open");
+        sd.start_generation(0).expect("gen");
+        let edge = state(
+            &[("CT1", "a", 100_000_000, 1), ("CT2", "b", 0, 0)],
+            &[(0, 0)],
+        );
+        sd.write_worker(0, 0, 1, edge).expect("written");
+        sd.commit(&point(0, 2, 1), &Printed::default())
+            .expect("commit");
+        assert!(sd.validate().is_ok());
     }
 
     #[test]
