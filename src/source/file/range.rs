@@ -6,8 +6,10 @@
 //! and hands each line to the dataflow straight from the buffer, with no thread between and no
 //! copy. A line longer than the size limit is kept only up to the limit, with its full length.
 
+use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{Read, Take};
+use std::io::{Read, Seek, SeekFrom, Take};
+use std::ops::Range;
 
 use super::{trim_cr, BOM, READ_BYTES};
 use crate::source::{Deliver, Origin, Poll, PollError, RawRecord, Source, SourceError};
@@ -32,6 +34,8 @@ pub struct RangeSource {
     /// Bytes of a line kept at most (the size limit plus one, so validation sees it is over).
     keep: usize,
     long: Option<LongLine>,
+    /// The ranges of the file still to read after this one, in order.
+    next_ranges: VecDeque<Range<u64>>,
     read_all: bool,
     stopped: bool,
 }
@@ -49,9 +53,51 @@ impl RangeSource {
             offset,
             keep: max_line.saturating_add(1),
             long: None,
+            next_ranges: VecDeque::new(),
             read_all: false,
             stopped: false,
         }
+    }
+
+    /// A source reading `ranges` of the file at `path`, in order (each from a line start to a
+    /// line start, or the file's end).
+    pub fn open(
+        path: &std::path::Path,
+        name: String,
+        ranges: Vec<Range<u64>>,
+        max_line: usize,
+    ) -> std::io::Result<Self> {
+        let mut ranges = VecDeque::from(ranges);
+        let first = ranges.pop_front().unwrap_or(0..0);
+        let mut file = File::open(path)?;
+        file.seek(SeekFrom::Start(first.start))?;
+        let mut source = RangeSource::new(
+            file.take(first.end - first.start),
+            name,
+            first.start,
+            max_line,
+        );
+        source.next_ranges = ranges;
+        Ok(source)
+    }
+
+    /// Moves on to the next range, if there is one.
+    fn next_range(&mut self) -> Result<bool, SourceError> {
+        let Some(next) = self.next_ranges.pop_front() else {
+            return Ok(false);
+        };
+        if let Err(error) = self.input.get_mut().seek(SeekFrom::Start(next.start)) {
+            return Err(SourceError::Read {
+                what: self.name.clone(),
+                error: std::sync::Arc::new(error),
+            });
+        }
+        self.input.set_limit(next.end - next.start);
+        self.offset = next.start;
+        self.start = 0;
+        self.end = 0;
+        self.read_all = false;
+        Ok(true)
     }
 
     /// Moves what is left to the front and reads more after it; false at the end of the part.
@@ -145,7 +191,10 @@ impl Source for RangeSource {
                 }
             };
             if line_len == 0 && newline.is_none() {
-                // The end of the part.
+                // The end of a range: the next one, or the end of the part.
+                if self.next_range()? {
+                    continue;
+                }
                 return Ok(if delivered > 0 {
                     Poll::Busy
                 } else {

@@ -426,3 +426,54 @@ fn gh_10_whole_reads_for_one_worker_deliver_what_copied_lines_do() {
     dealt.sort();
     assert_eq!(dealt, want);
 }
+
+#[test]
+fn gh_10_striped_sources_deliver_every_line_once_by_byte_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("in.jsonl");
+    let mut text = String::new();
+    let mut want = Vec::new();
+    for i in 0..2_000 {
+        let line = format!("line {i} {}", "p".repeat(i % 37));
+        want.push((text.len() as u64, line.clone().into_bytes()));
+        text.push_str(&line);
+        text.push('\n');
+    }
+    std::fs::write(&path, &text).expect("write");
+    for peers in 1..=3 {
+        for stripe in [1, 100, 4_096, 1 << 20] {
+            let sources = super::striped_sources(&path, "in", (0..peers, peers), (100, stripe))
+                .expect("sources");
+            let mut seen = Vec::new();
+            let mut per_worker = Vec::new();
+            for mut source in sources {
+                let mut mine = 0;
+                loop {
+                    let poll = source
+                        .poll(7, &mut |r| {
+                            if let Origin::Byte(at) = r.origin {
+                                seen.push((at, r.bytes.to_vec()));
+                            }
+                            mine += 1;
+                            Ok(())
+                        })
+                        .expect("no read error");
+                    if poll == Poll::Finished {
+                        break;
+                    }
+                }
+                per_worker.push(mine);
+            }
+            seen.sort();
+            assert_eq!(seen, want, "{peers} worker(s), stripes of {stripe} bytes");
+            // Small stripes share the lines out evenly; one stripe per worker keeps halves.
+            if stripe == 100 {
+                let (least, most) = (per_worker.iter().min(), per_worker.iter().max());
+                assert!(
+                    most.zip(least).is_some_and(|(m, l)| m - l <= 2_000 / 10),
+                    "{per_worker:?}"
+                );
+            }
+        }
+    }
+}
