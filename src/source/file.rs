@@ -1,7 +1,8 @@
 //! The file source: JSON lines from a file or stdin, divided among workers.
 //!
-//! A regular file read by several workers is cut into equal byte ranges, each boundary moved
-//! to the next line start ([`line_aligned_bounds`]), and each worker reads its own range on its
+//! A regular file read by several workers is cut into stripes of about 4 MiB, each boundary
+//! moved to the next line start ([`line_aligned_bounds`]), and each worker reads its stripes (every
+//! `peers`-th, so that the workers move through the file together) on its
 //! own thread ([`range_sources`], `range.rs`): no thread deals lines to the others, no line is
 //! copied between threads, and a rejected line is named by its byte offset. Stdin, pipes and FIFOs can only be read once, in order: there one
 //! reader thread per process reads the input and deals lines out: line `i` (from 0)
