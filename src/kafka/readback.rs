@@ -10,13 +10,14 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::redact::CreateError;
 use super::{partitions, ClientLog, ClientSettings};
+use crate::source::kafka::Detached;
 
 /// How long reading the topic back may take before the run gives up.
 const READ_BACK_LIMIT: Duration = Duration::from_secs(60);
@@ -163,14 +164,16 @@ fn read_back(
     let context = ReadBackContext {
         log: ClientLog::new(settings.redactor(), format!("{flag} read-back")),
     };
-    let consumer: BaseConsumer<ReadBackContext> =
-        settings
-            .create(&config, context)
-            .map_err(|error| ReadBackError::Create {
+    // Closed on a thread of its own: librdkafka's close of a consumer with a group id waits
+    // 100 ms, which came before any worker started.
+    let consumer: Detached<ReadBackContext> =
+        Detached::new(settings.create(&config, context).map_err(|error| {
+            ReadBackError::Create {
                 flag,
                 topic: topic.to_owned(),
                 error,
-            })?;
+            }
+        })?);
     let ids = partitions(consumer.client(), topic, Duration::from_secs(10))
         .map_err(kafka)?
         .ok_or_else(|| ReadBackError::Missing {
@@ -202,11 +205,5 @@ fn read_back(
             Some(Ok(message)) => visit(&message),
         }
     }
-    // Dropping a consumer with a group id waits 100 ms in librdkafka's close: that wait was a
-    // tenth of a 1M-message Kafka run (it came before any worker started), so it happens on a
-    // thread of its own.
-    let _ = std::thread::Builder::new()
-        .name("kafka-close".into())
-        .spawn(move || drop(consumer));
     Ok(())
 }

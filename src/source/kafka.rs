@@ -188,18 +188,19 @@ impl KafkaInput {
 /// drop costs 100 ms (measured: 100 ms for the start-up check's consumer, and the last 0.1 s
 /// of a 1.04 s `run --until-end` of 1M messages). Nothing waits for the close: offsets are
 /// committed synchronously before the end, and a manually assigned consumer has no group
-/// membership to leave, so a process that exits first loses nothing.
-pub struct Detached(Option<BaseConsumer<SourceContext>>);
+/// membership to leave, so a process that exits first loses nothing. (The output topics'
+/// read-back consumers close the same way.)
+pub struct Detached<C: ConsumerContext + 'static = SourceContext>(Option<BaseConsumer<C>>);
 
-impl Detached {
+impl<C: ConsumerContext + 'static> Detached<C> {
     /// Wraps `consumer`.
-    pub fn new(consumer: BaseConsumer<SourceContext>) -> Self {
+    pub fn new(consumer: BaseConsumer<C>) -> Self {
         Detached(Some(consumer))
     }
 }
 
-impl Deref for Detached {
-    type Target = BaseConsumer<SourceContext>;
+impl<C: ConsumerContext + 'static> Deref for Detached<C> {
+    type Target = BaseConsumer<C>;
 
     fn deref(&self) -> &Self::Target {
         match &self.0 {
@@ -209,7 +210,7 @@ impl Deref for Detached {
     }
 }
 
-impl Drop for Detached {
+impl<C: ConsumerContext + 'static> Drop for Detached<C> {
     fn drop(&mut self) {
         if let Some(consumer) = self.0.take() {
             // If no thread can be started, the closure (and the consumer) drops here.
