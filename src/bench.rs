@@ -127,7 +127,7 @@ impl Bench<'_> {
                 };
                 let child = strings(&["run", "--input", &input, "--rules", "none"], &[]);
                 let name = format!("{source:?}").to_lowercase();
-                self.throughput(name.clone(), child.clone(), workers, feed, shape)?;
+                self.throughput(name.clone(), child.clone(), (workers, EVENT), feed, shape)?;
                 if *source == BenchSource::File {
                     // Event time's floor: the same file in processing time, one epoch.
                     let named = format!("{name}, processing time");
@@ -135,13 +135,13 @@ impl Bench<'_> {
                         epochs: 1.0,
                         ..shape
                     };
-                    self.throughput(named.clone(), child, workers, feed, one_epoch)?;
+                    self.throughput(named.clone(), child, (workers, PROCESSING), feed, one_epoch)?;
                     self.compare(&named, &name, workers);
                 }
                 if let Some(flags) = &variant {
                     let child = strings(&["run", "--input", &input], flags);
                     let named = format!("{name}, {}", flags.join(" "));
-                    self.throughput(named.clone(), child, workers, feed, shape)?;
+                    self.throughput(named.clone(), child, (workers, EVENT), feed, shape)?;
                     self.compare(&name, &named, workers);
                 }
             }
@@ -243,7 +243,7 @@ impl Bench<'_> {
                 &target,
             );
             let name = format!("kafka, {partitions} partitions");
-            self.throughput(name.clone(), run, workers, Feed::Nothing, shape)?;
+            self.throughput(name.clone(), run, (workers, EVENT), Feed::Nothing, shape)?;
             let engine = self
                 .rows
                 .iter()
@@ -267,20 +267,16 @@ impl Bench<'_> {
         Ok(())
     }
 
-    /// Runs one configuration `--repeat` times; keeps the fastest run and the largest RSS.
+    /// Runs one configuration `--repeat` times in `time` (`--time`); keeps the fastest run and
+    /// the largest RSS.
     fn throughput(
         &mut self,
         source: String,
         mut child: Vec<String>,
-        workers: usize,
+        (workers, time): (usize, &str),
         feed: Feed<'_>,
         shape: Shape,
     ) -> anyhow::Result<()> {
-        let time = if source.ends_with("processing time") {
-            "processing"
-        } else {
-            "event"
-        };
         child.extend(["--format", "json", "--time", time, "--epoch"].map(String::from));
         let epoch = humantime::format_duration(self.args.epoch).to_string();
         child.extend([epoch, "-w".into(), workers.to_string()]);
@@ -321,6 +317,11 @@ impl Bench<'_> {
         Ok(())
     }
 }
+
+/// The throughput runs' time: event time, except each file input's processing-time floor.
+const EVENT: &str = "event";
+/// Event time's floor: the same file in processing time (one epoch).
+const PROCESSING: &str = "processing";
 
 /// `fixed` words, then `tail`, as child arguments.
 fn strings(fixed: &[&str], tail: &[String]) -> Vec<String> {
