@@ -21,11 +21,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use broker::{committed_offsets, consume_all, Broker, Readings};
+use broker::{committed_offsets, consume_all, group_consumer, Broker, Readings};
 use common::{assert_report_matches, generate, recompute};
-use proxy::Proxy;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::consumer::Consumer;
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
 /// Partitions of every input topic: two per worker.
@@ -336,11 +335,7 @@ fn assert_fault_lines(log: &str, faults: u32) {
 
 /// Commits `offsets` for `group` (a witness that the broker keeps committed offsets).
 fn commit(brokers: &str, group: &str, topic: &str, offsets: &BTreeMap<i32, Offset>) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
+    let consumer = group_consumer(brokers, group);
     let mut tpl = TopicPartitionList::new();
     for (&p, &o) in offsets {
         tpl.add_partition_offset(topic, p, o).expect("offset");
@@ -445,9 +440,7 @@ fn gh_12_broker_kill_9_and_restart_on_sqlite_loses_nothing_and_counts_nothing_tw
 
 #[test]
 fn gh_12_network_cut_for_10_s_loses_nothing_and_counts_nothing_twice() {
-    let port = common::free_port();
-    let broker = Broker::start_advertised(port);
-    let proxy = Proxy::start(port, &broker.listen_address());
+    let (broker, proxy) = proxy::broker_behind_proxy();
     let brokers = broker.brokers();
     let readings = first_batch(&broker, "cut");
     let mut produced = readings.bytes.clone();
@@ -467,9 +460,7 @@ fn gh_12_network_cut_for_10_s_loses_nothing_and_counts_nothing_twice() {
 
 #[test]
 fn gh_12_slow_broker_loses_nothing_and_the_job_does_not_give_up() {
-    let port = common::free_port();
-    let broker = Broker::start_advertised(port);
-    let proxy = Proxy::start(port, &broker.listen_address());
+    let (broker, proxy) = proxy::broker_behind_proxy();
     let brokers = broker.brokers();
     let count = batch() / 2;
     let readings = broker.topic_with_readings("slow", PARTITIONS as u32, count, 3, BAD, &[]);

@@ -440,9 +440,7 @@ fn kill_9_and_restart_gives_the_uninterrupted_result() {
 
 #[test]
 fn broker_outage_loses_nothing() {
-    let port = common::free_port();
-    let broker = Broker::start_advertised(port);
-    let proxy = proxy::Proxy::start(port, &broker.listen_address());
+    let (broker, proxy) = proxy::broker_behind_proxy();
     let brokers = broker.brokers();
     let first = broker.topic_with_readings("flaky", 2, 6_000, 41, 0.01, &[]);
     let second = first.dir.path().join("second.jsonl");
@@ -612,9 +610,7 @@ fn event_time_from_kafka_with_results_topic() {
 
 #[test]
 fn broker_unreachable_at_start_is_retried() {
-    let port = common::free_port();
-    let broker = Broker::start_advertised(port);
-    let proxy = proxy::Proxy::start(port, &broker.listen_address());
+    let (broker, proxy) = proxy::broker_behind_proxy();
     let brokers = broker.brokers();
     let readings = broker.topic_with_readings("late", 2, 3_000, 3, 0.01, &[]);
     proxy.cut();

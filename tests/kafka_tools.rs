@@ -16,9 +16,8 @@ use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use broker::{consume_all, Broker};
-use proxy::Proxy;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 
 /// The input lines as `produce` should send them: split at `\n`, one `\r` dropped, and no
 /// extra empty line after a final newline.
@@ -317,11 +316,7 @@ fn topic_create_then_describe_shows_partitions_offsets_and_lag() {
     ]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let group = "describe-group";
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
+    let consumer = broker::group_consumer(&brokers, group);
     let mut commit = TopicPartitionList::new();
     commit
         .add_partition_offset(topic, 0, Offset::Offset(1))
@@ -424,9 +419,7 @@ fn produce_to_an_unreachable_broker_fails_cleanly_in_bounded_time() {
 
 #[test]
 fn produce_fails_when_the_broker_goes_away_and_works_again_after() {
-    let port = common::free_port();
-    let broker = Broker::start_advertised(port);
-    let proxy = Proxy::start(port, &broker.listen_address());
+    let (broker, proxy) = proxy::broker_behind_proxy();
     let topic = "produce-outage";
     broker.create_topic(topic, 2);
     let dir = tempfile::tempdir().expect("tempdir");

@@ -419,6 +419,15 @@ pub fn tansu_binary() -> PathBuf {
         })
 }
 
+/// A consumer in `group`, for reading or committing a group's offsets.
+pub fn group_consumer(brokers: &str, group: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .expect("consumer")
+}
+
 /// The committed offsets of `group` for partitions 0..`partitions` of `topic` (-1: none).
 pub fn committed_offsets(
     brokers: &str,
@@ -426,11 +435,7 @@ pub fn committed_offsets(
     topic: &str,
     partitions: i32,
 ) -> std::collections::BTreeMap<i32, i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
+    let consumer = group_consumer(brokers, group);
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition(topic, p);

@@ -6,9 +6,7 @@
 //! traffic through the proxy:
 //!
 //! ```ignore
-//! let port = common::free_port();
-//! let broker = Broker::start_advertised(port);
-//! let proxy = Proxy::start(port, &broker.listen_address());
+//! let (broker, proxy) = proxy::broker_behind_proxy();
 //! // clients use proxy.address() (== the advertised address)
 //! proxy.cut();     // every connection is closed, new ones are closed at once
 //! proxy.restore(); // connections work again
@@ -46,6 +44,15 @@ pub struct Proxy {
     address: SocketAddr,
     shared: Arc<Shared>,
     acceptor: Option<thread::JoinHandle<()>>,
+}
+
+/// A broker that advertises a free port, and a proxy on that port that forwards to it: all the
+/// clients' traffic goes through the proxy.
+pub fn broker_behind_proxy() -> (crate::broker::Broker, Proxy) {
+    let port = crate::common::free_port();
+    let broker = crate::broker::Broker::start_advertised(port);
+    let proxy = Proxy::start(port, &broker.listen_address());
+    (broker, proxy)
 }
 
 impl Proxy {
