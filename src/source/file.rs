@@ -432,25 +432,17 @@ impl Dealer {
         len: usize,
         keep: usize,
     ) {
-        // Kept up to the limit, then without a byte order mark, as `line` keeps a copied line.
+        // Kept up to the limit, as the callers of `line` keep a copied line.
         let end = (line.start + len.min(keep)).min(buf.len());
-        let (mut start, mut len) = (line.start, len);
-        // A UTF-8 byte order mark (Windows tools write one) is not part of the first line.
-        if self.line == 0 && buf[start..end].starts_with(BOM) {
-            start += BOM.len();
-            len -= BOM.len();
-        }
-        let kept = trim_cr(&buf[start..end]).len();
+        let (kept, len) = line_body(self.line == 0, &buf[line.start..end], len);
         self.line += 1;
-        batch.lines.push((self.line, start..start + kept, len));
+        let kept = line.start + kept.start..line.start + kept.end;
+        batch.lines.push((self.line, kept, len));
     }
 
     fn line(&mut self, bytes: &[u8], len: usize) {
-        // A UTF-8 byte order mark (Windows tools write one) is not part of the first line.
-        let (bytes, len) = match bytes.strip_prefix(BOM) {
-            Some(rest) if self.line == 0 => (rest, len - BOM.len()),
-            _ => (bytes, len),
-        };
+        let (kept, len) = line_body(self.line == 0, bytes, len);
+        let bytes = &bytes[kept];
         let owner = owner_of_line(self.line, self.peers);
         self.line += 1;
         if !self.local.contains(&owner) {
@@ -459,7 +451,6 @@ impl Dealer {
         let slot = owner - self.local.start;
         let batch = &mut self.batches[slot];
         let start = batch.data.len();
-        let bytes = trim_cr(bytes);
         batch.data.extend_from_slice(bytes);
         batch.lines.push((self.line, start..batch.data.len(), len));
         if batch.data.len() >= BATCH_BYTES || batch.lines.len() >= 8192 {
@@ -496,6 +487,17 @@ impl Dealer {
     fn finish(mut self) {
         self.flush();
     }
+}
+
+/// What a line's `bytes` (kept up to the limit) hold of it, and its full length `len`: without
+/// a UTF-8 byte order mark if it is the input's `first` line (Windows tools write one), and
+/// without a trailing carriage return.
+fn line_body(first: bool, bytes: &[u8], len: usize) -> (Range<usize>, usize) {
+    let (skip, len) = match bytes.strip_prefix(BOM) {
+        Some(_) if first => (BOM.len(), len - BOM.len()),
+        _ => (0, len),
+    };
+    (skip..skip + trim_cr(&bytes[skip..]).len(), len)
 }
 
 /// Drops one trailing carriage return (CRLF files); JSON allows it anyway, but the raw
