@@ -29,6 +29,18 @@ use redact::{CreateError, Redactor};
 /// 10 s. `-X reconnect.backoff.max.ms=...` overrides it.
 pub const RECONNECT_BACKOFF_MAX: (&str, &str) = ("reconnect.backoff.max.ms", "1000");
 
+/// The first wait before reconnecting to a broker (librdkafka's default: 100 ms). librdkafka
+/// also derives from it the interval at which a client may open a connection for a request
+/// that needs "any broker" (half of it, at least 11 ms): a new client learns the broker's id
+/// from its bootstrap connection, drops that one, and its next metadata request waits out the
+/// interval, 50 ms with the default (its debug log: "still suppressed for 49ms: application
+/// metadata request"). A Kafka run makes four such clients in a row before its workers read:
+/// `run --until-end` of 1,000 messages in 4 partitions at 2 workers (Tansu) took 0.17-0.27 s
+/// with the default and 0.09 s with 10 ms. The cost: a lost broker is tried again after
+/// 10 ms, 20 ms, 40 ms, ... instead of 100 ms, 200 ms, ... (up to [`RECONNECT_BACKOFF_MAX`]).
+/// `-X reconnect.backoff.ms=...` overrides it.
+pub const RECONNECT_BACKOFF: (&str, &str) = ("reconnect.backoff.ms", "10");
+
 /// A `-X key=value` librdkafka property. Its `Debug` hides the value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Property {
@@ -180,6 +192,8 @@ impl ClientSettings {
         let mut config = ClientConfig::new();
         // Back within a second of a broker that comes back (see the constant).
         config.set(RECONNECT_BACKOFF_MAX.0, RECONNECT_BACKOFF_MAX.1);
+        // Start-up 0.17-0.27 s -> 0.09 s: no 50 ms wait per new client (see the constant).
+        config.set(RECONNECT_BACKOFF.0, RECONNECT_BACKOFF.1);
         for (key, value) in defaults {
             config.set(*key, *value);
         }
