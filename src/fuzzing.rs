@@ -10,14 +10,21 @@ use std::time::Duration;
 
 use crate::epoch::{parse_event_time, EpochGrid};
 use crate::escape::escape;
-use crate::message::{parse, DEFAULT_MAX_MESSAGE_BYTES, ERROR_KINDS};
+use crate::message::{parse, parse_with_serde, DEFAULT_MAX_MESSAGE_BYTES, ERROR_KINDS};
 use crate::rules::{alert_rules, epochs_kept, Rules};
 
 /// The message parser, at the default size limit and at a small one, and what the worker
-/// does next with a reading (its event time) or a reject (its kind and message).
+/// does next with a reading (its event time) or a reject (its kind and message). The parser's
+/// fast path must give exactly what serde_json gives.
 pub fn message(data: &[u8]) {
     for limit in [DEFAULT_MAX_MESSAGE_BYTES, 64] {
-        match parse(data, data.len(), limit) {
+        let parsed = parse(data, data.len(), limit);
+        assert_eq!(
+            parsed,
+            parse_with_serde(data, data.len(), limit),
+            "the fast path and serde_json disagree"
+        );
+        match parsed {
             Ok(reading) => {
                 assert!(!reading.guid.is_empty() && !reading.device.is_empty());
                 assert!((0..=100_000_000).contains(&reading.humidity_micro));

@@ -133,7 +133,29 @@ const HUMIDITY: &str = "payload.data.humidity";
 
 /// Parses and validates one message of `len` bytes (`bytes` may be a truncated prefix of a
 /// longer message, in which case `len` is the full size and the message is too large).
+///
+/// A message as dataloggers send it takes the fast path ([`fast`]); anything else, every
+/// invalid message included, is parsed by serde_json ([`parse_with_serde`]), which decides.
 pub fn parse(bytes: &[u8], len: usize, max_bytes: usize) -> Result<Reading<'_>, MessageError> {
+    parse_with(bytes, len, max_bytes, true)
+}
+
+/// [`parse`] without the fast path: what the fast path must agree with, for the fuzz target
+/// and the tests.
+pub fn parse_with_serde(
+    bytes: &[u8],
+    len: usize,
+    max_bytes: usize,
+) -> Result<Reading<'_>, MessageError> {
+    parse_with(bytes, len, max_bytes, false)
+}
+
+fn parse_with(
+    bytes: &[u8],
+    len: usize,
+    max_bytes: usize,
+    fast_path: bool,
+) -> Result<Reading<'_>, MessageError> {
     if len > max_bytes {
         return Err(MessageError::TooLarge {
             len,
@@ -145,6 +167,11 @@ pub fn parse(bytes: &[u8], len: usize, max_bytes: usize) -> Result<Reading<'_>, 
     })?;
     if text.trim_ascii().is_empty() {
         return Err(MessageError::Empty);
+    }
+    if fast_path {
+        if let Some(reading) = fast::parse(text) {
+            return Ok(reading);
+        }
     }
     let top: Top<'_> = serde_json::from_str(text).map_err(|e| MessageError::Json(e.to_string()))?;
     let fields = match top {
@@ -395,5 +422,6 @@ impl<'de> Deserialize<'de> for Key {
     }
 }
 
+mod fast;
 #[cfg(test)]
 mod tests;

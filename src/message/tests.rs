@@ -239,3 +239,100 @@ fn every_error_has_a_kind_and_a_message() {
         "field `guid` must be a string, found a number"
     );
 }
+
+/// The fast path against serde_json: each of these messages, and every message one byte away
+/// from it (a byte removed, or replaced by one of JSON's structural or number bytes, a quote,
+/// an escape, whitespace, a control character or a letter), parses to the same reading or the
+/// same error both ways. The messages themselves must take the fast path, or it is never used.
+#[test]
+fn the_fast_path_agrees_with_serde_one_byte_away_from_real_messages() {
+    let messages = [
+        SEED,
+        r#"{"guid":"0-ZZZ1-0AK","medicalImagingdevice":"CT3","eventTime":"2022-08-16T13:26:39Z","payload":{"data":{"humidity":7e1,"x":[1,{"a":null}]}}}"#,
+        "\r\n { \"payload\" : { \"data\" : { \"humidity\" : 0 } , \"format\" : [ ] } , \"guid\" : \"g\" , \"medicalimagingdevice\" : \"PET-CT1\" , \"n\" : -0.5E-3 , \"t\" : true , \"f\" : false }\t",
+        r#"{"guid":"g","medicalimagingdevice":"MRI12","payload":{"data":{"humidity":100.000000}},"guid":"ü","payload":{"data":{"other":1}}}"#,
+    ];
+    let bytes: &[u8] = b"{}[],:\"\\ \t\n\r\x00\x1f-+.eE0159xatfnu\xc3";
+    let mut compared = 0;
+    for message in messages {
+        assert!(
+            fast::parse(message).is_some(),
+            "{message:?} should take the fast path"
+        );
+        let original = message.as_bytes();
+        let mut variants = Vec::new();
+        for at in 0..original.len() {
+            let mut removed = original.to_vec();
+            removed.remove(at);
+            variants.push(removed);
+            for &byte in bytes {
+                let mut replaced = original.to_vec();
+                replaced[at] = byte;
+                variants.push(replaced);
+            }
+        }
+        variants.push(original.to_vec());
+        for variant in &variants {
+            assert_eq!(
+                parse(variant, variant.len(), MAX),
+                parse_with_serde(variant, variant.len(), MAX),
+                "{:?}",
+                String::from_utf8_lossy(variant)
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared > 15_000, "{compared} variants");
+}
+
+/// Numbers the fast path evaluates read exactly as serde_json reads them; longer ones are
+/// left to serde_json.
+#[test]
+fn the_fast_path_reads_humidity_as_serde_does() {
+    let numbers = [
+        "0",
+        "-0",
+        "-0.0",
+        "0.0",
+        "100",
+        "100.0",
+        "1e2",
+        "1E+2",
+        "10e1",
+        "0.1e3",
+        "71.7",
+        "71.70",
+        "33.333333",
+        "99.999999",
+        "99.9999995",
+        "12.3456789012345",
+        "12.34567890123456",
+        "0.000001",
+        "0.0000005",
+        "1e-7",
+        "5e-7",
+        "0.00000050",
+        "1234567890123e-11",
+        "100.000000000000000001",
+        "7e0",
+        "700e-1",
+        "70000000000000000000000e-21",
+        "1e22",
+        "1e-22",
+        "1e23",
+        "4.5e-23",
+        "0e400",
+        "0e-400",
+        "100.0000000000000000",
+    ];
+    for number in numbers {
+        let text = format!(
+            r#"{{"guid":"g","medicalimagingdevice":"CT1","payload":{{"data":{{"humidity":{number}}}}}}}"#
+        );
+        assert_eq!(
+            parse(text.as_bytes(), text.len(), MAX),
+            parse_with_serde(text.as_bytes(), text.len(), MAX),
+            "{number}"
+        );
+    }
+}
