@@ -85,16 +85,18 @@ pub(super) fn parse(text: &str) -> Option<Reading<'_>> {
     })
 }
 
-/// Whether any byte of `word` is a quote, a backslash or a control character (below 0x20).
-fn stops_a_string(word: u64) -> bool {
+/// The bytes of `word` (little-endian) that end a string or send the message to serde: a
+/// quote, a backslash or a control character (below 0x20). The lowest byte whose high bit is
+/// set in the result is the first such byte; bits above it may be set spuriously.
+fn string_stops(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
-    // A byte of `v` is below `n` (n <= 128) where `(v - n) & !v` sets its high bit.
+    // A byte of `v` is below `n` (n <= 128) where `(v - n) & !v` sets its high bit; a borrow
+    // can only mark bytes above a true one.
     let below = |v: u64, n: u8| v.wrapping_sub(ONES * u64::from(n)) & !v & HIGH_BITS;
-    (below(word ^ (ONES * u64::from(b'"')), 1)
+    below(word ^ (ONES * u64::from(b'"')), 1)
         | below(word ^ (ONES * u64::from(b'\\')), 1)
-        | below(word, 0x20))
-        != 0
+        | below(word, 0x20)
 }
 
 struct Scanner<'a> {
@@ -128,21 +130,24 @@ impl<'a> Scanner<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.at;
-        // Eight bytes at a time up to the word that holds the closing quote (or a byte that
-        // sends the message to serde), then byte by byte.
-        while let Some(word) = self.bytes.get(self.at..self.at + 8) {
-            let word = u64::from_le_bytes(word.try_into().ok()?);
-            if stops_a_string(word) {
+        // Eight bytes at a time to the first byte that ends the string or sends the message
+        // to serde; byte by byte near the end of the message.
+        loop {
+            let Some(word) = self.bytes.get(self.at..self.at + 8) else {
+                while !matches!(self.peek()?, b'"' | b'\\' | 0..=0x1f) {
+                    self.at += 1;
+                }
+                break;
+            };
+            let stops = string_stops(u64::from_le_bytes(word.try_into().ok()?));
+            if stops != 0 {
+                self.at += (stops.trailing_zeros() / 8) as usize;
                 break;
             }
             self.at += 8;
         }
-        loop {
-            match self.peek()? {
-                b'"' => break,
-                b'\\' | 0..=0x1f => return None,
-                _ => self.at += 1,
-            }
+        if self.peek()? != b'"' {
+            return None;
         }
         // Both ends sit next to an ASCII quote, so they are character boundaries.
         let string = self.text.get(start..self.at)?;
@@ -314,18 +319,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_word_stops_a_string_exactly_when_one_of_its_bytes_does() {
+    fn the_first_stop_in_a_word_is_the_first_byte_that_ends_a_string() {
+        let stops = |byte: u8| byte == b'"' || byte == b'\\' || byte < 0x20;
+        let first = |word: [u8; 8]| match string_stops(u64::from_le_bytes(word)) {
+            0 => None,
+            mask => Some(mask.trailing_zeros() as usize / 8),
+        };
         for byte in 0..=u8::MAX {
-            let stops = byte == b'"' || byte == b'\\' || byte < 0x20;
             for at in 0..8 {
                 for filler in [b'a', 0xc3, b' ', b'~', 0xff] {
                     let mut word = [filler; 8];
                     word[at] = byte;
                     assert_eq!(
-                        stops_a_string(u64::from_le_bytes(word)),
-                        stops,
+                        first(word),
+                        stops(byte).then_some(at),
                         "byte {byte:#04x} at {at} among {filler:#04x}"
                     );
+                    // A second stop after the first one does not move it.
+                    for later in at + 1..8 {
+                        let mut two = word;
+                        two[later] = b'"';
+                        let expected = if stops(byte) { at } else { later };
+                        assert_eq!(first(two), Some(expected), "{two:?}");
+                    }
                 }
             }
         }
