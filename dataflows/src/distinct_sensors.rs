@@ -77,31 +77,27 @@ fn first_seen(sensors: Sensors<'_>) -> VecCollection<'_, Epoch, SensorCount, isi
         .unary(by_guid, "FirstSeen", |_, _| {
             let mut seen = FirstSeen::default();
             let mut counts = BTreeMap::new();
+            let mut caps = BTreeMap::new();
             move |input, output| {
                 input.for_each(|cap, data| {
                     for ((device, guid), epoch, diff) in data.drain(..) {
                         if diff > 0 {
                             seen.see(device, guid, epoch, &mut |count, at, d| {
                                 *counts.entry((at, count)).or_insert(0) += d;
+                                // `at` is the sighting's epoch or a later one it moves from.
+                                caps.entry(at).or_insert_with(|| cap.delayed(&at, 0));
                             });
                         }
                     }
-                    // Pre-counted: one update per count and epoch, not one per sensor.
-                    let mut at = None;
-                    let mut session = None;
-                    for ((epoch, count), diff) in std::mem::take(&mut counts) {
-                        if diff == 0 {
-                            continue;
-                        }
-                        if at != Some(epoch) {
-                            at = Some(epoch);
-                            session = Some(cap.delayed(&epoch, 0));
-                        }
-                        if let Some(cap) = &session {
-                            output.session(cap).give((count, epoch, diff));
-                        }
-                    }
                 });
+                // Pre-counted over everything this activation received: one update per
+                // count and epoch, not one per sensor or per batch from the exchange.
+                for ((epoch, count), diff) in std::mem::take(&mut counts) {
+                    if let (Some(cap), true) = (caps.get(&epoch), diff != 0) {
+                        output.session(cap).give((count, epoch, diff));
+                    }
+                }
+                caps.clear();
             }
         })
         .as_collection()
