@@ -249,6 +249,20 @@ impl<'a> Scanner<'a> {
         (self.depth <= MAX_DEPTH).then_some(())
     }
 
+    /// After an element: `Some(true)` past a comma (another element follows), `Some(false)`
+    /// past the closing `close`, `None` at anything else.
+    fn next_element(&mut self, close: u8) -> Option<bool> {
+        self.whitespace();
+        let byte = self.peek()?;
+        self.at += 1;
+        if byte == b',' {
+            self.whitespace();
+            Some(true)
+        } else {
+            (byte == close).then_some(false)
+        }
+    }
+
     fn array(&mut self) -> Option<()> {
         self.enter()?;
         self.eat(b'[')?;
@@ -256,17 +270,8 @@ impl<'a> Scanner<'a> {
         if self.eat(b']').is_none() {
             loop {
                 self.skip()?;
-                self.whitespace();
-                match self.peek()? {
-                    b',' => {
-                        self.at += 1;
-                        self.whitespace();
-                    }
-                    b']' => {
-                        self.at += 1;
-                        break;
-                    }
-                    _ => return None,
+                if !self.next_element(b']')? {
+                    break;
                 }
             }
         }
@@ -295,17 +300,8 @@ impl<'a> Scanner<'a> {
                     (Some(Level::Data), "humidity") => fields.humidity = Some(self.number()??),
                     _ => self.skip()?,
                 }
-                self.whitespace();
-                match self.peek()? {
-                    b',' => {
-                        self.at += 1;
-                        self.whitespace();
-                    }
-                    b'}' => {
-                        self.at += 1;
-                        break;
-                    }
-                    _ => return None,
+                if !self.next_element(b'}')? {
+                    break;
                 }
             }
         }
