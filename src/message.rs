@@ -184,9 +184,7 @@ fn parse_with(
         value => required_string(value, DEVICE)?,
     };
     let humidity_micro = match fields.humidity {
-        Value::Number(h) if h.is_finite() && (0.0..=100.0).contains(&h) => {
-            (h * MICROS_PER_PERCENT as f64).round() as i64
-        }
+        Value::Number(h) if humidity_in_range(h) => humidity_micro(h),
         Value::Number(h) => return Err(MessageError::HumidityOutOfRange(h)),
         Value::Missing => return Err(MessageError::Missing(HUMIDITY)),
         other => return Err(MessageError::HumidityNotANumber(other.kind())),
@@ -201,6 +199,16 @@ fn parse_with(
         humidity_micro,
         event_time,
     })
+}
+
+/// Whether a humidity in percent is valid: finite, 0 to 100.
+fn humidity_in_range(percent: f64) -> bool {
+    percent.is_finite() && (0.0..=100.0).contains(&percent)
+}
+
+/// A valid humidity in millionths of a percent.
+fn humidity_micro(percent: f64) -> i64 {
+    (percent * MICROS_PER_PERCENT as f64).round() as i64
 }
 
 fn required_string<'a>(

@@ -93,7 +93,10 @@ fn first_seen(sensors: Sensors<'_>) -> VecCollection<'_, Epoch, SensorCount, isi
                 // Pre-counted over everything this activation received: one update per
                 // count and epoch, not one per sensor or per batch from the exchange.
                 for ((epoch, count), diff) in std::mem::take(&mut counts) {
-                    if let (Some(cap), true) = (caps.get(&epoch), diff != 0) {
+                    if diff == 0 {
+                        continue;
+                    }
+                    if let Some(cap) = caps.get(&epoch) {
                         output.session(cap).give((count, epoch, diff));
                     }
                 }

@@ -20,7 +20,7 @@
 
 use std::borrow::Cow;
 
-use super::{Reading, DEVICE, DEVICE_ALT, GUID, MICROS_PER_PERCENT};
+use super::{humidity_in_range, humidity_micro, Reading, DEVICE, DEVICE_ALT, GUID};
 
 /// Deeper objects and arrays go to serde_json (which allows 128).
 const MAX_DEPTH: u32 = 64;
@@ -74,13 +74,11 @@ pub(super) fn parse(text: &str) -> Option<Reading<'_>> {
     if device.is_empty() {
         return None;
     }
-    let humidity = fields
-        .humidity
-        .filter(|h| h.is_finite() && (0.0..=100.0).contains(h))?;
+    let humidity = fields.humidity.filter(|h| humidity_in_range(*h))?;
     Some(Reading {
         guid: Cow::Borrowed(guid),
         device: Cow::Borrowed(device),
-        humidity_micro: (humidity * MICROS_PER_PERCENT as f64).round() as i64,
+        humidity_micro: humidity_micro(humidity),
         event_time: fields.event_time.map(Cow::Borrowed),
     })
 }
