@@ -18,7 +18,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use broker::{committed_offsets, Broker};
-use common::{assert_report_matches, generate, hygroflow, json_lines, recompute, run, LiveJob};
+use common::{
+    assert_report_matches, generate, hygroflow, json_lines, recompute, run, LiveJob, FAULTS,
+};
 use rand::Rng;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -234,8 +236,14 @@ fn committed_frontier(state: &Path) -> Option<u64> {
     serde_json::from_str::<Value>(body).ok()?["frontier"].as_u64()
 }
 
-fn spawn_job(brokers: &str, topic: &str, state: &Path, group: &str) -> Child {
-    hygroflow()
+/// Starts the kill test's job; in a debug build, `fault` (one of [`FAULTS`]) also kills it
+/// there.
+fn spawn_job(brokers: &str, topic: &str, state: &Path, group: &str, fault: Option<&str>) -> Child {
+    let mut command = hygroflow();
+    if let (Some(fault), true) = (fault, cfg!(debug_assertions)) {
+        command.env("HYGROFLOW_FAULT", fault);
+    }
+    command
         .args([
             "run",
             "-b",
@@ -291,12 +299,17 @@ fn kill_9_and_restart_gives_the_uninterrupted_result() {
     let mut kills = 0;
     let mut first_report: Option<Duration> = None;
     let mut read_to_the_end = false;
-    for _ in 0..30 {
+    for attempt in 0..30 {
         if kills >= 6 && (log().contains("resume guard") || read_to_the_end) {
             break;
         }
         let started = Instant::now();
-        let mut child = spawn_job(&brokers, "crashy", &state, "crashy-group");
+        // After the first (which takes the measure), each run may also die at a fault point:
+        // a job that takes in the rest of the topic within the timed kill's moment is still
+        // killed in the middle of its commits.
+        let fault = FAULTS[attempt % FAULTS.len()];
+        let fault = first_report.is_some().then_some(fault);
+        let mut child = spawn_job(&brokers, "crashy", &state, "crashy-group", fault);
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         let reader = std::thread::spawn(move || {
@@ -321,7 +334,10 @@ fn kill_9_and_restart_gives_the_uninterrupted_result() {
                 None
             }
         };
-        let exited = child.try_wait().expect("try_wait").is_some();
+        let ended = child.try_wait().expect("try_wait");
+        // Killed at its fault point: a kill of a running job all the same.
+        let exited =
+            ended.is_some_and(|s| std::os::unix::process::ExitStatusExt::signal(&s) != Some(9));
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         reader.join().expect("reader");
@@ -364,7 +380,7 @@ fn kill_9_and_restart_gives_the_uninterrupted_result() {
     }
     assert!(kills >= 6, "six kill -9s of a running job: {}", log());
     // The last run goes to the end.
-    let out = spawn_job(&brokers, "crashy", &state, "crashy-group")
+    let out = spawn_job(&brokers, "crashy", &state, "crashy-group", None)
         .wait_with_output()
         .expect("run");
     assert!(out.status.success(), "{}", log());

@@ -32,7 +32,7 @@ use serde_json::Value;
 
 use alert_runs::{assert_success, oracle_of, output_within, write_case};
 use broker::{consume_all, Broker};
-use common::{hygroflow, json_lines};
+use common::{hygroflow, json_lines, FAULTS};
 
 /// Partitions of the input topic, and workers: one partition each.
 const PARTITIONS: u32 = 2;
@@ -43,18 +43,6 @@ const PARTITIONS: u32 = 2;
 /// printed only after their commit, so a few reports later is a few commits later: more
 /// would often find the job done.)
 const KILLS: [(i64, usize); 5] = [(40, 0), (90, 2), (140, 0), (190, 5), (240, 1)];
-
-/// In a debug build (what CI runs) each run also kills itself at one of these fault points
-/// (`src/fault.rs`), counted from its start: a run that takes in its input faster than the
-/// test can see its commits (it may commit everything in a few steps) is still killed in the
-/// middle, between its checkpoint, its marker, its offsets and its printed reports.
-const FAULTS: [&str; 5] = [
-    "after-marker:4",
-    "after-release:6",
-    "checkpoint-write:5",
-    "after-offsets:4",
-    "marker-write:5",
-];
 
 /// Fetches of at most 10 kB (about 50 readings, a few epochs) with little waiting, and a local
 /// queue of about as much: a job then takes in its input over a second or two and commits

@@ -24,6 +24,18 @@ pub fn hygroflow() -> Command {
     cmd
 }
 
+/// Fault points for the kill tests: in a debug build (what CI runs) each run can also kill
+/// itself at one of these (`src/fault.rs`, `HYGROFLOW_FAULT`), counted from its start: a run that takes in its input faster than the
+/// test can see its commits (it may commit everything in a few steps) is still killed in the
+/// middle, between its checkpoint, its marker, its offsets and its printed reports.
+pub const FAULTS: [&str; 5] = [
+    "after-marker:4",
+    "after-release:6",
+    "checkpoint-write:5",
+    "after-offsets:4",
+    "marker-write:5",
+];
+
 /// Runs the binary with `args`, returning its output.
 pub fn run(args: &[&str]) -> Output {
     hygroflow().args(args).output().expect("the binary runs")
