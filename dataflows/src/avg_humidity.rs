@@ -22,6 +22,8 @@ use std::collections::{BTreeMap, HashMap};
 use differential_dataflow::{AsCollection, VecCollection};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::CapabilitySet;
+use timely::order::PartialOrder;
 
 use crate::{DeviceKey, DeviceSums, Epoch, Stat, Tally};
 
@@ -34,31 +36,53 @@ pub fn avg_humidity(device_sums: DeviceSums<'_>) -> VecCollection<'_, Epoch, Sta
         .inner
         .unary_frontier(by_device, "RunningSums", |_, _| {
             let mut sums = RunningSums::default();
-            let mut stash = BTreeMap::new();
+            // Each epoch's updates, and one capability at or before the earliest of them: an
+            // activation that completes many epochs (event time replaying a file) sends all
+            // their changes in one message, each change at its own epoch, as `count_total`
+            // does. A capability and a message per epoch cost progress tracking at every
+            // operator downstream, for every epoch: on the 1M-line file of readings 30 ms
+            // apart (10,000 epochs), event time at 1 worker took 0.395 s (median of 12) with
+            // them and 0.325 s without, the same file in processing time 0.24-0.25 s.
+            let mut stash: BTreeMap<Epoch, Vec<(DeviceKey, Tally)>> = BTreeMap::new();
+            let mut held: CapabilitySet<Epoch> = CapabilitySet::new();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
+                    let covered = cap
+                        .stamp()
+                        .iter()
+                        .all(|t| held.iter().any(|h| h.time().less_equal(t)));
+                    if !covered {
+                        for capability in cap.retain_stamp(0).iter() {
+                            held.insert(capability.clone());
+                        }
+                    }
                     for (device, epoch, diff) in data.drain(..) {
-                        let (_, updates): &mut (_, Vec<(DeviceKey, Tally)>) = stash
-                            .entry(epoch)
-                            .or_insert_with(|| (cap.delayed(&epoch, 0), Vec::new()));
-                        updates.push((device, diff));
+                        stash.entry(epoch).or_default().push((device, diff));
                     }
                 });
-                while let Some(entry) = stash.first_entry() {
-                    if frontier.less_equal(entry.key()) {
-                        break;
+                if stash
+                    .first_key_value()
+                    .is_some_and(|(epoch, _)| !frontier.less_equal(epoch))
+                {
+                    let mut session = output.session(&held);
+                    while let Some(entry) = stash.first_entry() {
+                        if frontier.less_equal(entry.key()) {
+                            break;
+                        }
+                        let (epoch, updates) = entry.remove_entry();
+                        sums.apply(updates, &mut |(device, (sum_micro, count)), diff| {
+                            let fact = Stat::DeviceHumidity {
+                                device,
+                                sum_micro,
+                                count,
+                            };
+                            session.give((fact, epoch, diff));
+                        });
                     }
-                    let epoch = *entry.key();
-                    let (cap, updates) = entry.remove();
-                    let mut session = output.session(&cap);
-                    sums.apply(updates, &mut |(device, (sum_micro, count)), diff| {
-                        let fact = Stat::DeviceHumidity {
-                            device,
-                            sum_micro,
-                            count,
-                        };
-                        session.give((fact, epoch, diff));
-                    });
+                }
+                match stash.first_key_value() {
+                    Some((epoch, _)) => held.downgrade([epoch]),
+                    None => held = CapabilitySet::new(),
                 }
             }
         })

@@ -29,6 +29,8 @@ use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::CapabilitySet;
+use timely::order::PartialOrder;
 
 use crate::{DeviceKey, Epoch, GuidKey, Sensors};
 
@@ -77,30 +79,39 @@ fn first_seen(sensors: Sensors<'_>) -> VecCollection<'_, Epoch, SensorCount, isi
         .unary(by_guid, "FirstSeen", |_, _| {
             let mut seen = FirstSeen::default();
             let mut counts = BTreeMap::new();
-            let mut caps = BTreeMap::new();
             move |input, output| {
+                // One capability at or before everything this activation received: its
+                // counts go out in one message, each at its own epoch (which is never before
+                // the sighting's, so never before the message's).
+                let mut held: CapabilitySet<Epoch> = CapabilitySet::new();
                 input.for_each(|cap, data| {
+                    let covered = cap
+                        .stamp()
+                        .iter()
+                        .all(|t| held.iter().any(|h| h.time().less_equal(t)));
+                    if !covered {
+                        for capability in cap.retain_stamp(0).iter() {
+                            held.insert(capability.clone());
+                        }
+                    }
                     for ((device, guid), epoch, diff) in data.drain(..) {
                         if diff > 0 {
                             seen.see(device, guid, epoch, &mut |count, at, d| {
                                 *counts.entry((at, count)).or_insert(0) += d;
-                                // `at` is the sighting's epoch or a later one it moves from.
-                                caps.entry(at).or_insert_with(|| cap.delayed(&at, 0));
                             });
                         }
                     }
                 });
                 // Pre-counted over everything this activation received: one update per
                 // count and epoch, not one per sensor or per batch from the exchange.
-                for ((epoch, count), diff) in std::mem::take(&mut counts) {
-                    if diff == 0 {
-                        continue;
-                    }
-                    if let Some(cap) = caps.get(&epoch) {
-                        output.session(cap).give((count, epoch, diff));
+                if !counts.is_empty() {
+                    let mut session = output.session(&held);
+                    for ((epoch, count), diff) in std::mem::take(&mut counts) {
+                        if diff != 0 {
+                            session.give((count, epoch, diff));
+                        }
                     }
                 }
-                caps.clear();
             }
         })
         .as_collection()

@@ -20,7 +20,7 @@ use hygroflow_dataflows::{Counter, Epoch, InputHandles, Key, Observation, Sensor
 use tracing::warn;
 
 use crate::checkpoint::{CheckpointError, WorkerState};
-use crate::epoch::{assign_event, parse_event_time, EpochGrid, TimeMode, Window};
+use crate::epoch::{assign_event, EpochGrid, EventTimes, TimeMode, Window};
 use crate::message::{parse, ERROR_KINDS};
 use crate::sink::rejects::{RejectError, Rejects};
 use crate::source::{Origin, RawRecord};
@@ -168,6 +168,8 @@ pub(crate) struct EpochWriter {
     /// Windowed: messages assigned to the open epoch (valid or rejected).
     received: i64,
     future: FutureGuard,
+    /// Event time: reads each reading's `eventTime`.
+    event_times: EventTimes,
     rejects: Rejects,
     offsets: Offsets,
     /// Closed epochs whose offsets wait until the epoch is complete everywhere.
@@ -213,6 +215,7 @@ impl EpochWriter {
             counts: EpochCounts::default(),
             received: 0,
             future,
+            event_times: EventTimes::default(),
             rejects,
             offsets,
             to_commit: VecDeque::new(),
@@ -244,7 +247,8 @@ impl EpochWriter {
         match parse(record.bytes, record.len, self.max_message_bytes) {
             Ok(reading) => {
                 if self.time == TimeMode::Event {
-                    let event_ms = reading.event_time.as_deref().and_then(parse_event_time);
+                    let event_ms = (reading.event_time.as_deref())
+                        .and_then(|text| self.event_times.parse(text));
                     let believed = event_ms.and_then(|ms| self.future.believe(ms, &reading.guid));
                     self.counts.future += i64::from(event_ms.is_some() && believed.is_none());
                     let event_epoch = believed.map(|ms| self.grid.epoch_of_ms(ms));
