@@ -9,6 +9,7 @@
 //! Devices are keys in the facts; `Results` keeps each [`Stat::DeviceName`] in a table of
 //! its own, so that the report can name them ([`Results::name`]).
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use differential_dataflow::consolidation::consolidate;
@@ -90,25 +91,11 @@ impl Results {
     /// Applies every update at or before `epoch` and returns the facts that changed,
     /// consolidated: a fact whose additions and retractions cancel is not a change.
     pub fn advance(&mut self, epoch: Epoch) -> Vec<(Stat, isize)> {
-        let due = match epoch.checked_add(1) {
-            Some(next) => {
-                let later = self.pending.split_off(&next);
-                std::mem::replace(&mut self.pending, later)
-            }
-            None => std::mem::take(&mut self.pending),
-        };
-        let mut changes: Vec<(Stat, isize)> = if due.len() == 1 {
-            due.into_values().next().unwrap_or_default()
-        } else {
-            due.into_values().flatten().collect()
-        };
+        let mut changes = self.take_through(epoch);
         // Sorted and summed in place: the changes come out sorted, and no map is built.
         consolidate(&mut changes);
         for (stat, r) in &changes {
-            if let Stat::DeviceName { device, name } = stat {
-                if *r > 0 {
-                    self.names.entry(*device).or_insert_with(|| name.clone());
-                }
+            if self.named(stat, *r) {
                 continue;
             }
             match self.state.get_mut(stat) {
@@ -124,6 +111,56 @@ impl Results {
             }
         }
         changes
+    }
+
+    /// Applies every update at or before `epoch`, as [`Results::advance`] does, for a caller
+    /// that does not need the changes: each update goes into the state as it is, unsorted.
+    /// In event time over many small epochs, sorting each epoch's changes to consolidate them
+    /// was a third of the report thread's time.
+    pub fn apply(&mut self, epoch: Epoch) {
+        for (stat, r) in self.take_through(epoch) {
+            if self.named(&stat, r) {
+                continue;
+            }
+            match self.state.entry(stat) {
+                Entry::Occupied(mut entry) => {
+                    *entry.get_mut() += r;
+                    if *entry.get() == 0 {
+                        entry.remove();
+                    }
+                }
+                Entry::Vacant(entry) => {
+                    entry.insert(r);
+                }
+            }
+        }
+    }
+
+    /// The pending updates at or before `epoch`, taken out.
+    fn take_through(&mut self, epoch: Epoch) -> Vec<(Stat, isize)> {
+        let due = match epoch.checked_add(1) {
+            Some(next) => {
+                let later = self.pending.split_off(&next);
+                std::mem::replace(&mut self.pending, later)
+            }
+            None => std::mem::take(&mut self.pending),
+        };
+        if due.len() == 1 {
+            due.into_values().next().unwrap_or_default()
+        } else {
+            due.into_values().flatten().collect()
+        }
+    }
+
+    /// Whether `stat` is a device's name, which goes to the names, not the state.
+    fn named(&mut self, stat: &Stat, r: isize) -> bool {
+        let Stat::DeviceName { device, name } = stat else {
+            return false;
+        };
+        if r > 0 {
+            self.names.entry(*device).or_insert_with(|| name.clone());
+        }
+        true
     }
 
     /// The facts in the cumulative state (each with multiplicity one when healthy), in no
@@ -163,5 +200,46 @@ mod tests {
         assert_eq!(changes.len(), 2);
         assert_eq!(facts(&results), [(Stat::TotalMessages(5), 1)]);
         assert!(results.pending_epochs(None).is_empty());
+    }
+
+    #[test]
+    fn applying_unconsolidated_updates_reaches_the_state_that_advancing_does() {
+        let ct1 = crate::Key::of("CT1");
+        let humidity = |sum_micro, count| Stat::DeviceHumidity {
+            device: ct1,
+            sum_micro,
+            count,
+        };
+        let name = Stat::DeviceName {
+            device: ct1,
+            name: "CT1".into(),
+        };
+        // A retraction before the addition it cancels, a fact added and retracted in one
+        // epoch, and a name.
+        let updates = [
+            (Stat::TotalMessages(2), 1, -1),
+            (humidity(10, 1), 1, 1),
+            (name.clone(), 1, 1),
+            (Stat::TotalMessages(2), 1, 1),
+            (Stat::TotalMessages(3), 1, 1),
+            (humidity(10, 1), 2, -1),
+            (Stat::TotalSensors(1), 2, 1),
+            (humidity(30, 2), 2, 1),
+            (Stat::TotalSensors(1), 2, -1),
+            (name, 2, 1),
+        ];
+        let (mut applied, mut advanced) = (Results::default(), Results::default());
+        applied.absorb(updates.clone());
+        advanced.absorb(updates);
+        for epoch in [1, 2] {
+            applied.apply(epoch);
+            advanced.advance(epoch);
+            assert_eq!(facts(&applied), facts(&advanced), "epoch {epoch}");
+            assert_eq!(applied.name(&ct1), Some("CT1"));
+        }
+        assert_eq!(
+            facts(&applied),
+            [(humidity(30, 2), 1), (Stat::TotalMessages(3), 1)]
+        );
     }
 }

@@ -223,7 +223,14 @@ impl ReportPrinter {
                 // Updates before the first reported epoch are folded into the next report.
                 continue;
             }
-            let changes = self.results.advance(epoch);
+            // Only `--changes` reads an epoch's changes; the other reports read the state.
+            let changes = match &self.reporter {
+                Some(reporter) if reporter.changes_only() => self.results.advance(epoch),
+                _ => {
+                    self.results.apply(epoch);
+                    Vec::new()
+                }
+            };
             let active = self.log_alerts(Some(epoch))?;
             if let Some(reporter) = &mut self.reporter {
                 let active: Vec<&Transition> = active.iter().collect();
