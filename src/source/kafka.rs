@@ -20,9 +20,11 @@
 //! The source keeps no offsets of its own: what was ingested is the pipeline's to know (it
 //! hands the offsets back to [`Source::commit`]), and where the consumer stands, librdkafka's.
 
+mod batch;
 mod delivered;
 mod resume;
 
+use self::batch::{Batch, PartitionQueue, Record};
 use self::delivered::Delivered;
 use self::resume::{ResumeGuard, Step};
 
@@ -48,6 +50,19 @@ use crate::kafka::{partitions, ClientLog};
 const METADATA_EVERY: Duration = Duration::from_secs(5);
 /// How often the same kind of broker error is logged.
 const LOG_EVERY: Duration = Duration::from_secs(5);
+/// Messages taken from a partition's queue at a time (see `batch.rs`).
+const BATCH: usize = 1024;
+
+/// What became of one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handled {
+    /// Handed to the pipeline.
+    Delivered,
+    /// Not handed over: before the resume point, or delivered before.
+    Skipped,
+    /// The partition was sought back (see `resume.rs`): what was fetched after it is stale.
+    Sought,
+}
 
 /// Which global worker consumes partition `partition`.
 pub fn owns_partition(partition: i32, index: usize, peers: usize) -> bool {
@@ -259,6 +274,13 @@ fn next_offset(position: Option<Offset>, resumed_at: Option<i64>) -> i64 {
 
 /// One worker's consumer.
 pub struct KafkaSource {
+    /// The owned partitions' own queues, read in batches ([`batch`]). Declared before the
+    /// consumer: they are dropped first.
+    queues: Vec<PartitionQueue>,
+    /// The messages of the last batch (destroyed before the next is taken).
+    batch: Batch,
+    /// A message from the consumer's queue, copied out.
+    scratch: Vec<u8>,
     consumer: Detached,
     topic: String,
     index: usize,
@@ -290,6 +312,9 @@ impl KafkaSource {
         let consumer = Detached::new(input.consumer(&format!("worker {index}"))?);
         let all = input.wait_for_partitions(&consumer, stop)?;
         let mut source = KafkaSource {
+            queues: Vec::new(),
+            batch: Batch::default(),
+            scratch: Vec::new(),
             consumer,
             topic: input.topic.clone(),
             index,
@@ -348,6 +373,17 @@ impl KafkaSource {
             self.consumer.incremental_assign(&tpl)?;
         }
         info!(worker = self.index, partitions = ?added, topic = %self.topic, "consuming partitions");
+        for &p in &added {
+            match PartitionQueue::split(&self.consumer, &self.topic, p) {
+                Some(queue) => self.queues.push(queue),
+                // Its messages come through the consumer's queue, one at a time.
+                None => warn!(
+                    worker = self.index,
+                    partition = p,
+                    "cannot read this partition in batches"
+                ),
+            }
+        }
         self.owned.extend(added);
         Ok(())
     }
@@ -377,6 +413,78 @@ impl KafkaSource {
                 .map(|e| e.offset()),
             self.resumed_at.get(&partition).copied(),
         )
+    }
+
+    /// Hands one fetched record to `deliver`, unless the resume guard or the delivered
+    /// offsets say otherwise.
+    fn record(
+        &mut self,
+        (partition, offset, bytes): (i32, i64, &[u8]),
+        deliver: &mut Deliver<'_>,
+    ) -> Result<Handled, PollError> {
+        if let Some(guard) = self.guards.get_mut(&partition) {
+            match guard.on_record(offset) {
+                Step::Deliver => {
+                    if guard.steps_back() > 0 {
+                        info!(
+                            worker = self.index,
+                            partition,
+                            resumed = guard.wanted(),
+                            steps_back = guard.steps_back(),
+                            "resume guard: the partition resumed exactly at its checkpointed offset"
+                        );
+                    }
+                    self.guards.remove(&partition);
+                }
+                Step::Skip => return Ok(Handled::Skipped),
+                Step::Seek(from) => {
+                    warn!(
+                        worker = self.index,
+                        partition,
+                        resumed = guard.wanted(),
+                        first = offset,
+                        fetch_from = from,
+                        "resume guard: the broker's first record is past the checkpointed offset (a fetch from inside a record batch?); fetching again from an earlier offset"
+                    );
+                    let offset = Offset::Offset(from);
+                    self.consumer
+                        .seek(&self.topic, partition, offset, Duration::from_secs(10))
+                        .map_err(SourceError::Kafka)?;
+                    return Ok(Handled::Sought);
+                }
+                Step::GiveUp(first) => {
+                    return Err(SourceError::RecordsGone {
+                        topic: self.topic.clone(),
+                        partition,
+                        wanted: guard.wanted(),
+                        first,
+                    }
+                    .into());
+                }
+            }
+        }
+        self.resumed_at.remove(&partition);
+        if !self.delivered.is_new(self.index, partition, offset) {
+            return Ok(Handled::Skipped);
+        }
+        deliver(RawRecord {
+            bytes,
+            len: bytes.len(),
+            origin: Origin::Kafka { partition, offset },
+        })
+        .map_err(PollError::Deliver)?;
+        if let Some(end) = self.ends.as_mut().and_then(|e| e.get_mut(&partition)) {
+            end.eof = false;
+        }
+        Ok(Handled::Delivered)
+    }
+
+    /// librdkafka says `partition` is at its end as it stands.
+    fn partition_eof(&mut self, partition: i32) {
+        debug!(worker = self.index, partition, "end of partition");
+        if let Some(end) = self.ends.as_mut().and_then(|e| e.get_mut(&partition)) {
+            end.eof = true;
+        }
     }
 
     fn log_error(&mut self, error: &KafkaError) {
@@ -418,6 +526,8 @@ impl Source for KafkaSource {
                 Err(error) => self.log_error(&error),
             }
         }
+        // The consumer's queue first: its events, and any message fetched before its
+        // partition's queue was split off, which comes before everything on that queue.
         let mut delivered = 0;
         while delivered < budget {
             match self.consumer.poll(Duration::ZERO) {
@@ -426,69 +536,21 @@ impl Source for KafkaSource {
                     // ended here, not once the loop is done).
                     self.consumer.context().log.answered();
                     let (partition, offset) = (message.partition(), message.offset());
-                    if let Some(guard) = self.guards.get_mut(&partition) {
-                        match guard.on_record(offset) {
-                            Step::Deliver => {
-                                if guard.steps_back() > 0 {
-                                    info!(
-                                        worker = self.index,
-                                        partition,
-                                        resumed = guard.wanted(),
-                                        steps_back = guard.steps_back(),
-                                        "resume guard: the partition resumed exactly at its checkpointed offset"
-                                    );
-                                }
-                                self.guards.remove(&partition);
-                            }
-                            Step::Skip => continue,
-                            Step::Seek(from) => {
-                                warn!(
-                                    worker = self.index,
-                                    partition,
-                                    resumed = guard.wanted(),
-                                    first = offset,
-                                    fetch_from = from,
-                                    "resume guard: the broker's first record is past the checkpointed offset (a fetch from inside a record batch?); fetching again from an earlier offset"
-                                );
-                                let offset = Offset::Offset(from);
-                                self.consumer
-                                    .seek(&self.topic, partition, offset, Duration::from_secs(10))
-                                    .map_err(SourceError::Kafka)?;
-                                continue;
-                            }
-                            Step::GiveUp(first) => {
-                                return Err(SourceError::RecordsGone {
-                                    topic: self.topic.clone(),
-                                    partition,
-                                    wanted: guard.wanted(),
-                                    first,
-                                }
-                                .into());
-                            }
-                        }
+                    // Copied out of the message, which borrows the consumer: this path only
+                    // carries what was fetched before its partition's queue was split off.
+                    let mut bytes = std::mem::take(&mut self.scratch);
+                    bytes.clear();
+                    bytes.extend_from_slice(message.payload().unwrap_or_default());
+                    drop(message);
+                    let handled = self.record((partition, offset, &bytes), deliver);
+                    self.scratch = bytes;
+                    if handled? == Handled::Delivered {
+                        delivered += 1;
                     }
-                    self.resumed_at.remove(&partition);
-                    if !self.delivered.is_new(self.index, partition, offset) {
-                        continue;
-                    }
-                    let bytes = message.payload().unwrap_or_default();
-                    deliver(RawRecord {
-                        bytes,
-                        len: bytes.len(),
-                        origin: Origin::Kafka { partition, offset },
-                    })
-                    .map_err(PollError::Deliver)?;
-                    if let Some(end) = self.ends.as_mut().and_then(|e| e.get_mut(&partition)) {
-                        end.eof = false;
-                    }
-                    delivered += 1;
                 }
                 Some(Err(KafkaError::PartitionEOF(partition))) => {
                     self.consumer.context().log.answered();
-                    debug!(worker = self.index, partition, "end of partition");
-                    if let Some(end) = self.ends.as_mut().and_then(|e| e.get_mut(&partition)) {
-                        end.eof = true;
-                    }
+                    self.partition_eof(partition);
                 }
                 Some(Err(error)) => {
                     self.log_error(&error);
@@ -503,6 +565,43 @@ impl Source for KafkaSource {
                 }
             }
         }
+        // Then each partition's own queue, in batches.
+        let mut batch = std::mem::take(&mut self.batch);
+        for at in 0..self.queues.len() {
+            while delivered < budget {
+                let taken = self.queues[at].take(&mut batch, (budget - delivered).min(BATCH));
+                if taken == 0 {
+                    break;
+                }
+                self.consumer.context().log.answered();
+                let mut failed = false;
+                for record in batch.records() {
+                    match record {
+                        Record::Message {
+                            partition,
+                            offset,
+                            payload,
+                        } => match self.record((partition, offset, payload), deliver)? {
+                            Handled::Delivered => delivered += 1,
+                            Handled::Skipped => {}
+                            // The rest of the batch is from before the seek.
+                            Handled::Sought => break,
+                        },
+                        Record::PartitionEof(partition) => self.partition_eof(partition),
+                        Record::Error(error) => {
+                            self.log_error(&error);
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+                batch.clear();
+                if failed || taken < BATCH {
+                    break;
+                }
+            }
+        }
+        self.batch = batch;
         if delivered > 0 {
             Ok(Poll::Busy)
         } else if self.at_end() {
