@@ -279,6 +279,8 @@ pub struct KafkaSource {
     queues: Vec<PartitionQueue>,
     /// The messages of the last batch (destroyed before the next is taken).
     batch: Batch,
+    /// The queue a batch was last taken from.
+    next_queue: usize,
     /// A message from the consumer's queue, copied out.
     scratch: Vec<u8>,
     consumer: Detached,
@@ -314,6 +316,7 @@ impl KafkaSource {
         let mut source = KafkaSource {
             queues: Vec::new(),
             batch: Batch::default(),
+            next_queue: 0,
             scratch: Vec::new(),
             consumer,
             topic: input.topic.clone(),
@@ -565,41 +568,40 @@ impl Source for KafkaSource {
                 }
             }
         }
-        // Then each partition's own queue, in batches.
+        // Then the partitions' own queues, a batch from each in turn (the first one after the
+        // one that came first last time): a partition with a long queue does not hold the
+        // others back, in event time their readings interleave as they were fetched.
         let mut batch = std::mem::take(&mut self.batch);
-        for at in 0..self.queues.len() {
-            while delivered < budget {
-                let taken = self.queues[at].take(&mut batch, (budget - delivered).min(BATCH));
-                if taken == 0 {
-                    break;
-                }
-                self.consumer.context().log.answered();
-                let mut failed = false;
-                for record in batch.records() {
-                    match record {
-                        Record::Message {
-                            partition,
-                            offset,
-                            payload,
-                        } => match self.record((partition, offset, payload), deliver)? {
-                            Handled::Delivered => delivered += 1,
-                            Handled::Skipped => {}
-                            // The rest of the batch is from before the seek.
-                            Handled::Sought => break,
-                        },
-                        Record::PartitionEof(partition) => self.partition_eof(partition),
-                        Record::Error(error) => {
-                            self.log_error(&error);
-                            failed = true;
-                            break;
-                        }
+        let mut empty_in_a_row = 0;
+        while delivered < budget && empty_in_a_row < self.queues.len() {
+            self.next_queue = (self.next_queue + 1) % self.queues.len();
+            let queue = &self.queues[self.next_queue];
+            if queue.take(&mut batch, (budget - delivered).min(BATCH)) == 0 {
+                empty_in_a_row += 1;
+                continue;
+            }
+            empty_in_a_row = 0;
+            self.consumer.context().log.answered();
+            for record in batch.records() {
+                match record {
+                    Record::Message {
+                        partition,
+                        offset,
+                        payload,
+                    } => match self.record((partition, offset, payload), deliver)? {
+                        Handled::Delivered => delivered += 1,
+                        Handled::Skipped => {}
+                        // The rest of the batch is from before the seek.
+                        Handled::Sought => break,
+                    },
+                    Record::PartitionEof(partition) => self.partition_eof(partition),
+                    Record::Error(error) => {
+                        self.log_error(&error);
+                        break;
                     }
                 }
-                batch.clear();
-                if failed || taken < BATCH {
-                    break;
-                }
             }
+            batch.clear();
         }
         self.batch = batch;
         if delivered > 0 {
