@@ -23,7 +23,7 @@ use crate::epoch::TimeMode;
 use crate::escape::escape;
 use crate::fleet::{scenario::Plan, Fleet};
 use crate::kafka::publisher::Publisher;
-use crate::kafka::readback::{dead_letters_sent, published_epochs, published_ids, ReadBackError};
+use crate::kafka::readback::{published_epochs, published_ids, ReadBackError, SentLetters};
 use crate::live::{Live, LiveFeed};
 use crate::sink::alerts::{AlertLog, AlertTopic};
 use crate::sink::rejects::{DeadLetterFile, DeadLetters};
@@ -59,7 +59,7 @@ pub(crate) enum Feed {
         rejects: Option<DeadLetterFile>,
     },
     /// A Kafka topic, and the rejects its dead-letter topic already holds.
-    Kafka(KafkaInput, Arc<HashSet<(i32, i64)>>),
+    Kafka(KafkaInput, SentLetters),
     /// Partitions held in memory (tests of the runtime).
     #[cfg(test)]
     Memory(Arc<super::memory::MemoryTopic>),
@@ -136,9 +136,8 @@ impl Job {
                 };
                 check_kafka(&config, kafka, &shutdown)?;
                 // Dead letters exactly once: what a killed run sent is not sent again.
-                let sent = dead_letters_sent(&kafka.client, &kafka.dlq_topic, &kafka.topic)?;
-                info!(topic = %kafka.dlq_topic, letters = sent.len(), "dead-letter topic read back");
-                Feed::Kafka(kafka.clone(), Arc::new(sent))
+                let sent = SentLetters::read_back(&kafka.client, &kafka.dlq_topic, &kafka.topic);
+                Feed::Kafka(kafka.clone(), sent)
             }
         };
         if config.cluster.process != 0 {
@@ -310,7 +309,7 @@ impl Job {
                     &format!("worker {index} dead letters"),
                 )?),
                 topic: kafka.dlq_topic.clone(),
-                sent: Arc::clone(sent),
+                sent: sent.clone(),
             },
             _ => DeadLetters::Log,
         })

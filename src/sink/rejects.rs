@@ -6,7 +6,6 @@
 //! object per line). With neither, the first few per epoch are logged as warnings with where
 //! they came from, and the rest are summed up.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::sync::{Arc, Mutex};
@@ -17,6 +16,7 @@ use serde::Serialize;
 use tracing::warn;
 
 use crate::kafka::publisher::{Outgoing, PublishError, Publisher};
+use crate::kafka::readback::{ReadBackError, SentLetters};
 use crate::message::MessageError;
 use crate::source::{Origin, RawRecord};
 
@@ -58,7 +58,7 @@ pub enum DeadLetters {
         topic: String,
         /// `(partition, offset)` of the rejects the topic already held at start: not sent
         /// again.
-        sent: Arc<HashSet<(i32, i64)>>,
+        sent: SentLetters,
     },
 }
 
@@ -71,6 +71,9 @@ pub enum RejectError {
     /// Publishing to the dead-letter topic failed.
     #[error("publishing dead letters")]
     Publish(#[from] PublishError),
+    /// The dead-letter topic could not be read back: what a killed run sent is not known.
+    #[error("dead letters cannot be sent exactly once")]
+    ReadBack(#[source] Arc<ReadBackError>),
 }
 
 /// A worker's handler for rejected messages.
@@ -106,6 +109,8 @@ impl Rejects {
                 topic,
                 sent,
             } => {
+                // Nothing is sent before the topic is read back.
+                let sent = sent.wait().map_err(RejectError::ReadBack)?;
                 if let Origin::Kafka { partition, offset } = record.origin {
                     if sent.contains(&(partition, offset)) {
                         return Ok(());
