@@ -19,6 +19,14 @@
 //!
 //! The source keeps no offsets of its own: what was ingested is the pipeline's to know (it
 //! hands the offsets back to [`Source::commit`]), and where the consumer stands, librdkafka's.
+//!
+//! Each owned partition's messages come from a queue of their own, a batch of up to
+//! `BATCH` from each partition in turn (`batch.rs`): rdkafka's one-message `poll` read the
+//! clock three times per message. The consumer's own queue is still polled first in every
+//! poll, for its events and for any message fetched before its partition's queue was split
+//! off. `hygroflow bench --brokers` (4M messages, 4 partitions, Tansu on the same 2 cores):
+//! 2 workers used 2.97-3.34 CPU s and reached 83% of the consume-only floor with one `poll`
+//! per message, 2.53-2.56 CPU s and 87-90% with batches.
 
 mod batch;
 mod delivered;
