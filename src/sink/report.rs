@@ -108,7 +108,11 @@ impl<'a> JsonReport<'a> {
                     .map(|(d, n)| (d.as_str(), Some(*n)))
                     .chain(snapshot.sensors_gone.iter().map(|d| (d.as_str(), None)))
                     .collect();
-                sensors.sort_by(|a, b| a.0.cmp(b.0));
+                // The snapshot's list is sorted already; gone devices (`--changes` with a
+                // window) are not in it, so no two names are the same.
+                if !snapshot.sensors_gone.is_empty() {
+                    sensors.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                }
                 sensors
             },
             window: WindowField::of(window, grid),
