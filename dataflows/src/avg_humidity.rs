@@ -23,7 +23,6 @@ use differential_dataflow::{AsCollection, VecCollection};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::CapabilitySet;
-use timely::order::PartialOrder;
 
 use crate::{DeviceKey, DeviceSums, Epoch, Stat, Tally};
 
@@ -48,15 +47,7 @@ pub fn avg_humidity(device_sums: DeviceSums<'_>) -> VecCollection<'_, Epoch, Sta
             let mut held: CapabilitySet<Epoch> = CapabilitySet::new();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
-                    let covered = cap
-                        .stamp()
-                        .iter()
-                        .all(|t| held.iter().any(|h| h.time().less_equal(t)));
-                    if !covered {
-                        for capability in cap.retain_stamp(0).iter() {
-                            held.insert(capability.clone());
-                        }
-                    }
+                    crate::hold(&mut held, &cap);
                     let updates = data
                         .drain(..)
                         .map(|(device, epoch, diff)| (epoch, device, diff));

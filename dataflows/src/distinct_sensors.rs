@@ -30,7 +30,6 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::CapabilitySet;
-use timely::order::PartialOrder;
 
 use crate::{DeviceKey, Epoch, GuidKey, Sensors};
 
@@ -85,15 +84,7 @@ fn first_seen(sensors: Sensors<'_>) -> VecCollection<'_, Epoch, SensorCount, isi
                 // the sighting's, so never before the message's).
                 let mut held: CapabilitySet<Epoch> = CapabilitySet::new();
                 input.for_each(|cap, data| {
-                    let covered = cap
-                        .stamp()
-                        .iter()
-                        .all(|t| held.iter().any(|h| h.time().less_equal(t)));
-                    if !covered {
-                        for capability in cap.retain_stamp(0).iter() {
-                            held.insert(capability.clone());
-                        }
-                    }
+                    crate::hold(&mut held, &cap);
                     for ((device, guid), epoch, diff) in data.drain(..) {
                         if diff > 0 {
                             seen.see(device, guid, epoch, &mut |count, at, d| {

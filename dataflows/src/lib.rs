@@ -58,8 +58,9 @@ use differential_dataflow::input::Input;
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::vec::ToStream;
-use timely::dataflow::operators::Exchange;
+use timely::dataflow::operators::{CapabilitySet, Exchange, InputCapability};
 use timely::dataflow::{Scope, StreamVec};
+use timely::order::PartialOrder;
 
 pub use alerts::{AlertRules, Observation, Transition};
 
@@ -223,6 +224,22 @@ fn analyses<'scope>(
         ))
         .concat(total_sensors::total_sensors(sensor_counts))
         .concat(counters::counters(counters))
+}
+
+/// Adds to `held` a capability for each time of the message `cap` came with, unless `held`
+/// already has one at or before it: an operator that sends everything one activation completes
+/// in one message, each update at its own epoch (as differential's `count_total` does), holds
+/// one capability at or before the earliest, not one per epoch.
+fn hold(held: &mut CapabilitySet<Epoch>, cap: &InputCapability<Epoch>) {
+    let covered = cap
+        .stamp()
+        .iter()
+        .all(|t| held.iter().any(|h| h.time().less_equal(t)));
+    if !covered {
+        for capability in cap.retain_stamp(0).iter() {
+            held.insert(capability.clone());
+        }
+    }
 }
 
 /// Routes every result update to worker 0, where reports are assembled.
