@@ -244,27 +244,45 @@ impl Bench<'_> {
             );
             let name = format!("kafka, {partitions} partitions");
             self.throughput(name.clone(), run, (workers, EVENT), Feed::Nothing, shape)?;
-            let engine = self
-                .rows
-                .iter()
-                .rev()
-                .find(|r| r.source == name && r.workers == workers)
-                .map(|r| (r.shape.messages as f64 / r.run.wall_s, r.run.cpu_s));
-            if let Some((engine, engine_cpu_s)) = engine {
-                self.notes.push(format!(
-                    "Kafka at {workers} worker(s): {} messages/s ({engine_cpu_s:.2} CPU s), \
-                     {:.0}% of the consume-only floor with {workers} thread(s) ({} messages in \
-                     {:.2} s and {:.2} CPU s, {} messages/s).",
-                    thousands(engine),
-                    100.0 * engine / floor_rate,
-                    thousands(floor.messages as f64),
-                    floor.wall_s,
-                    floor.cpu_s,
-                    thousands(floor_rate)
-                ));
+            let mut names = vec![name.clone()];
+            if let Some(flags) = self.variant() {
+                // Each configuration reads the whole topic under a group of its own.
+                let group = format!("{group}-variant");
+                let run = strings(&["run", "--until-end", "--group", &group], &target);
+                let named = format!("{name}, {}", flags.join(" "));
+                let run: Vec<String> = run.into_iter().chain(flags).collect();
+                self.throughput(named.clone(), run, (workers, EVENT), Feed::Nothing, shape)?;
+                names.push(named);
+            }
+            for name in names {
+                self.note_floor(&name, workers, &floor);
             }
         }
         Ok(())
+    }
+
+    /// Notes how the Kafka run named `name` at `workers` compares with its consume-only floor.
+    fn note_floor(&mut self, name: &str, workers: usize, floor: &kafka_floor::FloorRun) {
+        let floor_rate = floor.messages as f64 / floor.wall_s;
+        let engine = self
+            .rows
+            .iter()
+            .rev()
+            .find(|r| r.source == name && r.workers == workers)
+            .map(|r| (r.shape.messages as f64 / r.run.wall_s, r.run.cpu_s));
+        if let Some((engine, engine_cpu_s)) = engine {
+            self.notes.push(format!(
+                "`{name}` at {workers} worker(s): {} messages/s ({engine_cpu_s:.2} CPU s), \
+                 {:.0}% of the consume-only floor with {workers} thread(s) ({} messages in \
+                 {:.2} s and {:.2} CPU s, {} messages/s).",
+                thousands(engine),
+                100.0 * engine / floor_rate,
+                thousands(floor.messages as f64),
+                floor.wall_s,
+                floor.cpu_s,
+                thousands(floor_rate)
+            ));
+        }
     }
 
     /// Runs one configuration `--repeat` times in `time` (`--time`); keeps the fastest run and
