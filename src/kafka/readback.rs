@@ -270,3 +270,31 @@ fn read_back(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::parse_property;
+
+    #[test]
+    fn a_read_back_that_fails_answers_every_waiter_with_its_error() {
+        // librdkafka refuses the property when the consumer is created: no broker is needed.
+        let bad = parse_property("no.such.property=1").expect("valid syntax");
+        let sent = SentLetters::read_back(&ClientSettings::new("127.0.0.1:1", &[bad]), "d", "in");
+        let (a, b) = (sent.clone(), sent);
+        let waiter =
+            std::thread::spawn(move || a.wait().map(HashSet::len).map_err(|e| e.to_string()));
+        let error = b.wait().expect_err("the consumer cannot be created");
+        assert!(
+            matches!(
+                *error,
+                ReadBackError::Create {
+                    flag: "--dlq-topic",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert_eq!(waiter.join().expect("no panic"), Err(error.to_string()));
+    }
+}

@@ -26,7 +26,7 @@
 //! poll, for its events and for any message fetched before its partition's queue was split
 //! off. `hygroflow bench --brokers` (4M messages, 4 partitions, Tansu on the same 2 cores):
 //! 2 workers used 2.97-3.34 CPU s and reached 83% of the consume-only floor with one `poll`
-//! per message, 2.53-2.56 CPU s and 87-90% with batches.
+//! per message, 2.11-2.22 CPU s and 95-115% with batches.
 
 mod batch;
 mod delivered;
