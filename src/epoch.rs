@@ -173,9 +173,10 @@ fn second_millis(b: &[u8]) -> Option<i64> {
     let (&[b':', s1, s2], rest) = b.split_first_chunk::<3>()? else {
         return None;
     };
-    let (Some((&b'Z', fraction)), second) = (rest.split_last(), number(&[s1, s2])?) else {
+    let (&b'Z', fraction) = rest.split_last()? else {
         return None;
     };
+    let second = number(&[s1, s2])?;
     if second > 59 {
         return None;
     }

@@ -100,7 +100,7 @@ struct Running {
     device: DeviceKey,
     sums: Tally,
     /// The last epoch that changed it.
-    epoch: Epoch,
+    last: Option<Epoch>,
 }
 
 impl RunningSums {
@@ -114,22 +114,18 @@ impl RunningSums {
         emit: &mut impl FnMut((DeviceKey, Tally), isize),
     ) {
         for (device, (sum, count)) in updates {
-            let at = match self.index.get(&device) {
-                Some(at) => *at,
-                None => {
-                    self.index.insert(device, self.devices.len());
-                    self.devices.push(Running {
-                        device,
-                        sums: (0, 0),
-                        epoch,
-                    });
-                    self.touched.push((self.devices.len() - 1, (0, 0)));
-                    self.devices.len() - 1
-                }
-            };
+            let devices = &mut self.devices;
+            let at = *self.index.entry(device).or_insert_with(|| {
+                devices.push(Running {
+                    device,
+                    sums: (0, 0),
+                    last: None,
+                });
+                devices.len() - 1
+            });
             let running = &mut self.devices[at];
-            if running.epoch != epoch {
-                running.epoch = epoch;
+            if running.last != Some(epoch) {
+                running.last = Some(epoch);
                 self.touched.push((at, running.sums));
             }
             running.sums.0 += sum;

@@ -95,20 +95,7 @@ impl Results {
         // Sorted and summed in place: the changes come out sorted, and no map is built.
         consolidate(&mut changes);
         for (stat, r) in &changes {
-            if self.named(stat, *r) {
-                continue;
-            }
-            match self.state.get_mut(stat) {
-                Some(entry) => {
-                    *entry += r;
-                    if *entry == 0 {
-                        self.state.remove(stat);
-                    }
-                }
-                None => {
-                    self.state.insert(stat.clone(), *r);
-                }
-            }
+            self.fold(stat.clone(), *r);
         }
         changes
     }
@@ -119,19 +106,28 @@ impl Results {
     /// was a third of the report thread's time.
     pub fn apply(&mut self, epoch: Epoch) {
         for (stat, r) in self.take_through(epoch) {
-            if self.named(&stat, r) {
-                continue;
+            self.fold(stat, r);
+        }
+    }
+
+    /// Adds `r` of `stat` to the state (a fact whose count returns to zero leaves it), or to
+    /// the names.
+    fn fold(&mut self, stat: Stat, r: isize) {
+        if let Stat::DeviceName { device, name } = stat {
+            if r > 0 {
+                self.names.entry(device).or_insert(name);
             }
-            match self.state.entry(stat) {
-                Entry::Occupied(mut entry) => {
-                    *entry.get_mut() += r;
-                    if *entry.get() == 0 {
-                        entry.remove();
-                    }
+            return;
+        }
+        match self.state.entry(stat) {
+            Entry::Occupied(mut entry) => {
+                *entry.get_mut() += r;
+                if *entry.get() == 0 {
+                    entry.remove();
                 }
-                Entry::Vacant(entry) => {
-                    entry.insert(r);
-                }
+            }
+            Entry::Vacant(entry) => {
+                entry.insert(r);
             }
         }
     }
@@ -150,17 +146,6 @@ impl Results {
         } else {
             due.into_values().flatten().collect()
         }
-    }
-
-    /// Whether `stat` is a device's name, which goes to the names, not the state.
-    fn named(&mut self, stat: &Stat, r: isize) -> bool {
-        let Stat::DeviceName { device, name } = stat else {
-            return false;
-        };
-        if r > 0 {
-            self.names.entry(*device).or_insert_with(|| name.clone());
-        }
-        true
     }
 
     /// The facts in the cumulative state (each with multiplicity one when healthy), in no
