@@ -138,6 +138,14 @@ pub struct WorkerState {
     /// The recent epochs in which this worker had a message.
     #[serde(default)]
     pub reported: Vec<Epoch>,
+    /// Event time: `(partition, newest event time in ms)` of each partition this worker read,
+    /// so that a restart closes the same epochs (absent in older files: none).
+    #[serde(default)]
+    pub watermarks: Vec<(i32, i64)>,
+    /// Event time: `(epoch, guid, device, humidity_micro)` of the readings already read (their
+    /// offsets are in `offsets`) whose epoch had not opened yet (absent in older files: none).
+    #[serde(default)]
+    pub pending: Vec<(Epoch, String, String, i64)>,
 }
 
 /// One device's sensors as a checkpoint stores them: the device's name, each sensor's guid
@@ -474,6 +482,9 @@ impl StateDir {
         }
         for (flag, value) in &self.settings {
             let was = found.iter().find(|(f, _)| f == flag).map(|(_, v)| v);
+            // Written before the flag existed: no lateness was allowed.
+            let zero = "0s".to_owned();
+            let was = was.or((flag == "--allowed-lateness").then_some(&zero));
             if was != Some(value) && flag == "--rules" {
                 return Err(CheckpointError::OtherRules {
                     dir: self.dir.clone(),
@@ -704,7 +715,8 @@ impl Check for CheckpointBody {
         let max_micro = i128::from(hygroflow_dataflows::MICROS_PER_PERCENT) * 100;
         let sums = state.devices.iter().map(|(_, sum, count)| (*sum, *count));
         let recent = state.recent.iter().map(|(_, _, sum, count)| (*sum, *count));
-        for (sum, count) in sums.chain(recent) {
+        let pending = state.pending.iter().map(|(.., humidity)| (*humidity, 1));
+        for (sum, count) in sums.chain(recent).chain(pending) {
             if count < 0 || sum < 0 || i128::from(sum) > i128::from(count) * max_micro {
                 return Err(format!(
                     "device sums ({sum} micro-percent over {count} readings) that no readings \
@@ -944,6 +956,10 @@ mod tests {
             state(&[("CT1", "a", 100_000_001, 1)], &[]),
             WorkerState {
                 recent: vec![(3, "CT1".into(), 7, -1)],
+                ..state(&[], &[])
+            },
+            WorkerState {
+                pending: vec![(3, "g".into(), "CT1".into(), -7)],
                 ..state(&[], &[])
             },
         ];

@@ -123,9 +123,19 @@ pub struct RunArgs {
     /// One host:port per line, line i for process i (default: localhost:2101+i).
     #[arg(short = 'h', long, value_name = "FILE", value_parser = flags::path)]
     pub hostfile: Option<PathBuf>,
-    /// Event time only: after this long without input, a worker's epochs follow the wall clock
-    /// (one epoch behind) so that an idle partition or worker does not hold reports back;
-    /// 0s to 1y.
+    /// Event time only: a reading up to this far behind the newest reading of its partition
+    /// still joins its own epoch. Each epoch's report waits about this much longer; 0s to 1h.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        allow_hyphen_values = true,
+        value_parser = flags::duration_between(Duration::ZERO, Duration::from_secs(3600))
+    )]
+    pub allowed_lateness: Option<Duration>,
+    /// Event time only: a partition without readings for this long leaves the minimum that
+    /// closes epochs (it joins again with its next reading), and a worker with no partition
+    /// left follows the wall clock (one epoch behind), so that an idle partition or worker
+    /// does not hold reports back; 0s to 1y.
     #[arg(
         long,
         default_value = "10s",
@@ -292,6 +302,10 @@ impl RunArgs {
             "--alerts and --alerts-topic need rules: leave out --rules none",
         )?;
         combination(
+            self.allowed_lateness.is_none() || self.time == crate::epoch::TimeMode::Event,
+            "--allowed-lateness needs --time event: in processing time nothing is late",
+        )?;
+        combination(
             !self.until_end || self.topic.is_some(),
             "--until-end needs a Kafka input (-b and -t)",
         )?;
@@ -444,6 +458,7 @@ impl RunArgs {
             },
             connect_timeout: self.connect_timeout,
             idle_timeout: self.idle_timeout,
+            allowed_lateness: self.allowed_lateness.unwrap_or_default(),
             max_clock_skew: self.max_clock_skew,
         })
     }

@@ -167,6 +167,9 @@ pub struct Config {
     pub connect_timeout: std::time::Duration,
     /// Event time: after this long without input a worker follows the wall clock.
     pub idle_timeout: std::time::Duration,
+    /// Event time: how far behind its partition's newest a reading may be and still join
+    /// its own epoch (`--allowed-lateness`).
+    pub allowed_lateness: std::time::Duration,
     /// Event time: readings stamped further ahead of the wall clock are not believed.
     pub max_clock_skew: std::time::Duration,
     /// The humidity rules; `None` (`--rules none`): alerts are off.

@@ -90,10 +90,23 @@ pub fn real(
 pub fn duration(
     min: Duration,
 ) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    duration_between(min, YEAR)
+}
+
+/// A parser of a duration from `min` to `max` (at most a year), as [`duration`].
+pub fn duration_between(
+    min: Duration,
+    max: Duration,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
     move |text| {
         let range = format!(
-            "a duration from {} to 1y, such as 3s, 500ms or 2m",
-            humantime::format_duration(min)
+            "a duration from {} to {}, such as 3s, 500ms or 2m",
+            humantime::format_duration(min),
+            if max == YEAR {
+                "1y".to_owned()
+            } else {
+                humantime::format_duration(max).to_string()
+            }
         );
         let text = text.trim();
         if text.starts_with('-') {
@@ -110,7 +123,7 @@ pub fn duration(
             }
             Err(_) => return Err(format!("expected {range}")),
         };
-        if value > YEAR {
+        if value > max.min(YEAR) {
             Err(format!("too long: expected {range}"))
         } else if value < min && value.is_zero() {
             Err(format!("must be positive: expected {range}"))

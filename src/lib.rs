@@ -40,3 +40,4 @@ pub mod rules;
 pub(crate) mod sink;
 pub(crate) mod source;
 pub(crate) mod tally;
+pub mod watermark;

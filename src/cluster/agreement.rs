@@ -66,6 +66,13 @@ impl Agreement {
             ),
             ("--time", format!("--time {}", time_name(config.time))),
             (
+                "--allowed-lateness",
+                format!(
+                    "--allowed-lateness {}",
+                    humantime::format_duration(config.allowed_lateness)
+                ),
+            ),
+            (
                 "--window",
                 match config.window.span(&config.grid) {
                     Some(span) => format!("--window {}", humantime::format_duration(span)),
@@ -271,6 +278,7 @@ mod tests {
             results: None,
             connect_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(1),
+            allowed_lateness: Duration::ZERO,
             max_clock_skew: Duration::from_secs(3600),
             rules: None,
             alerts: None,

@@ -31,7 +31,7 @@ use crate::checkpoint::{
 };
 use crate::tally::WorkerTally;
 
-use super::writer::{EpochCounts, Offsets};
+use super::writer::{EpochCounts, EventTimeState, Offsets};
 
 /// Checkpointing shared by the workers of a process.
 pub(crate) struct Checkpoints {
@@ -109,6 +109,8 @@ pub(crate) struct Resume {
     pub(crate) states: Vec<WorkerState>,
     /// The checkpointed next offset of every partition.
     pub(crate) offsets: Offsets,
+    /// Event time: the checkpointed newest event time of every partition.
+    pub(crate) watermarks: BTreeMap<i32, i64>,
     /// Worker 0: what the printer had done at the checkpoint's frontier.
     pub(crate) printed: Printed,
 }
@@ -270,6 +272,11 @@ impl Checkpointer {
         };
         let loaded = self.dir.load(point, needed.into_iter())?;
         let offsets = loaded.offsets();
+        let watermarks = loaded
+            .workers
+            .iter()
+            .flat_map(|(_, w)| w.watermarks.iter().copied())
+            .collect();
         let states: Vec<WorkerState> = loaded
             .workers
             .into_iter()
@@ -295,6 +302,7 @@ impl Checkpointer {
         Ok(Resume {
             states,
             offsets,
+            watermarks,
             printed: Printed::default(),
         })
     }
@@ -315,7 +323,7 @@ impl Checkpointer {
         epoch: Epoch,
         (counts, reported): (EpochCounts, bool),
         offsets: &Offsets,
-        tally: &WorkerTally,
+        (tally, event_time): (&WorkerTally, EventTimeState),
     ) -> Result<(), CheckpointError> {
         self.totals.count(counts);
         if reported && self.totals.kept > 0 {
@@ -337,6 +345,8 @@ impl Checkpointer {
             sensors: tally.sensors(),
             recent: self.totals.recent.iter().cloned().collect(),
             reported: self.totals.reported.iter().copied().collect(),
+            watermarks: event_time.watermarks,
+            pending: event_time.pending,
         };
         let started = std::time::Instant::now();
         let written = self

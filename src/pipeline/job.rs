@@ -590,5 +590,9 @@ fn settings(config: &Config) -> Settings {
         ),
         ("--window".to_owned(), window),
         ("--rules".to_owned(), rules),
+        (
+            "--allowed-lateness".to_owned(),
+            humantime::format_duration(config.allowed_lateness).to_string(),
+        ),
     ]
 }

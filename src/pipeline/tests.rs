@@ -115,6 +115,7 @@ fn config(workers: usize, time: TimeMode, epoch: Duration, idle: Duration) -> Co
         results: None,
         connect_timeout: Duration::from_secs(5),
         idle_timeout: idle,
+        allowed_lateness: Duration::ZERO,
         max_clock_skew: Duration::from_secs(3600),
         rules: None,
         alerts: None,

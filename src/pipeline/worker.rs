@@ -29,7 +29,7 @@ use super::job::Job;
 use super::printer::{Collected, Readers, ReportPrinter, Transitions};
 use super::report_thread::ReportThread;
 use super::stop::StopLink;
-use super::writer::EpochWriter;
+use super::writer::{EpochWriter, EventClock};
 use super::Outcome;
 use crate::sink::held::Release;
 
@@ -117,12 +117,23 @@ impl<'w> WorkerLoop<'w> {
                 config.max_clock_skew,
                 config.window,
             ),
+            EventClock {
+                allowed_lateness: config.allowed_lateness,
+                idle_timeout: config.idle_timeout,
+            },
             (alerts_on, checkpointer.is_some()),
             config.max_message_bytes,
             rejects,
             offsets,
         );
         writer.restore(&resume.states, &resume.printed.alerts);
+        let watermarks = resume
+            .watermarks
+            .iter()
+            .filter(|(p, _)| crate::source::kafka::owns_partition(**p, index, peers))
+            .map(|(p, o)| (*p, *o))
+            .collect();
+        writer.restore_watermarks(&watermarks);
         let start_epoch = config.grid.epoch_of(SystemTime::now());
         let mut release = None;
         let printer = if index == 0 {
@@ -218,10 +229,14 @@ impl<'w> WorkerLoop<'w> {
         if held_back {
             return Ok(Poll::Idle);
         }
+        // Partitions assigned or at their end come before the records polled with them: a
+        // partition assigned at start holds the frontier back from its first record on.
+        self.progress()?;
         let (writer, journal) = (&mut self.writer, &mut self.checkpointer);
         let poll = self.source.poll(POLL_BUDGET, &mut |record| {
             writer.ingest(record, journal.as_mut()).map_err(Into::into)
         })?;
+        self.progress()?;
         match poll {
             Poll::Busy => self.last_data = Instant::now(),
             Poll::Finished => {
@@ -239,8 +254,8 @@ impl<'w> WorkerLoop<'w> {
                 }
             }
             Poll::Idle => {
-                if self.job.event_time() && self.last_data.elapsed() >= self.job.config.idle_timeout
-                {
+                let quiet = self.last_data.elapsed() >= self.job.config.idle_timeout;
+                if self.job.event_time() && quiet && self.writer.unheld() {
                     self.follow_wall_clock(now)?;
                 }
             }
@@ -276,6 +291,16 @@ impl<'w> WorkerLoop<'w> {
             self.held_back_logged = Some(Instant::now());
         }
         true
+    }
+
+    /// Hands the source's news of its partitions to the epoch writer (event time's
+    /// watermarks).
+    fn progress(&mut self) -> anyhow::Result<()> {
+        let mut news = Vec::new();
+        self.source.progress(&mut |p| news.push(p));
+        self.writer
+            .progress(&news, self.checkpointer.as_mut())
+            .map_err(Into::into)
     }
 
     /// An idle input (no partition, or a quiet one) must not hold every report back: in event

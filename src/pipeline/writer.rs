@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::mem;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hygroflow_dataflows::{Counter, Epoch, InputHandles, Key, Observation, SensorKey, Transition};
 use tracing::warn;
@@ -23,8 +23,9 @@ use crate::checkpoint::{CheckpointError, WorkerState};
 use crate::epoch::{assign_event, EpochGrid, EventTimes, TimeMode, Window};
 use crate::message::{parse, ERROR_KINDS};
 use crate::sink::rejects::{RejectError, Rejects};
-use crate::source::{Origin, RawRecord};
+use crate::source::{Origin, Progress, RawRecord};
 use crate::tally::{Memory, Sighting, WorkerTally};
+use crate::watermark::{Frontier, Watermarks};
 
 use super::checkpointer::Checkpointer;
 use super::window::WindowSensors;
@@ -149,6 +150,24 @@ impl FutureGuard {
     }
 }
 
+/// A valid reading of an epoch that has not opened yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PendingReading {
+    /// The sensor.
+    pub(crate) guid: String,
+    /// Its device.
+    pub(crate) device: String,
+    /// Its humidity, in millionths.
+    pub(crate) humidity_micro: i64,
+}
+
+/// How event time moves the open epoch: `--allowed-lateness` and `--idle-timeout`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EventClock {
+    pub(crate) allowed_lateness: Duration,
+    pub(crate) idle_timeout: Duration,
+}
+
 /// A worker's inputs into the dataflow, and the epoch they are open at.
 pub(crate) struct EpochWriter {
     /// `None` once the input has finished and the inputs are closed.
@@ -170,6 +189,13 @@ pub(crate) struct EpochWriter {
     future: FutureGuard,
     /// Event time: reads each reading's `eventTime`.
     event_times: EventTimes,
+    /// Event time: each partition's watermark; the open epoch follows their minimum.
+    watermarks: Option<Watermarks>,
+    /// Event time: readings of epochs after the open one, waiting for the frontier to reach
+    /// their epoch (a partition ahead of the others, or readings inside the allowed lateness).
+    pending: BTreeMap<Epoch, Vec<PendingReading>>,
+    /// When the worker last polled: what "now" means for idle partitions.
+    now: Instant,
     rejects: Rejects,
     offsets: Offsets,
     /// Closed epochs whose offsets wait until the epoch is complete everywhere.
@@ -185,6 +211,7 @@ impl EpochWriter {
     pub(crate) fn new(
         inputs: InputHandles,
         (time, grid, max_skew, window): (TimeMode, EpochGrid, Duration, Window),
+        clock: EventClock,
         (alerts, checkpoints): (bool, bool),
         max_message_bytes: usize,
         rejects: Rejects,
@@ -216,6 +243,10 @@ impl EpochWriter {
             received: 0,
             future,
             event_times: EventTimes::default(),
+            watermarks: (time == TimeMode::Event)
+                .then(|| Watermarks::new(clock.allowed_lateness, clock.idle_timeout)),
+            pending: BTreeMap::new(),
+            now: Instant::now(),
             rejects,
             offsets,
             to_commit: VecDeque::new(),
@@ -231,6 +262,51 @@ impl EpochWriter {
     /// The wall clock, read once per poll: what "the future" means for event times.
     pub(crate) fn wall_clock(&mut self, now: SystemTime) {
         self.future.at(now);
+        self.now = Instant::now();
+    }
+
+    /// Takes in what the source says of its partitions, lets quiet partitions go idle, and
+    /// moves the open epoch to the partitions' frontier (event time).
+    pub(crate) fn progress(
+        &mut self,
+        progress: &[Progress],
+        journal: Option<&mut Checkpointer>,
+    ) -> Result<(), WriteError> {
+        let Some(watermarks) = &mut self.watermarks else {
+            return Ok(());
+        };
+        for p in progress {
+            match *p {
+                Progress::Assigned {
+                    partition,
+                    at_start,
+                } => watermarks.assigned(partition, at_start, self.now),
+                Progress::CaughtUp(partition) => watermarks.caught_up(partition),
+                Progress::Finished(partition) => watermarks.finished(partition),
+            }
+        }
+        watermarks.tick(self.now);
+        self.follow_watermarks(journal)
+    }
+
+    /// Whether no partition holds event time back (none, or every one idle or finished):
+    /// then an idle worker may follow the wall clock.
+    pub(crate) fn unheld(&self) -> bool {
+        self.watermarks
+            .as_ref()
+            .is_none_or(|w| w.frontier() == Frontier::Free)
+    }
+
+    /// Opens the epoch of the partitions' frontier, if it is later than the open one.
+    fn follow_watermarks(&mut self, journal: Option<&mut Checkpointer>) -> Result<(), WriteError> {
+        let Some(Frontier::At(ms)) = self.watermarks.as_ref().map(Watermarks::frontier) else {
+            return Ok(());
+        };
+        let epoch = self.grid.epoch_of_ms(ms);
+        if epoch > self.open {
+            self.advance_to(epoch, journal)?;
+        }
+        Ok(())
     }
 
     /// Whether the input has finished.
@@ -251,10 +327,36 @@ impl EpochWriter {
                         .and_then(|text| self.event_times.parse(text));
                     let believed = event_ms.and_then(|ms| self.future.believe(ms, &reading.guid));
                     self.counts.future += i64::from(event_ms.is_some() && believed.is_none());
+                    let partition = record.origin.partition();
+                    if let Some(watermarks) = &mut self.watermarks {
+                        // A reading from the future moves no watermark.
+                        let moved = match believed {
+                            Some(ms) => watermarks.observe(partition, ms, self.now),
+                            None => {
+                                watermarks.touch(partition, self.now);
+                                false
+                            }
+                        };
+                        if moved {
+                            self.follow_watermarks(journal)?;
+                        }
+                    }
                     let event_epoch = believed.map(|ms| self.grid.epoch_of_ms(ms));
                     let assigned = assign_event(self.open, event_epoch);
-                    self.advance_to(assigned.epoch, journal)?;
                     self.counts.late += i64::from(assigned.late);
+                    if assigned.epoch > self.open {
+                        // Its epoch opens when every partition's watermark has reached it.
+                        self.pending
+                            .entry(assigned.epoch)
+                            .or_default()
+                            .push(PendingReading {
+                                guid: reading.guid.into_owned(),
+                                device: reading.device.into_owned(),
+                                humidity_micro: reading.humidity_micro,
+                            });
+                        self.offset(record.origin);
+                        return Ok(());
+                    }
                 }
                 let sighting =
                     self.tally
@@ -268,10 +370,28 @@ impl EpochWriter {
             }
         }
         self.received += 1;
-        if let Origin::Kafka { partition, offset } = record.origin {
+        self.offset(record.origin);
+        Ok(())
+    }
+
+    /// Notes that the record at `origin` has been ingested.
+    fn offset(&mut self, origin: Origin) {
+        if let Origin::Kafka { partition, offset } = origin {
             self.offsets.insert(partition, offset + 1);
         }
-        Ok(())
+    }
+
+    /// Tallies the readings that waited for `epoch` into the open epoch (the same one, but for
+    /// readings restored from a checkpoint whose epoch this run has passed).
+    fn take_pending(&mut self, epoch: Epoch) {
+        let Some(readings) = self.pending.remove(&epoch) else {
+            return;
+        };
+        for r in readings {
+            let sighting = self.tally.add(&r.guid, &r.device, r.humidity_micro);
+            self.sensor(sighting);
+            self.received += 1;
+        }
     }
 
     /// Sends a sensor a reading named, if the dataflow needs it: cumulative, a sensor new to
@@ -292,8 +412,28 @@ impl EpochWriter {
         }
     }
 
-    /// Closes the open epoch and opens `epoch`, if it is later; nothing otherwise.
+    /// Closes the open epoch and opens `epoch`, if it is later; nothing otherwise. Each epoch
+    /// in between that has readings waiting opens and closes on the way, in order.
     pub(crate) fn advance_to(
+        &mut self,
+        epoch: Epoch,
+        mut journal: Option<&mut Checkpointer>,
+    ) -> Result<(), WriteError> {
+        while let Some(waiting) = self.pending.keys().next().copied() {
+            if waiting >= epoch || self.inputs.is_none() {
+                break;
+            }
+            self.step_to(waiting, journal.as_deref_mut())?;
+            self.take_pending(waiting);
+        }
+        self.step_to(epoch, journal)?;
+        let open = self.open;
+        self.take_pending(open);
+        Ok(())
+    }
+
+    /// Closes the open epoch and opens `epoch`, if it is later; nothing otherwise.
+    fn step_to(
         &mut self,
         epoch: Epoch,
         journal: Option<&mut Checkpointer>,
@@ -332,10 +472,17 @@ impl EpochWriter {
         }
     }
 
-    /// The input has ended: closes the open epoch and the dataflow's inputs.
-    pub(crate) fn finish(&mut self, journal: Option<&mut Checkpointer>) -> Result<(), WriteError> {
+    /// The input has ended: closes the open epoch, then each epoch that has readings waiting,
+    /// and the dataflow's inputs.
+    pub(crate) fn finish(
+        &mut self,
+        mut journal: Option<&mut Checkpointer>,
+    ) -> Result<(), WriteError> {
         if self.inputs.is_none() {
             return Ok(());
+        }
+        if let Some(last) = self.pending.keys().next_back().copied() {
+            self.advance_to(last, journal.as_deref_mut())?;
         }
         self.close_open(journal)?;
         if let Some(mut inputs) = self.inputs.take() {
@@ -395,13 +542,40 @@ impl EpochWriter {
         }
         self.rejects.end_epoch()?;
         if let Some(journal) = journal {
-            journal.write(self.open, (counts, reported), &self.offsets, &self.tally)?;
+            let event_time = self.event_time_state();
+            journal.write(
+                self.open,
+                (counts, reported),
+                &self.offsets,
+                (&self.tally, event_time),
+            )?;
         }
         if !self.offsets.is_empty() {
             self.to_commit.push_back((self.open, self.offsets.clone()));
         }
         self.unfinished.push_back(open);
         Ok(())
+    }
+
+    /// What a checkpoint keeps of event time: each partition's newest event time and the
+    /// readings waiting for their epochs.
+    fn event_time_state(&self) -> EventTimeState {
+        EventTimeState {
+            watermarks: self
+                .watermarks
+                .as_ref()
+                .map(Watermarks::newest)
+                .unwrap_or_default(),
+            pending: self
+                .pending
+                .iter()
+                .flat_map(|(epoch, readings)| {
+                    readings.iter().map(|r| {
+                        (*epoch, r.guid.clone(), r.device.clone(), r.humidity_micro)
+                    })
+                })
+                .collect(),
+        }
     }
 
     /// How many epochs this writer has closed that the dataflow has not completed on every
@@ -426,6 +600,13 @@ impl EpochWriter {
             return;
         };
         for state in states {
+            for (epoch, guid, device, humidity_micro) in &state.pending {
+                self.pending.entry(*epoch).or_default().push(PendingReading {
+                    guid: guid.clone(),
+                    device: device.clone(),
+                    humidity_micro: *humidity_micro,
+                });
+            }
             restore_analyses(inputs, &mut self.tally, state, self.window_sensors.as_mut());
             if self.alerts {
                 restore_feed(inputs, state);
@@ -443,6 +624,16 @@ impl EpochWriter {
         }
     }
 
+    /// Event time: the checkpointed newest event time of each partition this worker reads
+    /// (`watermarks`); they take part in the frontier at once.
+    pub(crate) fn restore_watermarks(&mut self, watermarks: &BTreeMap<i32, i64>) {
+        if let Some(w) = &mut self.watermarks {
+            for (&partition, &newest_ms) in watermarks {
+                w.restore(partition, newest_ms, self.now);
+            }
+        }
+    }
+
     /// The newest offsets of closed epochs before `frontier`, once: what may be committed now.
     pub(crate) fn committable(&mut self, frontier: Epoch) -> Option<Offsets> {
         let mut latest = None;
@@ -451,6 +642,15 @@ impl EpochWriter {
         }
         latest
     }
+}
+
+/// What a checkpoint keeps of event time (see [`WorkerState`]).
+#[derive(Debug, Default)]
+pub(crate) struct EventTimeState {
+    /// `(partition, newest event time in ms)`.
+    pub(crate) watermarks: Vec<(i32, i64)>,
+    /// `(epoch, guid, device, humidity_micro)` of the readings waiting for their epoch.
+    pub(crate) pending: Vec<(Epoch, String, String, i64)>,
 }
 
 /// Counts `valid` readings of the open epoch (retracted at `expiry`, in a window), as the

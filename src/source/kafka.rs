@@ -49,7 +49,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::KafkaInput;
 
-use super::{Deliver, Origin, Poll, PollError, RawRecord, Source, SourceError};
+use super::{Deliver, Origin, Poll, PollError, Progress, RawRecord, Source, SourceError};
 use crate::kafka::outage::is_unreachable;
 use crate::kafka::redact::CreateError;
 use crate::kafka::{partitions, ClientLog};
@@ -308,6 +308,11 @@ pub struct KafkaSource {
     delivered: Delivered,
     /// The job is stopping: nothing more is consumed.
     stopped: bool,
+    /// Each owned partition's end offset as the broker reported it when it was assigned: at
+    /// its end-of-partition event a partition at or past it has nothing more to read now.
+    assigned_end: BTreeMap<i32, i64>,
+    /// What happened to the partitions since the pipeline last asked ([`Source::progress`]).
+    progress: Vec<Progress>,
 }
 
 impl KafkaSource {
@@ -338,6 +343,8 @@ impl KafkaSource {
             guards: BTreeMap::new(),
             delivered: Delivered::default(),
             stopped: false,
+            assigned_end: BTreeMap::new(),
+            progress: Vec::new(),
         };
         source.assign(&all, resume)?;
         Ok(source)
@@ -353,18 +360,15 @@ impl KafkaSource {
                 None => Offset::Beginning,
             };
             tpl.add_partition_offset(&self.topic, p, offset)?;
+            let (low, high) =
+                self.consumer
+                    .fetch_watermarks(&self.topic, p, Duration::from_secs(10))?;
             if let Some(&o) = resume.get(&p) {
                 self.resumed_at.insert(p, o);
                 self.delivered.resume(p, o);
-                let (low, _high) =
-                    self.consumer
-                        .fetch_watermarks(&self.topic, p, Duration::from_secs(10))?;
                 self.guards.insert(p, ResumeGuard::new(o, low));
             }
             if let Some(ends) = &mut self.ends {
-                let (_low, high) =
-                    self.consumer
-                        .fetch_watermarks(&self.topic, p, Duration::from_secs(10))?;
                 ends.insert(
                     p,
                     End {
@@ -373,16 +377,23 @@ impl KafkaSource {
                     },
                 );
             }
+            self.assigned_end.insert(p, high);
             added.push(p);
         }
         if added.is_empty() {
             return Ok(());
         }
-        if self.owned.is_empty() {
+        let at_start = self.owned.is_empty();
+        if at_start {
             self.consumer.assign(&tpl)?;
         } else {
             self.consumer.incremental_assign(&tpl)?;
         }
+        self.progress.extend(
+            added
+                .iter()
+                .map(|&partition| Progress::Assigned { partition, at_start }),
+        );
         info!(worker = self.index, partitions = ?added, topic = %self.topic, "consuming partitions");
         for &p in &added {
             match PartitionQueue::split(&self.consumer, &self.topic, p) {
@@ -495,6 +506,22 @@ impl KafkaSource {
         debug!(worker = self.index, partition, "end of partition");
         if let Some(end) = self.ends.as_mut().and_then(|e| e.get_mut(&partition)) {
             end.eof = true;
+        }
+        // Tansu's end event can come before the end it reported (see `reached_end`): only a
+        // position at or past that end is at the end.
+        let end = self.assigned_end.get(&partition).copied().unwrap_or(0);
+        let next = match self.consumer.position() {
+            Ok(positions) => self.next_offset(&positions, partition),
+            Err(error) => {
+                self.log_error(&error);
+                return;
+            }
+        };
+        if next >= end {
+            self.progress.push(Progress::CaughtUp(partition));
+            if self.ends.is_some() {
+                self.progress.push(Progress::Finished(partition));
+            }
         }
     }
 
@@ -621,11 +648,17 @@ impl Source for KafkaSource {
         }
     }
 
-    /// Commits `offsets` (next offsets per partition) to the consumer group.
     fn stop(&mut self) {
         self.stopped = true;
     }
 
+    fn progress(&mut self, report: &mut dyn FnMut(Progress)) {
+        for progress in self.progress.drain(..) {
+            report(progress);
+        }
+    }
+
+    /// Commits `offsets` (next offsets per partition) to the consumer group.
     fn commit(&mut self, offsets: &BTreeMap<i32, i64>, wait: bool) -> Result<(), SourceError> {
         let mut tpl = TopicPartitionList::new();
         for (&p, &o) in offsets.iter().filter(|(p, _)| self.owned.contains(p)) {

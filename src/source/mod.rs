@@ -46,6 +46,35 @@ impl fmt::Display for Origin {
     }
 }
 
+impl Origin {
+    /// The partition it came from, as event time's watermarks count partitions: a Kafka
+    /// partition, or `0` for a worker's share of a file, stdin or the simulated fleet.
+    pub fn partition(&self) -> i32 {
+        match self {
+            Origin::Kafka { partition, .. } => *partition,
+            Origin::Line(_) | Origin::Byte(_) | Origin::Generated(_) => 0,
+        }
+    }
+}
+
+/// What a source knows of a partition's progress; event time's watermarks wait on it (see
+/// [`crate::watermark`]). Sources with one partition per worker report nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// The source reads `partition` from now on; `at_start` when it was assigned before the
+    /// first poll (it may hold readings older than anything read so far).
+    Assigned {
+        /// The partition.
+        partition: i32,
+        /// Assigned at start.
+        at_start: bool,
+    },
+    /// `partition` has nothing more to read now.
+    CaughtUp(i32),
+    /// `partition` is at its end for good (`--until-end`).
+    Finished(i32),
+}
+
 /// One message as it arrived.
 #[derive(Clone, Copy, Debug)]
 pub struct RawRecord<'a> {
@@ -122,6 +151,11 @@ pub trait Source {
     /// The job is stopping (Ctrl-C, SIGTERM): take no new input. Later polls hand over what
     /// has already been read, then say [`Poll::Finished`].
     fn stop(&mut self);
+
+    /// Hands over what happened to the source's partitions since the last call.
+    fn progress(&mut self, report: &mut dyn FnMut(Progress)) {
+        let _ = report;
+    }
 
     /// Records that everything before `offsets` (next offset per partition) is complete and
     /// checkpointed; `wait` asks to wait for the broker's answer (at the end of a run).
