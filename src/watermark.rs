@@ -270,7 +270,10 @@ mod tests {
         w.observe(1, 50_000, t + Duration::from_secs(5));
         assert!(!w.tick(t + Duration::from_secs(9)));
         assert_eq!(w.frontier(), Frontier::At(1_000));
-        assert!(w.tick(t + IDLE), "partition 0 is quiet for the idle timeout");
+        assert!(
+            w.tick(t + IDLE),
+            "partition 0 is quiet for the idle timeout"
+        );
         assert_eq!(w.state(0), Some(State::Idle));
         assert_eq!(w.frontier(), Frontier::At(50_000));
         assert!(w.observe(0, 2_000, t + Duration::from_secs(11)));
@@ -300,7 +303,11 @@ mod tests {
         assert_eq!(w.state(0), Some(State::Finished));
         assert_eq!(w.frontier(), Frontier::At(8_000));
         w.finished(1);
-        assert_eq!(w.frontier(), Frontier::Free, "never end of time for the others");
+        assert_eq!(
+            w.frontier(),
+            Frontier::Free,
+            "never end of time for the others"
+        );
     }
 
     #[test]
@@ -308,7 +315,11 @@ mod tests {
         let (mut w, t) = marks(0);
         w.observe(0, 9_000, t);
         w.assigned(7, false, t);
-        assert_eq!(w.frontier(), Frontier::At(9_000), "added while running: not held");
+        assert_eq!(
+            w.frontier(),
+            Frontier::At(9_000),
+            "added while running: not held"
+        );
         w.observe(7, 6_000, t);
         assert_eq!(w.frontier(), Frontier::At(6_000));
         // Assigning a known partition again keeps its watermark.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rdkafka::error::KafkaError;
 
 use crate::source::kafka::owns_partition;
-use crate::source::{Deliver, Origin, Poll, PollError, RawRecord, Source, SourceError};
+use crate::source::{Deliver, Origin, Poll, PollError, Progress, RawRecord, Source, SourceError};
 
 use super::writer::Offsets;
 
@@ -32,6 +32,10 @@ pub(crate) struct MemoryTopic {
     /// A worker's source fails before delivering its `n`-th record of this run.
     crash_before_record: Option<usize>,
     on_commit: Option<CommitHook>,
+    /// Each worker reads its partitions one after another, each to its end, instead of a
+    /// fetch from each in turn: the order a broker may deliver them in that is worst for
+    /// event time.
+    one_by_one: bool,
     /// Every commit, in order: (worker, offsets).
     pub(crate) commits: Mutex<Vec<(usize, Offsets)>>,
 }
@@ -43,8 +47,15 @@ impl MemoryTopic {
             partitions,
             crash_before_record: None,
             on_commit: None,
+            one_by_one: false,
             commits: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Each worker reads its partitions one by one, each to its end.
+    pub(crate) fn one_by_one(mut self) -> Self {
+        self.one_by_one = true;
+        self
     }
 
     /// Every worker's source fails before delivering its `n`-th record.
@@ -66,7 +77,7 @@ impl MemoryTopic {
         peers: usize,
         resume: &Offsets,
     ) -> MemorySource {
-        let owned = (0..self.partitions.len())
+        let owned: Vec<Cursor> = (0..self.partitions.len())
             .filter_map(|p| i32::try_from(p).ok())
             .filter(|p| owns_partition(*p, index, peers))
             .map(|p| Cursor {
@@ -75,6 +86,14 @@ impl MemoryTopic {
                 offset: 0,
                 skip_to: resume.get(&p).copied().unwrap_or(0),
                 paused_since: None,
+                ended: false,
+            })
+            .collect();
+        let progress = owned
+            .iter()
+            .map(|c: &Cursor| Progress::Assigned {
+                partition: c.partition,
+                at_start: true,
             })
             .collect();
         MemorySource {
@@ -83,6 +102,7 @@ impl MemoryTopic {
             owned,
             delivered: 0,
             stopped: false,
+            progress,
         }
     }
 }
@@ -94,6 +114,8 @@ struct Cursor {
     offset: i64,
     skip_to: i64,
     paused_since: Option<Instant>,
+    /// Its end has been reported.
+    ended: bool,
 }
 
 /// One worker's share of a [`MemoryTopic`].
@@ -103,6 +125,8 @@ pub(crate) struct MemorySource {
     owned: Vec<Cursor>,
     delivered: usize,
     stopped: bool,
+    /// Not yet handed to the pipeline: the partitions assigned, and those at their end.
+    progress: Vec<Progress>,
 }
 
 impl Source for MemorySource {
@@ -111,8 +135,12 @@ impl Source for MemorySource {
             return Ok(Poll::Finished);
         }
         let mut sent = 0;
+        let one_by_one = self.topic.one_by_one;
         for cursor in &mut self.owned {
             let entries = &self.topic.partitions[cursor.partition as usize];
+            if cursor.ended {
+                continue;
+            }
             let mut fetched = 0;
             while sent < budget && fetched < FETCH {
                 match entries.get(cursor.entry) {
@@ -151,6 +179,14 @@ impl Source for MemorySource {
                     }
                 }
             }
+            if cursor.entry >= entries.len() {
+                // As `--until-end` sees a partition at its end.
+                cursor.ended = true;
+                self.progress.push(Progress::CaughtUp(cursor.partition));
+                self.progress.push(Progress::Finished(cursor.partition));
+            } else if one_by_one {
+                break;
+            }
         }
         let more = self
             .owned
@@ -165,6 +201,12 @@ impl Source for MemorySource {
 
     fn stop(&mut self) {
         self.stopped = true;
+    }
+
+    fn progress(&mut self, report: &mut dyn FnMut(Progress)) {
+        for progress in self.progress.drain(..) {
+            report(progress);
+        }
     }
 
     fn commit(&mut self, offsets: &Offsets, _wait: bool) -> Result<(), crate::source::SourceError> {

@@ -430,3 +430,137 @@ fn gh_7_a_record_for_an_epoch_closed_by_the_idle_clock_is_late() {
 }
 
 mod windows;
+
+/// [`fleet`] without its malformed messages: a rejected message joins the open epoch, so only
+/// valid readings are placed by their event time whatever the order of delivery.
+fn valid_fleet() -> Vec<Vec<Entry>> {
+    fleet()
+        .into_iter()
+        .map(|p| {
+            p.into_iter()
+                .filter(|e| !matches!(e, Entry::Message(m) if m.starts_with(b"{not")))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_partition_read_whole_before_the_others_changes_no_epoch() {
+    for workers in [1, 2, 4] {
+        let in_turn = run_ok(valid_fleet(), event_config(workers));
+        assert_eq!(
+            each(&in_turn, "epoch"),
+            [10, 11, 12, 13],
+            "{workers} workers"
+        );
+        let topic = Arc::new(MemoryTopic::new(valid_fleet()).one_by_one());
+        let one_by_one = run(&topic, event_config(workers), None);
+        one_by_one.result.as_ref().expect("the run succeeds");
+        assert_eq!(one_by_one.reports, in_turn.reports, "{workers} workers");
+        assert_eq!(last(&one_by_one)["late_messages"], 0);
+    }
+}
+
+#[test]
+fn a_partition_left_empty_holds_nothing_back() {
+    for workers in [1, 2] {
+        let mut partitions = valid_fleet();
+        partitions.push(Vec::new());
+        let topic = Arc::new(MemoryTopic::new(partitions).one_by_one());
+        let done = run(&topic, event_config(workers), None);
+        done.result.as_ref().expect("the run succeeds");
+        let in_turn = run_ok(valid_fleet(), event_config(workers));
+        assert_eq!(done.reports, in_turn.reports, "{workers} workers");
+    }
+}
+
+/// One partition of readings 100 ms apart over epochs 10..=19, each moved up to `by` ms
+/// from its place in event-time order (deterministically), and the same in order.
+fn shuffled(by: u64) -> (Vec<Vec<Entry>>, Vec<Vec<Entry>>) {
+    let times: Vec<u64> = (0..100).map(|i| 10_000 + i * 100).collect();
+    let entry = |ms: u64| {
+        let i = (ms - 10_000) / 100;
+        reading(
+            &format!("g{}", i % 7),
+            ["CT1", "MRI2"][(i % 2) as usize],
+            40.0 + (i % 9) as f64,
+            ms,
+        )
+    };
+    let in_order = vec![times.iter().map(|ms| entry(*ms)).collect()];
+    // Delivered in the order of `time + jitter`, jitter in 0..=by: a reading comes at most
+    // `by` after one stamped later than it.
+    let mut late_order = times.clone();
+    late_order.sort_by_key(|ms| ms + (ms * 7919 % 1009) * by / 1008);
+    let out_of_order = vec![late_order.iter().map(|ms| entry(*ms)).collect()];
+    (in_order, out_of_order)
+}
+
+#[test]
+fn readings_out_of_order_by_the_allowed_lateness_join_their_epochs() {
+    let (in_order, out_of_order) = shuffled(1_500);
+    for workers in [1, 2] {
+        let expected = run_ok(in_order.clone(), event_config(workers));
+        assert_eq!(last(&expected)["late_messages"], 0);
+        let strict = run_ok(out_of_order.clone(), event_config(workers));
+        let late = last(&strict)["late_messages"].as_i64().unwrap_or_default();
+        assert!(late > 0, "without lateness some readings are late: {late}");
+        assert_eq!(last(&strict)["total_messages"], 100);
+        let mut config = event_config(workers);
+        config.allowed_lateness = Duration::from_millis(1_500);
+        let tolerant = run_ok(out_of_order.clone(), config);
+        assert_eq!(tolerant.reports, expected.reports, "{workers} workers");
+    }
+}
+
+#[test]
+fn restart_after_a_crash_with_readings_waiting_for_their_epochs_resumes_the_same_epochs() {
+    for workers in [1, 2] {
+        let whole = run(
+            &Arc::new(MemoryTopic::new(valid_fleet()).one_by_one()),
+            event_config(workers),
+            None,
+        );
+        whole.result.as_ref().expect("the uninterrupted run");
+        let by_epoch: BTreeMap<i64, Value> = whole
+            .reports
+            .iter()
+            .map(|r| (r["epoch"].as_i64().unwrap_or_default(), r.clone()))
+            .collect();
+        let most = if workers == 1 { 147 } else { 73 };
+        for crash in [3, 37, 41, 60, 72, 90, 111, 130, 146]
+            .into_iter()
+            .filter(|c| *c < most)
+        {
+            let state = tempfile::tempdir().expect("tempdir");
+            let crashing = MemoryTopic::new(valid_fleet())
+                .one_by_one()
+                .crash_before_record(crash);
+            let crashed = run(
+                &Arc::new(crashing),
+                event_config(workers),
+                Some(state.path()),
+            );
+            assert!(
+                crashed.result.is_err(),
+                "crash at {crash} must fail the run"
+            );
+            let topic = Arc::new(MemoryTopic::new(valid_fleet()).one_by_one());
+            let resumed = run(&topic, event_config(workers), Some(state.path()));
+            resumed.result.as_ref().expect("the restarted run");
+            assert_eq!(
+                last(&resumed),
+                last(&whole),
+                "{workers} workers, crash at {crash}"
+            );
+            for report in crashed.reports.iter().chain(&resumed.reports) {
+                let epoch = report["epoch"].as_i64().unwrap_or_default();
+                assert_eq!(
+                    Some(report),
+                    by_epoch.get(&epoch),
+                    "{workers} workers, crash at {crash}: epoch {epoch}"
+                );
+            }
+        }
+    }
+}

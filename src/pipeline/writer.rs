@@ -570,9 +570,9 @@ impl EpochWriter {
                 .pending
                 .iter()
                 .flat_map(|(epoch, readings)| {
-                    readings.iter().map(|r| {
-                        (*epoch, r.guid.clone(), r.device.clone(), r.humidity_micro)
-                    })
+                    readings
+                        .iter()
+                        .map(|r| (*epoch, r.guid.clone(), r.device.clone(), r.humidity_micro))
                 })
                 .collect(),
         }
@@ -601,11 +601,14 @@ impl EpochWriter {
         };
         for state in states {
             for (epoch, guid, device, humidity_micro) in &state.pending {
-                self.pending.entry(*epoch).or_default().push(PendingReading {
-                    guid: guid.clone(),
-                    device: device.clone(),
-                    humidity_micro: *humidity_micro,
-                });
+                self.pending
+                    .entry(*epoch)
+                    .or_default()
+                    .push(PendingReading {
+                        guid: guid.clone(),
+                        device: device.clone(),
+                        humidity_micro: *humidity_micro,
+                    });
             }
             restore_analyses(inputs, &mut self.tally, state, self.window_sensors.as_mut());
             if self.alerts {

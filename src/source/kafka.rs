@@ -389,11 +389,11 @@ impl KafkaSource {
         } else {
             self.consumer.incremental_assign(&tpl)?;
         }
-        self.progress.extend(
-            added
-                .iter()
-                .map(|&partition| Progress::Assigned { partition, at_start }),
-        );
+        self.progress
+            .extend(added.iter().map(|&partition| Progress::Assigned {
+                partition,
+                at_start,
+            }));
         info!(worker = self.index, partitions = ?added, topic = %self.topic, "consuming partitions");
         for &p in &added {
             match PartitionQueue::split(&self.consumer, &self.topic, p) {
