@@ -188,7 +188,10 @@ fn keyed_partitions_give_the_file_runs_epochs_in_any_order_at_any_worker_count()
     // The same partitions, one produced whole before the others, and a fifth left empty.
     let mut by_partition: BTreeMap<i32, Vec<Vec<u8>>> = BTreeMap::new();
     for m in consume_all(&brokers, "keyed", 4) {
-        by_partition.entry(m.partition).or_default().push(m.payload.unwrap_or_default());
+        by_partition
+            .entry(m.partition)
+            .or_default()
+            .push(m.payload.unwrap_or_default());
     }
     let mut order: Vec<(i32, Vec<u8>)> = Vec::new();
     for payload in by_partition.remove(&2).unwrap_or_default() {
@@ -249,4 +252,87 @@ fn keyed_partitions_give_the_file_runs_epochs_in_any_order_at_any_worker_count()
     }
     let got = printed(&outputs[0], &alerts);
     assert_same(&got, &expected, "2 processes of 2 workers");
+}
+
+#[test]
+fn kill_9_in_event_time_over_several_partitions_resumes_with_the_same_epochs() {
+    let fleet = fleet();
+    let expected = file_run(&fleet);
+    let by_epoch: BTreeMap<i64, &Value> = expected
+        .reports
+        .iter()
+        .map(|r| (r["epoch"].as_i64().unwrap_or_default(), r))
+        .collect();
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    broker.create_topic("killed", 4);
+    let out = common::run(&[
+        "produce",
+        "-b",
+        &brokers,
+        "-t",
+        "killed",
+        fleet.path.to_str().expect("utf8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state = fleet.dir.path().join("state");
+    let alerts = fleet.dir.path().join("killed.alerts");
+    let args = kafka_args(
+        &brokers,
+        "killed",
+        &alerts,
+        &["-w", "2", "--state-dir", state.to_str().expect("utf8")],
+    );
+    let mut printed = Vec::new();
+    let mut kills = 0;
+    for attempt in 0..12 {
+        let mut command = hygroflow();
+        if cfg!(debug_assertions) {
+            // Killed at a fault point: between a checkpoint, its marker, the offsets and
+            // the reports it releases.
+            command.env(
+                "HYGROFLOW_FAULT",
+                common::FAULTS[attempt % common::FAULTS.len()],
+            );
+        }
+        let mut child = command
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(300 + 150 * attempt as u64));
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("wait");
+        let signalled = std::os::unix::process::ExitStatusExt::signal(&out.status).is_some();
+        kills += usize::from(signalled || !out.status.success());
+        printed.extend(json_lines(&out.stdout));
+        if out.status.success() {
+            break;
+        }
+    }
+    assert!(kills >= 3, "{kills} runs killed");
+    let last = hygroflow().args(&args).output().expect("run");
+    assert!(
+        last.status.success(),
+        "{}",
+        String::from_utf8_lossy(&last.stderr)
+    );
+    printed.extend(json_lines(&last.stdout));
+    // Every report any run printed is the file run's report of its epoch, and the last run
+    // ends with the file run's last report.
+    for report in &printed {
+        let epoch = report["epoch"].as_i64().unwrap_or_default();
+        assert_eq!(Some(&report), by_epoch.get(&epoch), "epoch {epoch}");
+    }
+    assert_eq!(printed.last(), expected.reports.last());
+    let epochs: Vec<i64> = printed.iter().filter_map(|r| r["epoch"].as_i64()).collect();
+    assert!(
+        epochs.len() >= expected.reports.len(),
+        "every epoch reported"
+    );
 }
