@@ -119,6 +119,8 @@ fn run_flags() -> Vec<Flag> {
         Flag { base: RUN, flag: "-p", named: "--process", bad: INTEGERS },
         Flag { base: RUN, flag: "-h", named: "--hostfile", bad: &[""] },
         Flag { base: RUN, flag: "--idle-timeout", named: "--idle-timeout", bad: DURATIONS },
+        Flag { base: RUN, flag: "--allowed-lateness", named: "--allowed-lateness", bad: DURATIONS },
+        Flag { base: RUN, flag: "--allowed-lateness", named: "--allowed-lateness", bad: &["61m", "2h", "3601s"] },
         Flag { base: RUN, flag: "--max-clock-skew", named: "--max-clock-skew", bad: DURATIONS },
         Flag { base: RUN, flag: "--connect-timeout", named: "--connect-timeout", bad: DURATIONS },
         Flag { base: RUN, flag: "--format", named: "--format", bad: &["", "xml"] },
