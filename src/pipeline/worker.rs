@@ -6,6 +6,7 @@
 //! acts.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -103,12 +104,7 @@ impl<'w> WorkerLoop<'w> {
         let rejects = Rejects::new(job.config.input.name(), job.dead_letters(index)?);
         let config = &job.config;
         // Only this worker's partitions: each partition's offset is in exactly one checkpoint.
-        let offsets = resume
-            .offsets
-            .iter()
-            .filter(|(p, _)| crate::source::kafka::owns_partition(**p, index, peers))
-            .map(|(p, o)| (*p, *o))
-            .collect();
+        let offsets = owned(&resume.offsets, index, peers);
         let mut writer = EpochWriter::new(
             inputs,
             (
@@ -127,13 +123,7 @@ impl<'w> WorkerLoop<'w> {
             offsets,
         );
         writer.restore(&resume.states, &resume.printed.alerts);
-        let watermarks = resume
-            .watermarks
-            .iter()
-            .filter(|(p, _)| crate::source::kafka::owns_partition(**p, index, peers))
-            .map(|(p, o)| (*p, *o))
-            .collect();
-        writer.restore_watermarks(&watermarks);
+        writer.restore_watermarks(&owned(&resume.watermarks, index, peers));
         let start_epoch = config.grid.epoch_of(SystemTime::now());
         let mut release = None;
         let printer = if index == 0 {
@@ -380,6 +370,15 @@ impl<'w> WorkerLoop<'w> {
         crate::fault::point("after-release");
         Ok(())
     }
+}
+
+/// The entries of `by_partition` for the partitions worker `index` of `peers` reads.
+fn owned(by_partition: &BTreeMap<i32, i64>, index: usize, peers: usize) -> BTreeMap<i32, i64> {
+    by_partition
+        .iter()
+        .filter(|(p, _)| crate::source::kafka::owns_partition(**p, index, peers))
+        .map(|(p, o)| (*p, *o))
+        .collect()
 }
 
 /// Moves the result updates that reach this worker into `collected`, for the printer, without

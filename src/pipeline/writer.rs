@@ -337,7 +337,11 @@ impl EpochWriter {
                                 false
                             }
                         };
-                        if moved {
+                        // The frontier is at most this reading's time: only one for a later
+                        // epoch than the open one can move the open epoch.
+                        let later =
+                            believed.is_some_and(|ms| self.grid.epoch_of_ms(ms) > self.open);
+                        if moved && later {
                             self.follow_watermarks(journal)?;
                         }
                     }
