@@ -255,10 +255,10 @@ pub fn require_topic(
     }
 }
 
-/// Where a partition stands for `--until-end`.
+/// Where a partition stands against its end: for `--until-end`, and in event time.
 #[derive(Debug, Clone, Copy)]
 struct End {
-    /// The end offset the broker reported at start.
+    /// The end offset the broker reported when the partition was assigned.
     target: i64,
     /// End-of-partition seen, with nothing after it yet.
     eof: bool,
@@ -296,7 +296,12 @@ pub struct KafkaSource {
     index: usize,
     peers: usize,
     owned: BTreeSet<i32>,
-    ends: Option<BTreeMap<i32, End>>,
+    /// Each owned partition's end as the broker reported it when it was assigned, and whether
+    /// its end event has come since its last record: `--until-end` stops there, and in event
+    /// time a partition at or past it has nothing more to read now.
+    ends: BTreeMap<i32, End>,
+    /// `--until-end`: stop once every partition is at its end.
+    until_end: bool,
     last_metadata: Instant,
     last_error_log: Option<Instant>,
     /// Resumed partitions whose first message has not arrived yet, with the resume offset:
@@ -308,9 +313,6 @@ pub struct KafkaSource {
     delivered: Delivered,
     /// The job is stopping: nothing more is consumed.
     stopped: bool,
-    /// Each owned partition's end offset as the broker reported it when it was assigned: at
-    /// its end-of-partition event a partition at or past it has nothing more to read now.
-    assigned_end: BTreeMap<i32, i64>,
     /// What happened to the partitions since the pipeline last asked ([`Source::progress`]).
     progress: Vec<Progress>,
 }
@@ -336,14 +338,14 @@ impl KafkaSource {
             index,
             peers,
             owned: BTreeSet::new(),
-            ends: input.until_end.then(BTreeMap::new),
+            ends: BTreeMap::new(),
+            until_end: input.until_end,
             last_metadata: Instant::now(),
             last_error_log: None,
             resumed_at: BTreeMap::new(),
             guards: BTreeMap::new(),
             delivered: Delivered::default(),
             stopped: false,
-            assigned_end: BTreeMap::new(),
             progress: Vec::new(),
         };
         source.assign(&all, resume)?;
@@ -368,16 +370,13 @@ impl KafkaSource {
                 self.delivered.resume(p, o);
                 self.guards.insert(p, ResumeGuard::new(o, low));
             }
-            if let Some(ends) = &mut self.ends {
-                ends.insert(
-                    p,
-                    End {
-                        target: high,
-                        eof: false,
-                    },
-                );
-            }
-            self.assigned_end.insert(p, high);
+            self.ends.insert(
+                p,
+                End {
+                    target: high,
+                    eof: false,
+                },
+            );
             added.push(p);
         }
         if added.is_empty() {
@@ -412,9 +411,10 @@ impl KafkaSource {
 
     /// Whether `--until-end` is done: see [`reached_end`].
     fn at_end(&mut self) -> bool {
-        let Some(ends) = &self.ends else {
+        let ends = &self.ends;
+        if !self.until_end {
             return false;
-        };
+        }
         if !ends.values().all(|end| end.eof) {
             return false;
         }
@@ -495,7 +495,7 @@ impl KafkaSource {
             origin: Origin::Kafka { partition, offset },
         })
         .map_err(PollError::Deliver)?;
-        if let Some(end) = self.ends.as_mut().and_then(|e| e.get_mut(&partition)) {
+        if let Some(end) = self.ends.get_mut(&partition) {
             end.eof = false;
         }
         Ok(Handled::Delivered)
@@ -504,12 +504,13 @@ impl KafkaSource {
     /// librdkafka says `partition` is at its end as it stands.
     fn partition_eof(&mut self, partition: i32) {
         debug!(worker = self.index, partition, "end of partition");
-        if let Some(end) = self.ends.as_mut().and_then(|e| e.get_mut(&partition)) {
-            end.eof = true;
-        }
+        let Some(end) = self.ends.get_mut(&partition) else {
+            return;
+        };
+        end.eof = true;
+        let end = end.target;
         // Tansu's end event can come before the end it reported (see `reached_end`): only a
         // position at or past that end is at the end.
-        let end = self.assigned_end.get(&partition).copied().unwrap_or(0);
         let next = match self.consumer.position() {
             Ok(positions) => self.next_offset(&positions, partition),
             Err(error) => {
@@ -519,7 +520,7 @@ impl KafkaSource {
         };
         if next >= end {
             self.progress.push(Progress::CaughtUp(partition));
-            if self.ends.is_some() {
+            if self.until_end {
                 self.progress.push(Progress::Finished(partition));
             }
         }
@@ -548,7 +549,7 @@ impl Source for KafkaSource {
         // A metadata reply ends an outage too (a live job at the end of its topic fetches no
         // record), but only once the errors queued before it are served: see below.
         let mut metadata_answered = false;
-        if self.ends.is_none() && self.last_metadata.elapsed() >= METADATA_EVERY {
+        if !self.until_end && self.last_metadata.elapsed() >= METADATA_EVERY {
             self.last_metadata = Instant::now();
             match partitions(
                 self.consumer.client(),
