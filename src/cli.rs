@@ -250,8 +250,8 @@ pub struct RunArgs {
         value_parser = flags::whole::<u64>(0, u64::MAX)
     )]
     pub seed: Option<u64>,
-    /// Demo only: trouble to inject, comma-separated NAME[@START] (excursion, silence, drift;
-    /// START from the run's start) or none [default: excursion@1m,silence@2m,drift@3m].
+    /// Demo only: trouble to inject, comma-separated NAME[@START] (excursion, silence, drift,
+    /// outage; START from the run's start) or none [default: excursion@1m,silence@2m,drift@3m].
     #[arg(long = "scenario", value_name = "LIST", value_parser = scenario::parse)]
     pub scenarios: Option<Scenarios>,
 }
@@ -516,8 +516,9 @@ pub struct GenerateArgs {
         value_parser = flags::real(0.0, 86_400_000.0)
     )]
     pub interval_ms: f64,
-    /// Trouble to inject: comma-separated NAME[@START] (excursion, silence, drift; START from
-    /// the first line's event time, e.g. excursion@5m) or none.
+    /// Trouble to inject: comma-separated NAME[@START] (excursion, silence, drift, outage:
+    /// every sensor silent 6 minutes of every 30, whose slots write no line; START from the
+    /// first line's event time, e.g. excursion@5m) or none.
     #[arg(long = "scenario", default_value = "none", value_name = "LIST", value_parser = scenario::parse)]
     pub scenarios: Scenarios,
 }
@@ -547,7 +548,8 @@ impl GenerateArgs {
         for i in 0..self.count {
             // Within the year 9999, as checked above: no overflow.
             let event_ms = GENERATE_START_MS.saturating_add((i as f64 * self.interval_ms) as i64);
-            // One share of the whole rotation: a line always finds a sensor that is not silenced.
+            // One share of the whole rotation: a line finds a sensor that is not silenced, but in an
+            // outage.
             if generator.write_line(event_ms, &mut buf) {
                 buf.push(b'\n');
             }

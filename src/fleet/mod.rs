@@ -220,6 +220,9 @@ impl Generator {
     /// The next sensor of this generator's share of the rotation that is not silenced at
     /// `event_ms`, with its device: a silenced sensor's slot goes to the next one.
     fn next_sensor(&mut self, event_ms: i64) -> Option<(usize, usize)> {
+        if self.plan.outage(event_ms) {
+            return None;
+        }
         for _ in 0..self.fleet.sensors.len() {
             let sensor = self.fleet.rotation.sensor(self.slot);
             self.slot = self.slot.wrapping_add(self.stride);

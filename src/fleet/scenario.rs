@@ -11,9 +11,11 @@
 //! | `excursion` | CT1    | +25 % RH for 2 minutes, then back to normal                  | `high`, raised then resolved        |
 //! | `silence`   | SPECT1 | none of its sensors sends anything for 6 minutes             | `silent` after 5 minutes, resolved at the next reading |
 //! | `drift`     | MRI1   | rises 30 % RH per hour for 12 minutes (+6), then holds at +6 | `rate` (MRI: 5 % RH an hour), inside the band |
+//! | `outage`    | all    | nothing from any sensor for 6 minutes, every 30 minutes (a flaky network) | `silent` for every sensor, then resolved: an alarm flood |
 //!
 //! While a sensor is silenced, its slot in the rotation goes to the next sensor that is not, so
-//! a stream keeps its rate and `generate --count` its number of lines.
+//! a stream keeps its rate and `generate --count` its number of lines. An outage silences every
+//! sensor: its slots write no line (the demo does not inject it).
 //!
 //! `--scenario LIST` parses into [`Scenarios`]; a [`Plan`] resolves them against a fleet and a
 //! start time and answers the generator's two questions about each reading: the humidity
@@ -45,11 +47,19 @@ pub enum Kind {
     Silence,
     /// MRI1 rises 30 % RH an hour for 12 minutes, then holds.
     Drift,
+    /// No sensor sends anything for 6 minutes of every 30: the alarm flood of a network outage.
+    Outage,
 }
 
+/// How often an outage recurs.
+const OUTAGE_EVERY_MS: i64 = 30 * MINUTE_MS;
+
 impl Kind {
-    /// Every kind, in the order the demo injects them.
+    /// Every kind the demo injects, in its order.
     pub const ALL: [Kind; 3] = [Kind::Excursion, Kind::Silence, Kind::Drift];
+
+    /// Every kind `--scenario` takes.
+    const NAMED: [Kind; 4] = [Kind::Excursion, Kind::Silence, Kind::Drift, Kind::Outage];
 
     /// The name `--scenario` takes.
     pub fn name(self) -> &'static str {
@@ -57,15 +67,17 @@ impl Kind {
             Kind::Excursion => "excursion",
             Kind::Silence => "silence",
             Kind::Drift => "drift",
+            Kind::Outage => "outage",
         }
     }
 
-    /// The device it happens to.
+    /// The device it happens to (an outage: every device).
     pub fn device(self) -> &'static str {
         match self {
             Kind::Excursion => "CT1",
             Kind::Silence => "SPECT1",
             Kind::Drift => "MRI1",
+            Kind::Outage => "every device",
         }
     }
 
@@ -75,15 +87,16 @@ impl Kind {
             Kind::Excursion => 1,
             Kind::Silence => 2,
             Kind::Drift => 3,
+            Kind::Outage => 10,
         };
         Duration::from_secs(60 * minutes)
     }
 
-    /// How long the trouble lasts, in ms (a drift then holds its offset).
+    /// How long the trouble lasts, in ms (a drift then holds its offset; an outage recurs).
     pub fn length_ms(self) -> i64 {
         match self {
             Kind::Excursion => 2 * MINUTE_MS,
-            Kind::Silence => 6 * MINUTE_MS,
+            Kind::Silence | Kind::Outage => 6 * MINUTE_MS,
             Kind::Drift => 12 * MINUTE_MS,
         }
     }
@@ -101,11 +114,15 @@ impl Kind {
 
     /// Whether the device's sensors are silenced `elapsed_ms` after its start.
     pub fn silences(self, elapsed_ms: i64) -> bool {
-        self == Kind::Silence && (0..self.length_ms()).contains(&elapsed_ms)
+        match self {
+            Kind::Silence => (0..self.length_ms()).contains(&elapsed_ms),
+            Kind::Outage => elapsed_ms >= 0 && elapsed_ms % OUTAGE_EVERY_MS < self.length_ms(),
+            _ => false,
+        }
     }
 
     fn from_name(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.name() == name)
+        Kind::NAMED.into_iter().find(|k| k.name() == name)
     }
 }
 
@@ -196,7 +213,7 @@ pub enum ScenarioError {
 }
 
 /// What a list may hold, for error messages.
-const EXPECTED: &str = "excursion, silence or drift, comma-separated, each optionally @START \
+const EXPECTED: &str = "excursion, silence, drift or outage, comma-separated, each optionally @START \
                         (e.g. excursion@5m,drift@90s), or none";
 
 impl FromStr for Scenarios {
@@ -272,6 +289,18 @@ impl Plan {
         for scenario in scenarios.iter() {
             let kind = scenario.kind;
             let name = kind.name();
+            let start_ms = stream_start_ms
+                .saturating_add(i64::try_from(scenario.start.as_millis()).unwrap_or(i64::MAX));
+            if kind == Kind::Outage {
+                let injection = Injection {
+                    kind,
+                    device: usize::MAX,
+                    start_ms,
+                };
+                plan.notes.push(injection.note(total));
+                plan.injections.push(injection);
+                continue;
+            }
             let device = fleet.device_index(kind.device());
             let sensors = device.map_or(0, |d| per_device[d]);
             let Some(device) = device.filter(|_| sensors > 0) else {
@@ -288,8 +317,6 @@ impl Plan {
                 ));
                 continue;
             }
-            let start_ms = stream_start_ms
-                .saturating_add(i64::try_from(scenario.start.as_millis()).unwrap_or(i64::MAX));
             let injection = Injection {
                 kind,
                 device,
@@ -317,9 +344,17 @@ impl Plan {
 
     /// Whether device `device`'s sensors are silenced at `event_ms`.
     pub fn silenced(&self, device: usize, event_ms: i64) -> bool {
-        self.injections
-            .iter()
-            .any(|i| i.device == device && i.kind.silences(event_ms.saturating_sub(i.start_ms)))
+        self.injections.iter().any(|i| {
+            (i.device == device || i.kind == Kind::Outage)
+                && i.kind.silences(event_ms.saturating_sub(i.start_ms))
+        })
+    }
+
+    /// Whether an outage silences every sensor at `event_ms`.
+    pub fn outage(&self, event_ms: i64) -> bool {
+        self.injections.iter().any(|i| {
+            i.kind == Kind::Outage && i.kind.silences(event_ms.saturating_sub(i.start_ms))
+        })
     }
 }
 
@@ -337,6 +372,9 @@ impl Injection {
             Kind::Silence => format!(
                 "scenario {name}: {device}'s {sensors} sensor{} send nothing from {from} to {to}",
                 if sensors == 1 { "" } else { "s" }
+            ),
+            Kind::Outage => format!(
+                "scenario {name}: none of the fleet's {sensors} sensors sends anything for 6 minutes of every 30, from {from}"
             ),
             Kind::Drift => {
                 let total = kind.offset(kind.length_ms());
@@ -396,7 +434,7 @@ mod tests {
         for (bad, says) in [
             (
                 "",
-                "an empty scenario: expected excursion, silence or drift",
+                "an empty scenario: expected excursion, silence, drift or outage",
             ),
             ("excursion,", "an empty scenario"),
             ("excursion,,drift", "an empty scenario"),
@@ -456,6 +494,23 @@ mod tests {
         assert!(Kind::Silence.silences(6 * min - 1));
         assert!(!Kind::Silence.silences(6 * min));
         assert!(!Kind::Drift.silences(0) && !Kind::Excursion.silences(0));
+        for (elapsed, silenced) in [(-1, false), (0, true), (6 * min - 1, true), (6 * min, false), (30 * min, true), (36 * min, false)] {
+            assert_eq!(Kind::Outage.silences(elapsed), silenced, "outage at {elapsed}");
+        }
+    }
+
+    #[test]
+    fn an_outage_silences_every_device_every_half_hour() {
+        let fleet = Fleet::new(1, DEFAULT_SENSORS);
+        let outage: Scenarios = "outage@0s".parse().expect("list");
+        let plan = Plan::new(&outage, &fleet, GENERATE_START_MS);
+        let at = |minutes: i64| GENERATE_START_MS + minutes * MINUTE_MS;
+        for device in 0..fleet.sensors_per_device().len() {
+            assert!(plan.silenced(device, at(1)) && plan.silenced(device, at(31)));
+            assert!(!plan.silenced(device, at(7)) && !plan.silenced(device, at(37)));
+        }
+        assert!(plan.outage(at(0)) && !plan.outage(at(6)));
+        assert!(plan.notes()[0].starts_with("scenario outage: none of the fleet's 2100 sensors"));
     }
 
     #[test]
