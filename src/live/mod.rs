@@ -32,7 +32,8 @@ use crate::config::HttpAt;
 use crate::epoch::{EpochGrid, Window};
 use crate::message::ERROR_KINDS;
 use crate::sink::report::snapshot::device_name;
-use crate::sink::report::{JsonReport, Snapshot};
+use crate::sink::alerts::AlertLine;
+use crate::sink::report::{ActiveLine, JsonReport, Snapshot};
 
 pub use view::Update;
 
@@ -160,8 +161,11 @@ impl LiveFeed {
             .duration_since(self.grid.end_of(epoch))
             .map_or(0.0, |d| d.as_secs_f64());
         let snapshot = Snapshot::of(results);
-        let refs: Vec<&Transition> = active.iter().collect();
-        let report = JsonReport::new(epoch, (&self.grid, self.window), &snapshot, &refs);
+        let lines = active
+            .iter()
+            .map(|t| ActiveLine::Formatted(AlertLine::new(t, &self.grid)))
+            .collect();
+        let report = JsonReport::new(epoch, (&self.grid, self.window), &snapshot, lines);
         let report_json = serde_json::to_string(&report).unwrap_or_default();
         let mut update = Update {
             epoch,

@@ -203,7 +203,7 @@ impl Job {
         let Some(outputs) = outputs else {
             return Ok(None);
         };
-        let mut log = AlertLog::new(self.config.grid, active);
+        let mut log = AlertLog::new(self.config.grid, active)?;
         if self.live.is_some() {
             log = log.keeping_transitions();
         }

@@ -25,7 +25,7 @@ use tracing::warn;
 
 use crate::checkpoint::Printed;
 use crate::live::LiveFeed;
-use crate::sink::alerts::AlertLog;
+use crate::sink::alerts::{Active, AlertLog};
 use crate::sink::report::Reporter;
 
 /// Empty processing-time epochs reported after a stall before the rest are skipped.
@@ -137,7 +137,10 @@ impl ReportPrinter {
             return;
         };
         let (active, transitions) = match &mut self.alerts {
-            Some((_, _, log)) => (log.active().cloned().collect(), log.take_transitions()),
+            Some((_, _, log)) => (
+                log.active_transitions().cloned().collect(),
+                log.take_transitions(),
+            ),
             None => (Vec::new(), Vec::new()),
         };
         live.report(epoch, &self.results, active, transitions);
@@ -147,15 +150,14 @@ impl ReportPrinter {
     pub(crate) fn active_alerts(&self) -> Vec<Transition> {
         self.alerts
             .as_ref()
-            .map(|(_, _, log)| log.active().cloned().collect())
+            .map(|(_, _, log)| log.active_transitions().cloned().collect())
             .unwrap_or_default()
     }
 
-    /// Logs the transitions of epochs up to `last` (`None`: all), sorted; returns the alerts
-    /// raised after them.
-    fn log_alerts(&mut self, last: Option<Epoch>) -> io::Result<Vec<Transition>> {
+    /// Logs the transitions of epochs up to `last` (`None`: all), sorted.
+    fn log_alerts(&mut self, last: Option<Epoch>) -> io::Result<()> {
         let Some((collected, pending, log)) = &mut self.alerts else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         pending.append(&mut collected.borrow_mut());
         let mut due: Vec<Transition> = Vec::new();
@@ -168,8 +170,7 @@ impl ReportPrinter {
         });
         due.sort();
         let stdout = self.reporter.as_mut().map(|r| r.out());
-        log.record(&due, stdout)?;
-        Ok(log.active().cloned().collect())
+        log.record(&due, stdout)
     }
 
     /// The input has ended with `open` as its last epoch: nothing later gets a report of its
@@ -231,9 +232,12 @@ impl ReportPrinter {
                     Vec::new()
                 }
             };
-            let active = self.log_alerts(Some(epoch))?;
+            self.log_alerts(Some(epoch))?;
             if let Some(reporter) = &mut self.reporter {
-                let active: Vec<&Transition> = active.iter().collect();
+                let active: Vec<&Active> = match &self.alerts {
+                    Some((_, _, log)) => log.active().collect(),
+                    None => Vec::new(),
+                };
                 reporter.epoch(epoch, (&self.results, &changes), &active)?;
             }
             self.show_live(epoch);
@@ -255,10 +259,12 @@ impl ReportPrinter {
         self.print_ready(None)?;
         let last = self.last_reported.unwrap_or(self.start_epoch);
         let changes = self.results.advance(last);
-        let active = self.active_alerts();
         if let Some(reporter) = &mut self.reporter {
             if self.last_reported.is_none() || reporter.changes_only() || !changes.is_empty() {
-                let active: Vec<&Transition> = active.iter().collect();
+                let active: Vec<&Active> = match &self.alerts {
+                    Some((_, _, log)) => log.active().collect(),
+                    None => Vec::new(),
+                };
                 reporter.full(last, &self.results, &active)?;
             }
             reporter.flush_published()?;

@@ -12,6 +12,7 @@ use std::io::{self, BufWriter, Write};
 use hygroflow_dataflows::alerts::{AlertKind, AlertState, Limit, Ratio, Transition};
 use hygroflow_dataflows::Epoch;
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::epoch::{rfc3339, EpochGrid};
 use crate::kafka::publisher::{Outgoing, Publisher};
@@ -78,11 +79,38 @@ pub fn id(t: &Transition) -> String {
     )
 }
 
+/// An alert raised now: its raising transition, and that transition's line as the log wrote
+/// it. Every report lists the raised alerts; in a flood (a network outage silences every
+/// sensor for minutes) that is thousands of lines per epoch, so each is formatted once, when
+/// it is raised, and each report copies it.
+#[derive(Clone, Debug)]
+pub struct Active {
+    /// The transition that raised the alert.
+    pub transition: Transition,
+    /// Its log line, as JSON.
+    pub line: Box<RawValue>,
+}
+
+impl Active {
+    /// The alert raised by `t`, on epochs of `grid`.
+    pub fn new(t: Transition, grid: &EpochGrid) -> io::Result<Self> {
+        let line = serde_json::to_string(&AlertLine::new(&t, grid))?;
+        Self::with_line(t, line)
+    }
+
+    fn with_line(transition: Transition, line: String) -> io::Result<Self> {
+        Ok(Active {
+            transition,
+            line: RawValue::from_string(line)?,
+        })
+    }
+}
+
 /// Where transitions go, and the alerts raised now.
 pub struct AlertLog {
     grid: EpochGrid,
-    /// The raising line of every alert raised now, by `(device, kind, sensor)`.
-    active: BTreeMap<(String, AlertKind, Option<String>), Transition>,
+    /// Every alert raised now, by `(device, kind, sensor)`.
+    active: BTreeMap<(String, AlertKind, Option<String>), Active>,
     file: Option<BufWriter<File>>,
     stdout: bool,
     topic: Option<AlertTopic>,
@@ -104,18 +132,22 @@ pub struct AlertTopic {
 
 impl AlertLog {
     /// A log of alerts on `grid`, starting with the alerts `active` at a restart.
-    pub fn new(grid: EpochGrid, active: &[Transition]) -> Self {
-        AlertLog {
+    pub fn new(grid: EpochGrid, active: &[Transition]) -> io::Result<Self> {
+        let active = active
+            .iter()
+            .map(|t| {
+                let key = (t.device.clone(), t.kind, t.sensor.clone());
+                Ok((key, Active::new(t.clone(), &grid)?))
+            })
+            .collect::<io::Result<_>>()?;
+        Ok(AlertLog {
             grid,
-            active: active
-                .iter()
-                .map(|t| ((t.device.clone(), t.kind, t.sensor.clone()), t.clone()))
-                .collect(),
+            active,
             file: None,
             stdout: false,
             topic: None,
             kept: None,
-        }
+        })
     }
 
     /// Also writes transitions to `file`.
@@ -147,9 +179,14 @@ impl AlertLog {
         self.kept.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
-    /// The raising line of every alert raised now, sorted by `(device, kind, sensor)`.
-    pub fn active(&self) -> impl Iterator<Item = &Transition> {
+    /// Every alert raised now, sorted by `(device, kind, sensor)`.
+    pub fn active(&self) -> impl Iterator<Item = &Active> {
         self.active.values()
+    }
+
+    /// The raising transition of every alert raised now, sorted by `(device, kind, sensor)`.
+    pub fn active_transitions(&self) -> impl Iterator<Item = &Transition> {
+        self.active.values().map(|a| &a.transition)
     }
 
     /// Applies `transitions` (sorted) and writes them: to the file, to `stdout` (the
@@ -167,13 +204,19 @@ impl AlertLog {
         }
         let mut lines = Vec::new();
         for t in transitions {
-            let key = (t.device.clone(), t.kind, t.sensor.clone());
-            match t.state {
-                AlertState::Raised => self.active.insert(key, t.clone()),
-                AlertState::Resolved => self.active.remove(&key),
-            };
             let start = lines.len();
             serde_json::to_writer(&mut lines, &AlertLine::new(t, &self.grid))?;
+            let key = (t.device.clone(), t.kind, t.sensor.clone());
+            match t.state {
+                AlertState::Raised => {
+                    // The line is JSON that serde_json has just written: it is UTF-8.
+                    let line = String::from_utf8_lossy(&lines[start..]).into_owned();
+                    self.active.insert(key, Active::with_line(t.clone(), line)?);
+                }
+                AlertState::Resolved => {
+                    self.active.remove(&key);
+                }
+            }
             if let Some(topic) = &mut self.topic {
                 let id = id(t);
                 if !topic.published.contains(&id) {
@@ -268,7 +311,7 @@ mod tests {
             state: AlertState::Resolved,
             ..raised.clone()
         };
-        let mut log = AlertLog::new(grid, &[]).with_stdout();
+        let mut log = AlertLog::new(grid, &[]).expect("log").with_stdout();
         let mut out = Vec::new();
         log.record(std::slice::from_ref(&raised), Some(&mut out))
             .expect("records");

@@ -7,14 +7,15 @@ pub mod snapshot;
 
 use std::io::{self, Write};
 
-use hygroflow_dataflows::{Epoch, Results, Stat, Transition};
+use hygroflow_dataflows::{Epoch, Results, Stat};
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::config::ReportFormat;
 use crate::epoch::{rfc3339, spark_time, EpochGrid, Window};
 use crate::escape::Escaped;
 use crate::kafka::publisher::{Outgoing, Publisher};
-use crate::sink::alerts::{percent, AlertLine};
+use crate::sink::alerts::{percent, Active, AlertLine};
 
 pub use snapshot::Snapshot;
 
@@ -44,7 +45,25 @@ pub struct JsonReport<'a> {
     /// What the figures cover: `"cumulative"` or the window in seconds.
     pub window: WindowField,
     /// The raising line of every alert raised at this epoch, by device, kind and sensor.
-    pub alerts_active: Vec<AlertLine<'a>>,
+    pub alerts_active: Vec<ActiveLine<'a>>,
+}
+
+/// One alert of a report's `alerts_active`: its line as the alert log wrote it, or formatted
+/// now (the live page's copy).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ActiveLine<'a> {
+    /// The line the alert log wrote when the alert was raised.
+    Logged(&'a RawValue),
+    /// A line formatted from the transition.
+    Formatted(AlertLine<'a>),
+}
+
+impl<'a> ActiveLine<'a> {
+    /// The lines of the alerts `active`, as logged.
+    pub fn logged(active: &[&'a Active]) -> Vec<Self> {
+        active.iter().map(|a| ActiveLine::Logged(&a.line)).collect()
+    }
 }
 
 /// The JSON report's `"window"`: the string `"cumulative"`, or the window in seconds (a whole
@@ -85,7 +104,7 @@ impl<'a> JsonReport<'a> {
         epoch: Epoch,
         (grid, window): (&EpochGrid, Window),
         snapshot: &'a Snapshot,
-        active: &[&'a Transition],
+        active: Vec<ActiveLine<'a>>,
     ) -> Self {
         JsonReport {
             epoch,
@@ -116,7 +135,7 @@ impl<'a> JsonReport<'a> {
                 sensors
             },
             window: WindowField::of(window, grid),
-            alerts_active: active.iter().map(|t| AlertLine::new(t, grid)).collect(),
+            alerts_active: active,
         }
     }
 }
@@ -179,7 +198,7 @@ impl Reporter {
         &mut self,
         epoch: Epoch,
         (results, changes): (&Results, &[(Stat, isize)]),
-        active: &[&Transition],
+        active: &[&Active],
     ) -> io::Result<()> {
         let snapshot = if self.changes_only {
             let mut changed = Snapshot::from_changes(changes, results);
@@ -202,7 +221,7 @@ impl Reporter {
         &mut self,
         epoch: Epoch,
         results: &Results,
-        active: &[&Transition],
+        active: &[&Active],
     ) -> io::Result<()> {
         self.write(epoch, &Snapshot::of(results), active)
     }
@@ -230,28 +249,32 @@ impl Reporter {
         &mut self,
         epoch: Epoch,
         snapshot: &Snapshot,
-        active: &[&Transition],
+        active: &[&Active],
     ) -> io::Result<()> {
         let on = (&self.grid, self.window);
         let fresh = !self.published.contains(&epoch);
+        self.line.clear();
         if let (Some((publisher, topic)), true) = (&mut self.results_topic, fresh) {
-            let json = serde_json::to_vec(&JsonReport::new(epoch, on, snapshot, active))?;
+            let report = JsonReport::new(epoch, on, snapshot, ActiveLine::logged(active));
+            serde_json::to_writer(&mut self.line, &report)?;
             publisher
                 .send(Outgoing::new(
                     topic.clone(),
                     Some(epoch.to_string().into_bytes()),
-                    json,
+                    self.line.clone(),
                     None,
                 ))
                 .map_err(io::Error::other)?;
+            if self.format != ReportFormat::Json {
+                self.line.clear();
+            }
         }
-        self.line.clear();
         match self.format {
             ReportFormat::Json => {
-                serde_json::to_writer(
-                    &mut self.line,
-                    &JsonReport::new(epoch, on, snapshot, active),
-                )?;
+                if self.line.is_empty() {
+                    let report = JsonReport::new(epoch, on, snapshot, ActiveLine::logged(active));
+                    serde_json::to_writer(&mut self.line, &report)?;
+                }
                 self.line.push(b'\n');
             }
             ReportFormat::Text => {
@@ -298,12 +321,12 @@ fn write_text(out: &mut Vec<u8>, time: &str, s: &Snapshot) -> io::Result<()> {
 }
 
 /// The text report's last block: `Active alerts:` and one line per alert, or `none`.
-fn write_active(out: &mut Vec<u8>, grid: &EpochGrid, active: &[&Transition]) -> io::Result<()> {
+fn write_active(out: &mut Vec<u8>, grid: &EpochGrid, active: &[&Active]) -> io::Result<()> {
     if active.is_empty() {
         return writeln!(out, "Active alerts: none\n");
     }
     writeln!(out, "Active alerts:")?;
-    for t in active {
+    for t in active.iter().map(|a| &a.transition) {
         let sensor = t.sensor.as_deref().unwrap_or("-");
         let since = spark_time(grid.end_of(t.epoch));
         write!(
@@ -355,12 +378,12 @@ mod tests {
             r#"{"epoch":553047784,"time":"2022-07-30T01:09:15.000Z","total_messages":10000,"rejected_messages":2,"late_messages":0,"future_messages":0,"total_sensors":79,"avg_humidity_by_device":[["PETCT7",70.813615],["CT1",66.5]],"sensors_by_device":[["CT1",36],["PETCT7",43]],"window":"cumulative","alerts_active":[]}"#
         );
         let windowed = |window| {
-            let report = JsonReport::new(553_047_784, (&grid, window), &s, &[]);
+            let report = JsonReport::new(553_047_784, (&grid, window), &s, Vec::new());
             serde_json::to_value(report).expect("serializes")["window"].clone()
         };
         assert_eq!(windowed(Window::Epochs(20)), serde_json::json!(60));
         let half = EpochGrid::new(Duration::from_millis(500)).expect("valid");
-        let report = JsonReport::new(1, (&half, Window::Epochs(3)), &s, &[]);
+        let report = JsonReport::new(1, (&half, Window::Epochs(3)), &s, Vec::new());
         assert_eq!(serde_json::to_value(report).expect("json")["window"], 1.5);
     }
 

@@ -58,7 +58,9 @@ struct Restored {
 /// One worker's alert state.
 pub(crate) struct AlertEngine {
     rules: AlertRules,
-    devices: BTreeMap<String, DeviceAlerts>,
+    /// The devices with state (an idle one is dropped). Evaluated in any order: an epoch's
+    /// transitions are sorted before they leave.
+    devices: FastMap<String, DeviceAlerts>,
     sensors: SensorClock,
     restored: Option<Restored>,
 }
@@ -67,7 +69,7 @@ impl AlertEngine {
     pub(crate) fn new(rules: AlertRules) -> Self {
         AlertEngine {
             rules,
-            devices: BTreeMap::new(),
+            devices: FastMap::default(),
             sensors: SensorClock::default(),
             restored: None,
         }
@@ -120,6 +122,12 @@ impl AlertEngine {
         self.devices.get_mut(device).expect("inserted above")
     }
 
+    /// The silence of `device`, in epochs and milliseconds.
+    fn silence(&mut self, device: &str) -> (u64, u64) {
+        let rule = self.device(device).rule();
+        (rule.silence, rule.silence_ms)
+    }
+
     /// Rebuilds state from restored observations: windows, the hour of values at the
     /// reported epochs, last readings, and which alerts are raised. Raises nothing.
     fn settle(&mut self) {
@@ -149,14 +157,15 @@ impl AlertEngine {
             }
         }
         for ((device, guid), epoch) in restored.last_seen {
-            let silence = self.device(&device).rule().silence;
+            let silence = self.silence(&device);
             self.sensors.remember(&device, &guid, epoch, silence);
         }
         for line in restored.active {
             match line.kind {
                 AlertKind::Silent => {
                     if let Some(guid) = line.sensor {
-                        self.sensors.restore_silent((line.device, guid));
+                        let silence = self.silence(&line.device);
+                        self.sensors.restore_silent(&line.device, &guid, silence);
                     }
                 }
                 kind => self.device(&line.device).restore_raised(kind),
@@ -175,14 +184,8 @@ impl AlertEngine {
             }
         }
         for (device, guids) in batch.seen {
-            let rule = *self.device(&device).rule();
-            self.sensors.seen(
-                &device,
-                guids,
-                epoch,
-                (rule.silence, rule.silence_ms),
-                &mut out,
-            );
+            let silence = self.silence(&device);
+            self.sensors.seen(&device, guids, epoch, silence, &mut out);
         }
         if !batch.reported {
             return out;
@@ -192,19 +195,7 @@ impl AlertEngine {
             state.evaluate(device, epoch, hour, &mut out);
         }
         self.devices.retain(|_, state| !state.is_idle());
-        let devices = &self.devices;
-        let rules = &self.rules;
-        self.sensors.raise_due(
-            epoch,
-            |device| match devices.get(device) {
-                Some(state) => (state.rule().silence, state.rule().silence_ms),
-                None => {
-                    let rule = (rules.rule_for)(device);
-                    (rule.silence, rule.silence_ms)
-                }
-            },
-            &mut out,
-        );
+        self.sensors.raise_due(epoch, &mut out);
         out.sort();
         out
     }
