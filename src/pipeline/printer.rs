@@ -16,7 +16,7 @@
 //! window ending at the last reported epoch, never the empty state after the last expiry.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::rc::Rc;
 
@@ -68,7 +68,7 @@ pub(crate) struct ReportPrinter {
     /// for being an epoch.
     finished_at: Option<Epoch>,
     /// Alerts: the transitions collected, those not yet logged, and the log.
-    alerts: Option<(Transitions, Vec<Transition>, AlertLog)>,
+    alerts: Option<(Transitions, BTreeMap<Epoch, Vec<Transition>>, AlertLog)>,
     /// `--http`: where each report also goes.
     live: Option<LiveFeed>,
 }
@@ -121,7 +121,7 @@ impl ReportPrinter {
 
     /// Also logs the alert transitions `transitions` receives, before each epoch's report.
     pub(crate) fn with_alerts(mut self, transitions: Transitions, log: AlertLog) -> Self {
-        self.alerts = Some((transitions, Vec::new(), log));
+        self.alerts = Some((transitions, BTreeMap::new(), log));
         self
     }
 
@@ -159,15 +159,17 @@ impl ReportPrinter {
         let Some((collected, pending, log)) = &mut self.alerts else {
             return Ok(());
         };
-        pending.append(&mut collected.borrow_mut());
-        let mut due: Vec<Transition> = Vec::new();
-        pending.retain(|t| {
-            let take = last.is_none_or(|last| t.epoch <= last);
-            if take {
-                due.push(t.clone());
-            }
-            !take
-        });
+        for t in collected.borrow_mut().drain(..) {
+            pending.entry(t.epoch).or_default().push(t);
+        }
+        let later = match last {
+            Some(last) => pending.split_off(&last.saturating_add(1)),
+            None => BTreeMap::new(),
+        };
+        let mut due: Vec<Transition> = std::mem::replace(pending, later)
+            .into_values()
+            .flatten()
+            .collect();
         due.sort();
         let stdout = self.reporter.as_mut().map(|r| r.out());
         log.record(&due, stdout)

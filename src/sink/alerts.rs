@@ -202,7 +202,8 @@ impl AlertLog {
         if let Some(kept) = &mut self.kept {
             kept.extend_from_slice(transitions);
         }
-        let mut lines = Vec::new();
+        // About 200 bytes a line.
+        let mut lines = Vec::with_capacity(transitions.len() * 256);
         for t in transitions {
             let start = lines.len();
             serde_json::to_writer(&mut lines, &AlertLine::new(t, &self.grid))?;

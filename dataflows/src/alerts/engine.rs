@@ -108,7 +108,7 @@ impl AlertEngine {
                 guid,
                 epoch,
             } => restored.last_seen.push(((device, guid), epoch)),
-            Observation::Active(line) => restored.active.push(line),
+            Observation::Active(line) => restored.active.push(*line),
             _ => {}
         }
     }

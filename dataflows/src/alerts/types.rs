@@ -60,7 +60,7 @@ pub enum Observation {
         epoch: Epoch,
     },
     /// Restore: an alert raised before the resume point and not resolved (its raising line).
-    Active(Transition),
+    Active(Box<Transition>),
 }
 
 impl Observation {
