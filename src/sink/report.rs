@@ -370,7 +370,7 @@ mod tests {
             553_047_784,
             (&grid, Window::Cumulative),
             &s,
-            &[],
+            Vec::new(),
         ))
         .expect("serializes");
         assert_eq!(
