@@ -112,9 +112,11 @@ impl Bench<'_> {
         self.floors.push((messages, sensors, floor));
         let span_ms = messages.saturating_sub(1) as f64 * self.args.interval_ms;
         let epoch_ms = self.args.epoch.as_secs_f64() * 1e3;
+        // A scenario's silences write no line: count what was written.
+        let lines = data.iter().filter(|&&b| b == b'\n').count() as u64;
         let shape = Shape {
             epochs: (span_ms / epoch_ms).floor() + 1.0,
-            messages,
+            messages: lines,
             sensors,
             floor: floor.rate(),
         };
@@ -143,6 +145,13 @@ impl Bench<'_> {
                     let named = format!("{name}, {}", flags.join(" "));
                     self.throughput(named.clone(), child, (workers, EVENT), feed, shape)?;
                     self.compare(&name, &named, workers);
+                    self.per_epoch(&name, &named, workers);
+                    if *source == BenchSource::File {
+                        self.compare(&format!("{name}, processing time"), &named, workers);
+                    }
+                    if workers > 1 {
+                        self.scaling(&named, workers);
+                    }
                 }
             }
         }
@@ -190,6 +199,46 @@ impl Bench<'_> {
                 thousands(rate),
                 100.0 * rate / base_rate,
                 thousands(base_rate)
+            ));
+        }
+    }
+
+    /// Notes what each event-time epoch of `variant` costs beyond the base run `base`.
+    fn per_epoch(&mut self, base: &str, variant: &str, workers: usize) {
+        let row = |name: &str| {
+            self.rows
+                .iter()
+                .rev()
+                .find(|r| r.source == name && r.workers == workers)
+        };
+        if let (Some(base_row), Some(row)) = (row(base), row(variant)) {
+            let epochs = row.shape.epochs.max(1.0);
+            let extra_us = (row.run.wall_s - base_row.run.wall_s) * 1e6 / epochs;
+            let cpu_us = (row.run.cpu_s - base_row.run.cpu_s) * 1e6 / epochs;
+            self.notes.push(format!(
+                "`{variant}` at {workers} worker(s): {extra_us:.1} us of wall time and \
+                 {cpu_us:.1} us of CPU per epoch beyond `{base}` ({} epochs; {:.1} us and \
+                 {:.1} us per epoch in all).",
+                thousands(epochs),
+                row.run.wall_s * 1e6 / epochs,
+                row.run.cpu_s * 1e6 / epochs,
+            ));
+        }
+    }
+
+    /// Notes how `name` at `workers` compares with `name` at 1 worker.
+    fn scaling(&mut self, name: &str, workers: usize) {
+        let wall = |w: usize| {
+            self.rows
+                .iter()
+                .rev()
+                .find(|r| r.source == name && r.workers == w)
+                .map(|r| r.run.wall_s)
+        };
+        if let (Some(one), Some(many)) = (wall(1), wall(workers)) {
+            self.notes.push(format!(
+                "`{name}`: {workers} workers {:.2}x 1 worker ({many:.2} s against {one:.2} s).",
+                one / many
             ));
         }
     }
@@ -422,8 +471,9 @@ impl DataDir {
     ) -> anyhow::Result<(PathBuf, Vec<u8>)> {
         let (seed, bad_fraction) = (args.lines.seed, args.lines.bad_fraction);
         let interval = args.interval_ms;
+        let scenarios = args.scenarios.to_string().replace([',', '@'], "-");
         let name = format!(
-            "fleet-{messages}x{sensors}-seed{seed}-bad{bad_fraction}-every{interval}ms.jsonl"
+            "fleet-{messages}x{sensors}-seed{seed}-bad{bad_fraction}-every{interval}ms-{scenarios}.jsonl"
         );
         let path = self.path.join(name);
         if path.exists() {
@@ -437,7 +487,7 @@ impl DataDir {
             lines: LineArgs { seed, bad_fraction },
             sensors,
             interval_ms: args.interval_ms,
-            scenarios: Default::default(),
+            scenarios: args.scenarios.clone(),
         };
         let mut data = Vec::new();
         generate.write(&mut data)?;

@@ -115,6 +115,10 @@ pub struct BenchArgs {
     /// or a TOML file), beside the run without alerts. The base runs use `--rules none`.
     #[arg(long, value_name = "builtin|none|FILE", value_parser = crate::rules::source)]
     pub rules: Option<crate::rules::RulesSource>,
+    /// Trouble in the generated inputs (as `generate --scenario`): e.g. `outage,excursion,drift`
+    /// is an alert flood, every sensor silent and back every 30 minutes.
+    #[arg(long = "scenario", default_value = "none", value_name = "LIST", value_parser = crate::fleet::scenario::parse)]
+    pub scenarios: crate::fleet::scenario::Scenarios,
     /// Seed and malformed fraction of the generated lines.
     #[command(flatten)]
     pub lines: crate::cli::LineArgs,

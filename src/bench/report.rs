@@ -56,7 +56,7 @@ impl Bench<'_> {
             format!(
             "### hygroflow bench\n\n- command: `{}`\n- machine: {}\n- load average (1/5/15 min): \
              {} at start, {} at end\n- date: {}\n- hygroflow {}{}; inputs from `hygroflow \
-             generate` (seed {}, {} malformed, {} ms of event time apart); event time, `--epoch {}`; \
+             generate` (seed {}, {} malformed, {} ms of event time apart, scenario {}); event time, `--epoch {}`; \
              best of {} run(s)\n\n",
             command.join(" "),
             machine(),
@@ -68,6 +68,7 @@ impl Bench<'_> {
             args.lines.seed,
             args.lines.bad_fraction,
             args.interval_ms,
+            args.scenarios,
             humantime::format_duration(args.epoch),
             args.repeat,
         );
