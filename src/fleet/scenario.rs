@@ -213,7 +213,8 @@ pub enum ScenarioError {
 }
 
 /// What a list may hold, for error messages.
-const EXPECTED: &str = "excursion, silence, drift or outage, comma-separated, each optionally @START \
+const EXPECTED: &str =
+    "excursion, silence, drift or outage, comma-separated, each optionally @START \
                         (e.g. excursion@5m,drift@90s), or none";
 
 impl FromStr for Scenarios {
@@ -352,9 +353,9 @@ impl Plan {
 
     /// Whether an outage silences every sensor at `event_ms`.
     pub fn outage(&self, event_ms: i64) -> bool {
-        self.injections.iter().any(|i| {
-            i.kind == Kind::Outage && i.kind.silences(event_ms.saturating_sub(i.start_ms))
-        })
+        self.injections
+            .iter()
+            .any(|i| i.kind == Kind::Outage && i.kind.silences(event_ms.saturating_sub(i.start_ms)))
     }
 }
 
@@ -494,8 +495,19 @@ mod tests {
         assert!(Kind::Silence.silences(6 * min - 1));
         assert!(!Kind::Silence.silences(6 * min));
         assert!(!Kind::Drift.silences(0) && !Kind::Excursion.silences(0));
-        for (elapsed, silenced) in [(-1, false), (0, true), (6 * min - 1, true), (6 * min, false), (30 * min, true), (36 * min, false)] {
-            assert_eq!(Kind::Outage.silences(elapsed), silenced, "outage at {elapsed}");
+        for (elapsed, silenced) in [
+            (-1, false),
+            (0, true),
+            (6 * min - 1, true),
+            (6 * min, false),
+            (30 * min, true),
+            (36 * min, false),
+        ] {
+            assert_eq!(
+                Kind::Outage.silences(elapsed),
+                silenced,
+                "outage at {elapsed}"
+            );
         }
     }
 

@@ -31,8 +31,8 @@ use tracing::{info, warn};
 use crate::config::HttpAt;
 use crate::epoch::{EpochGrid, Window};
 use crate::message::ERROR_KINDS;
-use crate::sink::report::snapshot::device_name;
 use crate::sink::alerts::AlertLine;
+use crate::sink::report::snapshot::device_name;
 use crate::sink::report::{ActiveLine, JsonReport, Snapshot};
 
 pub use view::Update;

@@ -626,7 +626,9 @@ impl EpochWriter {
         }
         if self.alerts {
             for line in active {
-                inputs.feed.update(Observation::Active(Box::new(line.clone())), 1);
+                inputs
+                    .feed
+                    .update(Observation::Active(Box::new(line.clone())), 1);
             }
         }
     }

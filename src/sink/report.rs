@@ -217,12 +217,7 @@ impl Reporter {
     }
 
     /// Reports the full state at `epoch`, whatever `--changes` says (the final line).
-    pub fn full(
-        &mut self,
-        epoch: Epoch,
-        results: &Results,
-        active: &[&Active],
-    ) -> io::Result<()> {
+    pub fn full(&mut self, epoch: Epoch, results: &Results, active: &[&Active]) -> io::Result<()> {
         self.write(epoch, &Snapshot::of(results), active)
     }
 
@@ -245,12 +240,7 @@ impl Reporter {
         self.changes_only
     }
 
-    fn write(
-        &mut self,
-        epoch: Epoch,
-        snapshot: &Snapshot,
-        active: &[&Active],
-    ) -> io::Result<()> {
+    fn write(&mut self, epoch: Epoch, snapshot: &Snapshot, active: &[&Active]) -> io::Result<()> {
         let on = (&self.grid, self.window);
         let fresh = !self.published.contains(&epoch);
         self.line.clear();
