@@ -222,6 +222,20 @@ pub struct RunArgs {
     /// exactly once across restarts; not the input, dead-letter or results topic.
     #[arg(long, value_name = "TOPIC", value_parser = crate::kafka::parse_topic)]
     pub alerts_topic: Option<String>,
+    /// Send every alert state to this Alertmanager (its v2 API; repeatable: every URL gets
+    /// every alert), from process 0: http:// or https://, user:password@ allowed (never logged).
+    #[arg(long = "alertmanager", value_name = "URL")]
+    pub alertmanager: Vec<String>,
+    /// How often a raised alert is sent to Alertmanager again, 1s to 1h; its `endsAt` is 4 of
+    /// these ahead, so the alerts of a stopped job resolve by themselves.
+    #[arg(
+        long,
+        default_value = "1m",
+        value_name = "DURATION",
+        allow_hyphen_values = true,
+        value_parser = flags::duration_between(Duration::from_secs(1), Duration::from_secs(3600))
+    )]
+    pub alertmanager_resend: Duration,
     /// Serve the live page, its JSON and /metrics at this address (port 0: any free port), or
     /// off [default: off; the demo: 127.0.0.1:8080, or a free port when that is taken].
     #[arg(long, value_name = "ADDR|off", value_parser = flags::http)]
@@ -263,6 +277,19 @@ impl RunArgs {
     /// Checks the combinations of flags and builds the configuration. Flag errors come first,
     /// so that a run with a bad flag fails the same way whatever files exist.
     pub fn config(&self) -> Result<Config, ConfigError> {
+        // Checked here rather than by clap, whose message would repeat the value (and a
+        // password in it).
+        let alertmanager = self
+            .alertmanager
+            .iter()
+            .enumerate()
+            .map(|(i, url)| {
+                crate::notify::endpoint(url).map_err(|reason| ConfigError::Alertmanager {
+                    index: i + 1,
+                    reason,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if self.process >= self.processes {
             return Err(ConfigError::Process {
                 process: self.process,
@@ -297,9 +324,9 @@ impl RunArgs {
             "--alerts-topic needs --brokers (-b host:port)",
         )?;
         combination(
-            (self.alerts.is_none() && self.alerts_topic.is_none())
+            (self.alerts.is_none() && self.alerts_topic.is_none() && self.alertmanager.is_empty())
                 || self.rules != crate::rules::RulesSource::None,
-            "--alerts and --alerts-topic need rules: leave out --rules none",
+            "--alerts, --alerts-topic and --alertmanager need rules: leave out --rules none",
         )?;
         combination(
             self.allowed_lateness.is_none() || self.time == crate::epoch::TimeMode::Event,
@@ -444,6 +471,10 @@ impl RunArgs {
                 }),
                 _ => None,
             },
+            alertmanager: (!alertmanager.is_empty()).then(|| crate::notify::Settings {
+                endpoints: alertmanager,
+                resend: self.alertmanager_resend,
+            }),
             http: match (self.http, &self.input, &self.topic) {
                 (Some(flags::Http::At(addr)), _, _) => Some(HttpAt {
                     addr,

@@ -178,6 +178,8 @@ pub struct Config {
     pub alerts: Option<AlertsOut>,
     /// Kafka topic every alert transition is published to (`--alerts-topic`).
     pub alerts_topic: Option<ResultsTopic>,
+    /// Where alerts are notified (`--alertmanager`), from process 0.
+    pub alertmanager: Option<crate::notify::Settings>,
     /// The live page and metrics (`--http`), served by process 0.
     pub http: Option<HttpAt>,
 }
@@ -225,6 +227,15 @@ pub enum ConfigError {
     /// Flags that only make sense together are missing their partner, or exclude each other.
     #[error("{0}")]
     Combination(&'static str),
+    /// `--alertmanager` is not a URL of an Alertmanager. The value is not repeated: it may
+    /// carry a password.
+    #[error("--alertmanager (number {index}): {reason}")]
+    Alertmanager {
+        /// Which `--alertmanager`, from 1.
+        index: usize,
+        /// What is wrong, without the URL's credentials.
+        reason: String,
+    },
     /// A flag of the simulated fleet given with another input, where it would be ignored.
     #[error("{0} is for the simulated fleet only: leave it out with --input or --topic")]
     DemoOnly(&'static str),
@@ -286,6 +297,7 @@ impl ConfigError {
             | ConfigError::Window { .. }
             | ConfigError::Process { .. }
             | ConfigError::Combination(_)
+            | ConfigError::Alertmanager { .. }
             | ConfigError::DemoOnly(_)
             | ConfigError::SameTopic { .. }
             | ConfigError::Timeline { .. } => 2,

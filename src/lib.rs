@@ -35,6 +35,7 @@ pub mod fuzzing;
 pub mod kafka;
 pub mod live;
 pub mod message;
+pub mod notify;
 pub mod pipeline;
 pub mod rules;
 pub(crate) mod sink;

@@ -283,6 +283,7 @@ mod tests {
             rules: None,
             alerts: None,
             alerts_topic: None,
+            alertmanager: None,
             http: None,
         }
     }

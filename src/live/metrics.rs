@@ -61,6 +61,16 @@ pub struct ProcessMetrics {
     pub checkpoint_write: Histogram,
     /// Kafka: messages behind the high watermark, per partition this process consumes.
     pub kafka_lag: Family<Partition, Gauge>,
+    /// `--alertmanager`: alerts delivered (each URL counts its own).
+    pub notifications_sent: Counter,
+    /// `--alertmanager`: POSTs that failed.
+    pub notifications_failed: Counter,
+    /// `--alertmanager`: notifications waiting, over every URL.
+    pub notifications_queued: Gauge,
+    /// `--alertmanager`: notifications dropped (queue full, or refused with a 4xx).
+    pub notifications_dropped: Counter,
+    /// `--alertmanager`: Unix time of the last delivery.
+    pub notifications_last_success: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 /// A Kafka partition.
@@ -84,6 +94,11 @@ pub fn kafka_lag(topic: &str, partition: i32, lag: i64) {
 static PROCESS: LazyLock<ProcessMetrics> = LazyLock::new(|| ProcessMetrics {
     checkpoint_write: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
     kafka_lag: Family::default(),
+    notifications_sent: Counter::default(),
+    notifications_failed: Counter::default(),
+    notifications_queued: Gauge::default(),
+    notifications_dropped: Counter::default(),
+    notifications_last_success: Gauge::default(),
 });
 
 /// This process's counters (the checkpointer and the Kafka statistics add to them).
@@ -192,6 +207,32 @@ impl Metrics {
             "hygroflow_kafka_consumer_lag_messages",
             "Kafka: messages between a partition's high watermark and the consumer group's committed offset, every partition of the input topic (read by process 0 every second)",
             process_metrics().kafka_lag.clone(),
+        );
+        let process = process_metrics();
+        registry.register(
+            "hygroflow_alertmanager_sent",
+            "--alertmanager: alerts delivered to Alertmanager (each URL counts its own)",
+            process.notifications_sent.clone(),
+        );
+        registry.register(
+            "hygroflow_alertmanager_failed",
+            "--alertmanager: POSTs to Alertmanager that failed (retried unless refused with a 4xx other than 429)",
+            process.notifications_failed.clone(),
+        );
+        registry.register(
+            "hygroflow_alertmanager_queued",
+            "--alertmanager: raises and resolves waiting to be delivered, over every URL",
+            process.notifications_queued.clone(),
+        );
+        registry.register(
+            "hygroflow_alertmanager_dropped",
+            "--alertmanager: notifications dropped: the oldest when a URL's queue of 10000 is full, or refused with a 4xx",
+            process.notifications_dropped.clone(),
+        );
+        registry.register(
+            "hygroflow_alertmanager_last_success_timestamp_seconds",
+            "--alertmanager: Unix time of the last delivery to Alertmanager",
+            process.notifications_last_success.clone(),
         );
         for outcome in ["valid", "rejected", "late"] {
             if outcome != "valid" || cumulative {

@@ -213,6 +213,20 @@ impl Job {
         if self.config.alerts == Some(AlertsOut::Stdout) {
             log = log.with_stdout();
         }
+        if let Some(settings) = &self.config.alertmanager {
+            let generator_url = self
+                .live
+                .as_ref()
+                .map(|live| format!("http://{}/", live.addr()))
+                .unwrap_or_default();
+            let notifier = crate::notify::Notifier::start(
+                settings,
+                self.config.grid,
+                active.iter().cloned(),
+                generator_url,
+            )?;
+            log = log.with_notifier(notifier);
+        }
         if let (Some(topic), Some(published)) = (&self.config.alerts_topic, outputs.published) {
             log = log.with_topic(AlertTopic {
                 publisher: Publisher::new(&topic.client, "alerts")?,

@@ -120,6 +120,7 @@ fn config(workers: usize, time: TimeMode, epoch: Duration, idle: Duration) -> Co
         rules: None,
         alerts: None,
         alerts_topic: None,
+        alertmanager: None,
         http: None,
     }
 }

@@ -116,6 +116,8 @@ pub struct AlertLog {
     topic: Option<AlertTopic>,
     /// `--http`: the transitions logged since the live page last took them.
     kept: Option<Vec<Transition>>,
+    /// `--alertmanager`: where transitions are notified.
+    notifier: Option<crate::notify::Notifier>,
 }
 
 /// `--alerts-topic`: the publisher, and the ids already in the topic.
@@ -147,6 +149,7 @@ impl AlertLog {
             stdout: false,
             topic: None,
             kept: None,
+            notifier: None,
         })
     }
 
@@ -165,6 +168,12 @@ impl AlertLog {
     /// Also publishes transitions to a topic.
     pub fn with_topic(mut self, topic: AlertTopic) -> Self {
         self.topic = Some(topic);
+        self
+    }
+
+    /// Also notifies Alertmanager of every transition.
+    pub fn with_notifier(mut self, notifier: crate::notify::Notifier) -> Self {
+        self.notifier = Some(notifier);
         self
     }
 
@@ -201,6 +210,9 @@ impl AlertLog {
         }
         if let Some(kept) = &mut self.kept {
             kept.extend_from_slice(transitions);
+        }
+        if let Some(notifier) = &self.notifier {
+            notifier.record(transitions);
         }
         // About 200 bytes a line.
         let mut lines = Vec::with_capacity(transitions.len() * 256);
