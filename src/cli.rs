@@ -471,7 +471,7 @@ impl RunArgs {
                 }),
                 _ => None,
             },
-            alertmanager: (!alertmanager.is_empty()).then(|| crate::notify::Settings {
+            alertmanager: (!alertmanager.is_empty()).then_some(crate::notify::Settings {
                 endpoints: alertmanager,
                 resend: self.alertmanager_resend,
             }),
