@@ -30,6 +30,7 @@ use tracing::{info, warn};
 
 use crate::epoch::{rfc3339, EpochGrid};
 use crate::live::metrics::process_metrics;
+use crate::rules::{Notice, Rules};
 use crate::sink::alerts::percent;
 
 /// Notifications queued per URL at most; the oldest goes first when more come.
@@ -177,18 +178,22 @@ pub struct Posted {
 /// The alert `raised` raised, resolved by `resolved` if given, on epochs of `grid`; a
 /// raised alert's lease ends at `lease_end`.
 pub fn posted(
-    raised: &Transition,
-    resolved: Option<&Transition>,
+    (raised, resolved): (&Transition, Option<&Transition>),
+    notice: &Notice,
     grid: &EpochGrid,
     lease_end: SystemTime,
     generator_url: &str,
 ) -> Posted {
     let device = raised.device.as_str();
+    let severity = match &notice.severity {
+        Some(severity) => severity.clone(),
+        None => severity(raised.kind).to_owned(),
+    };
     let mut labels = BTreeMap::from([
         ("alertname", alertname(raised.kind).to_owned()),
         ("device", device.to_owned()),
         ("modality", crate::rules::modality(device).to_owned()),
-        ("severity", severity(raised.kind).to_owned()),
+        ("severity", severity),
     ]);
     if let Some(sensor) = &raised.sensor {
         labels.insert("sensor", sensor.clone());
@@ -220,7 +225,10 @@ pub fn posted(
             )
         }
     };
-    let annotations = BTreeMap::from([("summary", summary), ("description", description)]);
+    let mut annotations = BTreeMap::from([("summary", summary), ("description", description)]);
+    if let Some(url) = &notice.runbook_url {
+        annotations.insert("runbook_url", url.clone());
+    }
     let ends_at = match resolved {
         Some(r) if r.state == AlertState::Resolved => rfc3339(grid.end_of(r.epoch)),
         _ => rfc3339(lease_end),
@@ -271,9 +279,20 @@ struct Shared {
     grid: EpochGrid,
     resend: Duration,
     generator_url: String,
+    /// Each device's `severity` and `runbook_url`.
+    rules: Option<Rules>,
 }
 
 impl Shared {
+    fn posted(&self, q: (&Transition, Option<&Transition>), lease_end: SystemTime) -> Posted {
+        let notice = self
+            .rules
+            .as_ref()
+            .map(|rules| rules.notice_for(&q.0.device))
+            .unwrap_or_default();
+        posted(q, &notice, &self.grid, lease_end, &self.generator_url)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere cannot leave this state half-changed: every change is one step.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -293,7 +312,7 @@ impl Notifier {
     /// restart (sent at once); `generator_url`: the live page, or empty.
     pub fn start(
         settings: &Settings,
-        grid: EpochGrid,
+        (grid, rules): (EpochGrid, Option<Rules>),
         active: impl IntoIterator<Item = Transition>,
         generator_url: String,
     ) -> anyhow::Result<Self> {
@@ -325,6 +344,7 @@ impl Notifier {
             grid,
             resend: settings.resend,
             generator_url,
+            rules,
         });
         let done = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
@@ -491,23 +511,13 @@ fn next_batch(shared: &Shared, state: &mut State, now: Instant) -> Option<Batch>
         let mut alerts = Vec::new();
         let resend_all = target.resend_all && !raised.is_empty();
         if resend_all {
-            alerts.extend(
-                raised
-                    .values()
-                    .map(|t| posted(t, None, &shared.grid, lease_end, &shared.generator_url)),
-            );
+            alerts.extend(raised.values().map(|t| shared.posted((t, None), lease_end)));
         } else {
             target.resend_all = false;
         }
         let from_queue = target.queue.len().min(BATCH);
         for q in target.queue.iter().take(from_queue) {
-            alerts.push(posted(
-                &q.raised,
-                q.resolved.as_ref(),
-                &shared.grid,
-                lease_end,
-                &shared.generator_url,
-            ));
+            alerts.push(shared.posted((&q.raised, q.resolved.as_ref()), lease_end));
         }
         if !alerts.is_empty() {
             return Some(Batch {
@@ -677,7 +687,14 @@ mod tests {
             limit: Limit::Micro(60_000_000),
         };
         let lease = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
-        let json = serde_json::to_value(posted(&raised, None, &grid, lease, "")).expect("json");
+        let json = serde_json::to_value(posted(
+            (&raised, None),
+            &Notice::default(),
+            &grid,
+            lease,
+            "",
+        ))
+        .expect("json");
         assert_eq!(
             json["labels"],
             serde_json::json!({"alertname":"HumidityHigh","device":"MRI12","modality":"MRI","severity":"critical"})
@@ -696,9 +713,14 @@ mod tests {
             state: AlertState::Resolved,
             ..raised.clone()
         };
-        let json =
-            serde_json::to_value(posted(&raised, Some(&resolved), &grid, lease, "http://h/"))
-                .expect("json");
+        let json = serde_json::to_value(posted(
+            (&raised, Some(&resolved)),
+            &Notice::default(),
+            &grid,
+            lease,
+            "http://h/",
+        ))
+        .expect("json");
         assert_eq!(json["endsAt"], "2022-07-30T01:09:33.000Z");
         assert_eq!(json["generatorURL"], "http://h/");
         let silent = Transition {
@@ -708,9 +730,28 @@ mod tests {
             limit: Limit::Millis(300_000),
             ..raised
         };
-        let json = serde_json::to_value(posted(&silent, None, &grid, lease, "")).expect("json");
+        let json = serde_json::to_value(posted(
+            (&silent, None),
+            &Notice::default(),
+            &grid,
+            lease,
+            "",
+        ))
+        .expect("json");
         assert_eq!(json["labels"]["alertname"], "SensorSilent");
         assert_eq!(json["labels"]["sensor"], "0-ZZZ1");
         assert_eq!(json["labels"]["severity"], "warning");
+        assert!(json["annotations"].get("runbook_url").is_none());
+        let notice = Notice {
+            severity: Some("critical".into()),
+            runbook_url: Some("https://wiki.example/mri".into()),
+        };
+        let json =
+            serde_json::to_value(posted((&silent, None), &notice, &grid, lease, "")).expect("json");
+        assert_eq!(json["labels"]["severity"], "critical");
+        assert_eq!(
+            json["annotations"]["runbook_url"],
+            "https://wiki.example/mri"
+        );
     }
 }

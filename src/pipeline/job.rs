@@ -221,7 +221,7 @@ impl Job {
                 .unwrap_or_default();
             let notifier = crate::notify::Notifier::start(
                 settings,
-                self.config.grid,
+                (self.config.grid, self.config.rules.clone()),
                 active.iter().cloned(),
                 generator_url,
             )?;

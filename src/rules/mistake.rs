@@ -35,12 +35,28 @@ pub enum Mistake {
     #[error("[device.\"\"]: a device id must not be empty")]
     EmptyDevice,
     /// A key that no rule has.
-    #[error("unknown key {key} in [{table}]: expected low, high, hysteresis, rate_per_hour, window or silence")]
+    #[error("unknown key {key} in [{table}]: expected low, high, hysteresis, rate_per_hour, window, silence, severity or runbook_url")]
     UnknownKey {
         /// The table.
         table: String,
         /// The key.
         key: String,
+    },
+    /// `severity` is not one of the three Alertmanager conventions.
+    #[error("severity = {text:?} in [{table}]: expected \"critical\", \"warning\" or \"info\"")]
+    Severity {
+        /// The table.
+        table: String,
+        /// The value, as given.
+        text: String,
+    },
+    /// `runbook_url` is not an http(s) URL.
+    #[error("runbook_url = {text:?} in [{table}]: expected an http:// or https:// URL")]
+    Runbook {
+        /// The table.
+        table: String,
+        /// The value, as given.
+        text: String,
     },
     /// A percentage that is not a number.
     #[error("{key} in [{table}] must be a number of % RH such as 30 or 45.5, not a {found}")]

@@ -101,12 +101,31 @@ pub struct Table {
     pub window: Option<Duration>,
     /// How long a sensor may stay quiet before a `silent` alert.
     pub silence: Option<Duration>,
+    /// The `severity` label of the device's alerts in Alertmanager (`critical`, `warning`,
+    /// `info`); `None`: by kind (see [`crate::notify::severity`]).
+    pub severity: Option<String>,
+    /// A link for the people who handle the device's alerts (`runbook_url` annotation).
+    pub runbook_url: Option<String>,
+}
+
+/// What a device's alerts carry to Alertmanager beyond the alert itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Notice {
+    /// `severity`, if its tables set one.
+    pub severity: Option<String>,
+    /// `runbook_url`, if its tables set one.
+    pub runbook_url: Option<String>,
 }
 
 impl Table {
     /// `self`'s keys, and `base`'s where `self` has none.
     pub fn over(&self, base: &Table) -> Table {
         Table {
+            severity: self.severity.clone().or_else(|| base.severity.clone()),
+            runbook_url: self
+                .runbook_url
+                .clone()
+                .or_else(|| base.runbook_url.clone()),
             low: self.low.or(base.low),
             high: self.high.or(base.high),
             hysteresis: self.hysteresis.or(base.hysteresis),
@@ -314,6 +333,15 @@ impl Rules {
         Rule::from(&self.table_for(device))
     }
 
+    /// What `device`'s alerts carry to Alertmanager: its tables' `severity` and `runbook_url`.
+    pub fn notice_for(&self, device: &str) -> Notice {
+        let table = self.table_for(device);
+        Notice {
+            severity: table.severity,
+            runbook_url: table.runbook_url,
+        }
+    }
+
     /// The resolved table of `device`.
     fn table_for(&self, device: &str) -> Table {
         let general = self.modality_table(modality(device));
@@ -362,16 +390,16 @@ impl Rules {
              # modality over defaults), percentages in % RH, windows in whole epochs.\n",
             humantime::format_duration(self.epoch)
         );
-        write_table(&mut out, "defaults", &Rule::from(&self.defaults));
+        write_table(&mut out, "defaults", &self.defaults);
         for name in self.modalities.keys() {
-            let rule = Rule::from(&self.modality_table(name));
-            write_table(&mut out, &format!("modality.{}", toml_key(name)), &rule);
+            let table = self.modality_table(name);
+            write_table(&mut out, &format!("modality.{}", toml_key(name)), &table);
         }
         for id in self.devices.keys() {
             write_table(
                 &mut out,
                 &format!("device.{}", toml_key(id)),
-                &self.rule_for(id),
+                &self.table_for(id),
             );
         }
         out
@@ -385,9 +413,19 @@ pub fn round_up(window: Duration, epoch: Duration) -> Duration {
     Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
-/// Appends `[name]` and the rule's keys, those without a value left out.
-fn write_table(out: &mut String, name: &str, rule: &Rule) {
+/// Appends `[name]` and the resolved table's keys, those without a value left out (the
+/// notification keys only where set, so that rules without them keep their checksum).
+fn write_table(out: &mut String, name: &str, table: &Table) {
+    let rule = &Rule::from(table);
     let _ = writeln!(out, "\n[{name}]");
+    for (key, value) in [
+        ("severity", &table.severity),
+        ("runbook_url", &table.runbook_url),
+    ] {
+        if let Some(value) = value {
+            let _ = writeln!(out, "{key} = {}", toml::Value::String(value.clone()));
+        }
+    }
     for (key, value) in [
         ("low", rule.low),
         ("high", rule.high),

@@ -141,6 +141,35 @@ fn read_table(
                 layer.lines.insert(key, at);
                 continue;
             }
+            "severity" | "runbook_url" => {
+                let text = value.get_ref().as_str().ok_or_else(|| Mistake::NotAString {
+                    table: table.clone(),
+                    key: if key.get_ref() == "severity" {
+                        "severity"
+                    } else {
+                        "runbook_url"
+                    },
+                    found: value.get_ref().type_str(),
+                });
+                let text = text.map_err(invalid)?.to_owned();
+                if key.get_ref() == "severity" {
+                    if !matches!(text.as_str(), "critical" | "warning" | "info") {
+                        return Err(invalid(Mistake::Severity { table, text }));
+                    }
+                    layer.table.severity = Some(text);
+                    layer.lines.insert("severity", at);
+                } else {
+                    let ok = url::Url::parse(&text).is_ok_and(|u| {
+                        matches!(u.scheme(), "http" | "https") && u.host_str().is_some()
+                    }) && !text.chars().any(char::is_control);
+                    if !ok {
+                        return Err(invalid(Mistake::Runbook { table, text }));
+                    }
+                    layer.table.runbook_url = Some(text);
+                    layer.lines.insert("runbook_url", at);
+                }
+                continue;
+            }
             other => {
                 return Err(invalid(Mistake::UnknownKey {
                     table,

@@ -270,3 +270,61 @@ fn the_rules_flag_takes_builtin_or_a_path() {
     assert!(source("").is_err());
     assert_eq!(source("none"), Ok(RulesSource::None));
 }
+
+#[test]
+fn severity_and_runbook_url_resolve_like_the_other_keys_and_round_trip() {
+    let text = "[defaults]\nrunbook_url = \"https://wiki.example/humidity\"\n\n\
+                [modality.MRI]\nseverity = \"critical\"\n\n\
+                [device.MRI3]\nseverity = \"info\"\nrunbook_url = \"https://wiki.example/mri3\"\n";
+    let rules = Rules::parse(text, EPOCH).expect("valid");
+    let notice = |device: &str| rules.notice_for(device);
+    assert_eq!(notice("MRI3").severity.as_deref(), Some("info"));
+    assert_eq!(
+        notice("MRI3").runbook_url.as_deref(),
+        Some("https://wiki.example/mri3")
+    );
+    assert_eq!(notice("MRI1").severity.as_deref(), Some("critical"));
+    assert_eq!(
+        notice("MRI1").runbook_url.as_deref(),
+        Some("https://wiki.example/humidity")
+    );
+    assert_eq!(
+        notice("CT1").severity,
+        None,
+        "by kind where no table sets one"
+    );
+    let again = Rules::parse(&rules.to_toml(), EPOCH).expect("reads back");
+    assert_eq!(again.to_toml(), rules.to_toml());
+    assert_eq!(again.notice_for("MRI3"), notice("MRI3"));
+    // Rules without them print as before (and keep their checksum).
+    let plain = Rules::parse("[defaults]\nhigh = 60\n", EPOCH).expect("valid");
+    assert!(!plain.to_toml().contains("severity") && !plain.to_toml().contains("runbook"));
+}
+
+#[test]
+fn a_bad_severity_or_runbook_url_names_its_line() {
+    for (text, line, says) in [
+        (
+            "[defaults]\nhigh = 60\nseverity = \"page\"\n",
+            3,
+            "expected \"critical\", \"warning\" or \"info\"",
+        ),
+        ("[defaults]\nseverity = 3\n", 2, "severity"),
+        (
+            "[defaults]\nrunbook_url = \"ftp://x/\"\n",
+            2,
+            "http:// or https://",
+        ),
+        (
+            "[defaults]\nrunbook_url = \"https://x/\\u001b[2J\"\n",
+            2,
+            "\\u{1b}",
+        ),
+    ] {
+        let err = invalid(text);
+        assert_eq!(err.line, line, "{text}");
+        let shown = err.to_string();
+        assert!(shown.contains(says), "{text}: {shown}");
+        assert!(!shown.contains('\u{1b}'), "{shown}");
+    }
+}
