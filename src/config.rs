@@ -229,7 +229,7 @@ pub enum ConfigError {
     Combination(&'static str),
     /// `--alertmanager` is not a URL of an Alertmanager. The value is not repeated: it may
     /// carry a password.
-    #[error("--alertmanager (number {index}): {reason}")]
+    #[error("invalid value for '--alertmanager' (number {index}; the value is not repeated, it may hold a password): {reason}")]
     Alertmanager {
         /// Which `--alertmanager`, from 1.
         index: usize,

@@ -139,6 +139,16 @@ impl Alertmanager {
     }
 }
 
+impl Alertmanager {
+    /// Stops it as a service manager would (SIGTERM: it writes its notification log).
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Alertmanager {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -320,6 +330,69 @@ fn gh_22_an_alert_raised_while_alertmanager_is_down_arrives_when_it_is_back_and_
     }
     let log = log(&alerts);
     hook.wait_for("the resolve", |a| notified_all(&log, a));
+    drop(stdin);
+    let out = job.wait_with_output().expect("the job ends");
+    assert!(out.status.success());
+}
+
+#[test]
+fn gh_22_a_resolve_made_while_alertmanager_is_stopped_arrives_when_it_restarts() {
+    let dir = temp_dir("restart");
+    let (hook, hook_port) = Webhook::start();
+    let am_port = free_port();
+    let am = Alertmanager::start(&dir, am_port, hook_port);
+    let alerts = dir.join("alerts.jsonl");
+    let mut job = hygroflow()
+        .args([
+            "run",
+            "-i",
+            "-",
+            "--time",
+            "event",
+            "--format",
+            "json",
+            "--alertmanager",
+        ])
+        .arg(format!("http://127.0.0.1:{am_port}"))
+        .arg("--alerts")
+        .arg(&alerts)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the job starts");
+    let mut stdin = job.stdin.take().expect("stdin");
+    let all = lines("excursion@1m");
+    let split = all
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(4000)
+        .map_or(all.len(), |(i, _)| i + 1);
+    stdin.write_all(&all[..split]).expect("feed");
+    stdin.flush().expect("flush");
+    let start = Instant::now();
+    while log_lines(&alerts) < 1 {
+        assert!(start.elapsed() < PATIENCE, "the job logged no raise");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let raised = log(&alerts);
+    hook.wait_for("the raise", |a| notified_all(&raised, a));
+    am.stop();
+    stdin.write_all(&all[split..]).expect("feed the rest");
+    stdin.flush().expect("flush");
+    let start = Instant::now();
+    while log_lines(&alerts) < 2 {
+        assert!(start.elapsed() < PATIENCE, "the job logged no resolve");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Failed tries while it is stopped.
+    std::thread::sleep(Duration::from_secs(3));
+    let _am = Alertmanager::start(&dir, am_port, hook_port);
+    let log = log(&alerts);
+    hook.wait_for("the resolve made while it was stopped", |a| {
+        notified_all(&log, a)
+    });
     drop(stdin);
     let out = job.wait_with_output().expect("the job ends");
     assert!(out.status.success());

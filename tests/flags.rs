@@ -137,6 +137,9 @@ fn run_flags() -> Vec<Flag> {
         Flag { base: KAFKA, flag: "--alerts-topic", named: "--alerts-topic", bad: topics },
         Flag { base: RUN, flag: "--rules", named: "--rules", bad: &[""] },
         Flag { base: RUN, flag: "--alerts", named: "--alerts", bad: &[""] },
+        Flag { base: RUN, flag: "--alertmanager", named: "--alertmanager", bad: &["", "127.0.0.1:9093", "ftp://h/", "http://h/?q=1", "http://:9093"] },
+        Flag { base: RUN, flag: "--alertmanager-resend", named: "--alertmanager-resend", bad: DURATIONS },
+        Flag { base: RUN, flag: "--alertmanager-resend", named: "--alertmanager-resend", bad: &["0s", "999ms", "61m", "2h"] },
         Flag { base: RUN, flag: "--rate", named: "--rate", bad: &["0", "-1", "10000001"] },
         Flag { base: RUN, flag: "--rate", named: "--rate", bad: INTEGERS },
         Flag { base: RUN, flag: "--sensors", named: "--sensors", bad: &["0", "-1", "100000001", "10000000000", "18446744073709551615"] },
@@ -224,8 +227,18 @@ fn gh_8_run_refuses_flags_that_do_not_go_together() {
             "--alerts-topic needs --brokers",
         ),
         (
+            &[
+                "run",
+                "--rules",
+                "none",
+                "--alertmanager",
+                "http://127.0.0.1:9093",
+            ],
+            "--alerts, --alerts-topic and --alertmanager need rules",
+        ),
+        (
             &["run", "--rules", "none", "--alerts", "-"],
-            "--alerts and --alerts-topic need rules",
+            "--alerts, --alerts-topic and --alertmanager need rules",
         ),
         (
             &["run", "-b", NOWHERE, "-t", "in", "--alerts-topic", "in.dlq"],
@@ -387,6 +400,7 @@ fn gh_8_produce_and_topic_refuse_bad_values_of_every_flag() {
 fn bench_flags() -> Vec<Flag> {
     const BENCH: &[&str] = &["bench"];
     vec![
+        Flag { base: BENCH, flag: "--scenario", named: "--scenario", bad: SCENARIOS },
         Flag { base: BENCH, flag: "--messages", named: "--messages", bad: &["0", "-1", "100000001", "1,0", "1,,2"] },
         Flag { base: BENCH, flag: "--messages", named: "--messages", bad: INTEGERS },
         Flag { base: BENCH, flag: "--sensors", named: "--sensors", bad: &["0", "-1", "100000001", "10,0"] },
