@@ -3,6 +3,8 @@
 //! gossip off, routing to a webhook receiver that is part of this test. What reaches the
 //! webhook is compared with the job's own alert log. No assertion is about speed.
 
+#[path = "common/broker.rs"]
+mod broker;
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -111,6 +113,7 @@ struct Alertmanager {
 impl Alertmanager {
     /// Starts Alertmanager on `port`, keeping its data in `dir`, notifying `webhook_port`.
     fn start(dir: &Path, port: u16, webhook_port: u16) -> Alertmanager {
+        std::fs::create_dir_all(dir).expect("Alertmanager's directory");
         let config = dir.join("alertmanager.yml");
         std::fs::write(
             &config,
@@ -270,69 +273,96 @@ fn gh_22_a_raise_and_its_resolve_reach_the_webhook_with_the_documented_labels() 
     );
 }
 
+/// A job reading CT1's excursion from stdin, fed in two halves, logging its alerts to a file.
+struct Fed {
+    job: Child,
+    stdin: std::process::ChildStdin,
+    rest: Vec<u8>,
+    alerts: PathBuf,
+}
+
+impl Fed {
+    /// Starts the job notifying Alertmanager on `am_port`, and feeds it the first 2 minutes
+    /// of readings (30 ms apart): CT1 is too humid from 1 to 3 minutes in, so they raise its
+    /// alert, and the rest resolves it. Returns once the raise is logged.
+    fn start(dir: &Path, am_port: u16) -> Fed {
+        let alerts = dir.join("alerts.jsonl");
+        let mut job = hygroflow()
+            .args(["run", "-i", "-", "--time", "event", "--format", "json"])
+            .arg("--alertmanager")
+            .arg(format!("http://127.0.0.1:{am_port}"))
+            .arg("--alerts")
+            .arg(&alerts)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the job starts");
+        let mut stdin = job.stdin.take().expect("stdin");
+        let mut all = lines("excursion@1m");
+        let split = all
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(4000)
+            .map_or(all.len(), |(i, _)| i + 1);
+        let rest = all.split_off(split);
+        stdin.write_all(&all).expect("feed");
+        stdin.flush().expect("flush");
+        let fed = Fed {
+            job,
+            stdin,
+            rest,
+            alerts,
+        };
+        fed.wait_for_lines(1, "the raise");
+        fed
+    }
+
+    /// Feeds the rest; returns once the resolve is logged.
+    fn finish_input(&mut self) {
+        let rest = std::mem::take(&mut self.rest);
+        self.stdin.write_all(&rest).expect("feed the rest");
+        self.stdin.flush().expect("flush");
+        self.wait_for_lines(2, "the resolve");
+    }
+
+    fn wait_for_lines(&self, n: usize, what: &str) {
+        let start = Instant::now();
+        while log_lines(&self.alerts) < n {
+            assert!(start.elapsed() < PATIENCE, "the job logged no {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Closes stdin: the job must end well.
+    fn end(self) {
+        drop(self.stdin);
+        let out = self.job.wait_with_output().expect("the job ends");
+        assert!(out.status.success());
+    }
+}
+
 #[test]
 fn gh_22_an_alert_raised_while_alertmanager_is_down_arrives_when_it_is_back_and_resolves() {
     let dir = temp_dir("down");
     let (hook, hook_port) = Webhook::start();
     let am_port = free_port();
-    let alerts = dir.join("alerts.jsonl");
-    let mut job = hygroflow()
-        .args([
-            "run",
-            "-i",
-            "-",
-            "--time",
-            "event",
-            "--format",
-            "json",
-            "--alertmanager",
-        ])
-        .arg(format!("http://127.0.0.1:{am_port}"))
-        .arg("--alerts")
-        .arg(&alerts)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the job starts");
-    let mut stdin = job.stdin.take().expect("stdin");
-    // CT1 is too humid from 1 to 3 minutes in: the first 2 minutes of readings (30 ms apart)
-    // raise it while nothing listens on Alertmanager's port.
-    let all = lines("excursion@1m");
-    let split = all
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'\n')
-        .nth(4000)
-        .map_or(all.len(), |(i, _)| i + 1);
-    stdin.write_all(&all[..split]).expect("feed");
-    stdin.flush().expect("flush");
-    let start = Instant::now();
-    while log_lines(&alerts) < 1 {
-        assert!(start.elapsed() < PATIENCE, "the job logged no raise");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // Nothing listens on Alertmanager's port while the alert is raised.
+    let mut fed = Fed::start(&dir, am_port);
     // Some failed tries, with backoff.
     std::thread::sleep(Duration::from_secs(3));
     assert!(hook.alerts().is_empty());
     let _am = Alertmanager::start(&dir, am_port, hook_port);
-    let raised = log(&alerts);
+    let raised = log(&fed.alerts);
     assert!(raised.iter().all(|l| l["state"] == "raised"), "{raised:?}");
     hook.wait_for("the alert raised while it was down", |a| {
         notified_all(&raised, a)
     });
-    stdin.write_all(&all[split..]).expect("feed the rest");
-    stdin.flush().expect("flush");
-    let start = Instant::now();
-    while log_lines(&alerts) < 2 {
-        assert!(start.elapsed() < PATIENCE, "the job logged no resolve");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let log = log(&alerts);
+    fed.finish_input();
+    let log = log(&fed.alerts);
     hook.wait_for("the resolve", |a| notified_all(&log, a));
-    drop(stdin);
-    let out = job.wait_with_output().expect("the job ends");
-    assert!(out.status.success());
+    fed.end();
 }
 
 #[test]
@@ -341,61 +371,19 @@ fn gh_22_a_resolve_made_while_alertmanager_is_stopped_arrives_when_it_restarts()
     let (hook, hook_port) = Webhook::start();
     let am_port = free_port();
     let am = Alertmanager::start(&dir, am_port, hook_port);
-    let alerts = dir.join("alerts.jsonl");
-    let mut job = hygroflow()
-        .args([
-            "run",
-            "-i",
-            "-",
-            "--time",
-            "event",
-            "--format",
-            "json",
-            "--alertmanager",
-        ])
-        .arg(format!("http://127.0.0.1:{am_port}"))
-        .arg("--alerts")
-        .arg(&alerts)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the job starts");
-    let mut stdin = job.stdin.take().expect("stdin");
-    let all = lines("excursion@1m");
-    let split = all
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'\n')
-        .nth(4000)
-        .map_or(all.len(), |(i, _)| i + 1);
-    stdin.write_all(&all[..split]).expect("feed");
-    stdin.flush().expect("flush");
-    let start = Instant::now();
-    while log_lines(&alerts) < 1 {
-        assert!(start.elapsed() < PATIENCE, "the job logged no raise");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let raised = log(&alerts);
+    let mut fed = Fed::start(&dir, am_port);
+    let raised = log(&fed.alerts);
     hook.wait_for("the raise", |a| notified_all(&raised, a));
     am.stop();
-    stdin.write_all(&all[split..]).expect("feed the rest");
-    stdin.flush().expect("flush");
-    let start = Instant::now();
-    while log_lines(&alerts) < 2 {
-        assert!(start.elapsed() < PATIENCE, "the job logged no resolve");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    fed.finish_input();
     // Failed tries while it is stopped.
     std::thread::sleep(Duration::from_secs(3));
     let _am = Alertmanager::start(&dir, am_port, hook_port);
-    let log = log(&alerts);
+    let log = log(&fed.alerts);
     hook.wait_for("the resolve made while it was stopped", |a| {
         notified_all(&log, a)
     });
-    drop(stdin);
-    let out = job.wait_with_output().expect("the job ends");
-    assert!(out.status.success());
+    fed.end();
 }
 
 fn log_lines(path: &Path) -> usize {
@@ -436,4 +424,113 @@ fn gh_22_a_bad_alertmanager_url_is_a_flag_error_that_keeps_the_password_to_itsel
         assert!(stderr.contains("--alertmanager"), "{stderr}");
         assert!(!stderr.contains("s3cret"), "{stderr}");
     }
+}
+
+/// The frontier of the `COMMITTED` marker in `state` (a header line, then JSON), if any.
+fn committed_frontier(state: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(state.join("COMMITTED")).ok()?;
+    let (_, body) = text.split_once('\n')?;
+    serde_json::from_str::<Value>(body).ok()?["frontier"].as_u64()
+}
+
+#[test]
+fn gh_22_after_kill_9_the_restarted_job_sends_the_raised_alert_again_and_then_its_resolve() {
+    let dir = temp_dir("kill");
+    let broker = broker::Broker::start();
+    broker.create_topic("am-in", 1);
+    broker.create_topic("am-in.dlq", 1);
+    let mut first = lines("excursion@1m");
+    let split = first
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(4000)
+        .map_or(first.len(), |(i, _)| i + 1);
+    let rest = first.split_off(split);
+    let produce = |bytes: &[u8], name: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).expect("write");
+        let out = hygroflow()
+            .args(["produce", "-b", &broker.brokers(), "-t", "am-in"])
+            .arg(&path)
+            .output()
+            .expect("produce");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    produce(&first, "first.jsonl");
+    let state = dir.join("state");
+    let job = |am_port: u16, alerts: &Path| {
+        let mut cmd = hygroflow();
+        cmd.args([
+            "run",
+            "-b",
+            &broker.brokers(),
+            "-t",
+            "am-in",
+            "--time",
+            "event",
+        ])
+        .args(["--format", "json", "--state-dir"])
+        .arg(&state)
+        .arg("--alertmanager")
+        .arg(format!("http://127.0.0.1:{am_port}"))
+        .arg("--alerts")
+        .arg(alerts)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        cmd
+    };
+    let (hook1, hook1_port) = Webhook::start();
+    let am1_port = free_port();
+    let _am1 = Alertmanager::start(&dir.join("am1"), am1_port, hook1_port);
+    let alerts1 = dir.join("alerts1.jsonl");
+    let mut run1 = job(am1_port, &alerts1).spawn().expect("the job starts");
+    // Killed once its raise is notified and checkpointed.
+    let start = Instant::now();
+    loop {
+        let raised = std::fs::read_to_string(&alerts1).unwrap_or_default();
+        let epoch = raised
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["state"] == "raised")
+            .and_then(|l| l["epoch"].as_u64());
+        let checkpointed = epoch.is_some_and(|e| committed_frontier(&state).is_some_and(|f| f > e));
+        if checkpointed && hook1.alerts().iter().any(|(status, ..)| status == "firing") {
+            break;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "no raise notified and checkpointed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run1.kill().expect("kill -9");
+    let _ = run1.wait();
+    let raised = log(&alerts1);
+    // The restart notifies another Alertmanager, which has never heard of the alert: it
+    // can only learn of it from the checkpoint, since the raise's epoch is not replayed.
+    let (hook2, hook2_port) = Webhook::start();
+    let am2_port = free_port();
+    let _am2 = Alertmanager::start(&dir.join("am2"), am2_port, hook2_port);
+    produce(&rest, "rest.jsonl");
+    let alerts2 = dir.join("alerts2.jsonl");
+    let out = job(am2_port, &alerts2)
+        .arg("--until-end")
+        .output()
+        .expect("the restarted job runs");
+    assert!(out.status.success());
+    let after = log(&alerts2);
+    assert!(
+        after.iter().all(|l| l["state"] == "resolved") && !after.is_empty(),
+        "the restart logs the resolve only: {after:?}"
+    );
+    let mut whole = raised.clone();
+    whole.extend(after);
+    hook2.wait_for("the raise from the checkpoint, then its resolve", |a| {
+        notified_all(&whole, a)
+    });
 }
