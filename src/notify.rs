@@ -264,11 +264,16 @@ struct Target {
     retry_at: Option<Instant>,
     backoff: Duration,
     dropped_warned: bool,
+    /// Notifications queued so far: the next one's number.
+    pushed: u64,
 }
 
 /// A notification waiting: the raising transition and, for a resolve, the resolving one.
 #[derive(Clone)]
 struct Queued {
+    /// Its number in its target's queue: a POST takes entries by number, since the queue may
+    /// drop its oldest while the POST is under way.
+    seq: u64,
     raised: Transition,
     resolved: Option<Transition>,
 }
@@ -332,6 +337,7 @@ impl Notifier {
                 retry_at: None,
                 backoff: FIRST_BACKOFF,
                 dropped_warned: false,
+                pushed: 0,
             })
             .collect();
         let shared = Arc::new(Shared {
@@ -380,6 +386,7 @@ impl Notifier {
                 AlertState::Raised => {
                     raised.insert(key, t.clone());
                     Queued {
+                        seq: 0,
                         raised: t.clone(),
                         resolved: None,
                     }
@@ -387,6 +394,7 @@ impl Notifier {
                 AlertState::Resolved => {
                     let raising = raised.remove(&key).unwrap_or_else(|| t.clone());
                     Queued {
+                        seq: 0,
                         raised: raising,
                         resolved: Some(t.clone()),
                     }
@@ -405,7 +413,10 @@ impl Notifier {
                         );
                     }
                 }
-                target.queue.push_back(queued.clone());
+                let mut queued = queued.clone();
+                queued.seq = target.pushed;
+                target.pushed += 1;
+                target.queue.push_back(queued);
             }
         }
         set_queued(&state);
@@ -438,7 +449,8 @@ fn set_queued(state: &State) {
 /// What one POST carries: how many queued entries it takes, and the alerts.
 struct Batch {
     target: usize,
-    from_queue: usize,
+    /// The number of the last queued entry it carries.
+    through: Option<u64>,
     resend_all: bool,
     alerts: Vec<Posted>,
 }
@@ -522,7 +534,7 @@ fn next_batch(shared: &Shared, state: &mut State, now: Instant) -> Option<Batch>
         if !alerts.is_empty() {
             return Some(Batch {
                 target: i,
-                from_queue,
+                through: target.queue.iter().take(from_queue).last().map(|q| q.seq),
                 resend_all,
                 alerts,
             });
@@ -586,14 +598,26 @@ fn reason(response: ureq::Response) -> String {
         .to_owned()
 }
 
+/// Removes the queued entries up to number `through` (those a POST carried and that are still
+/// queued); returns how many.
+fn take_through(queue: &mut VecDeque<Queued>, through: Option<u64>) -> usize {
+    let Some(through) = through else {
+        return 0;
+    };
+    let mut taken = 0;
+    while queue.front().is_some_and(|q| q.seq <= through) {
+        queue.pop_front();
+        taken += 1;
+    }
+    taken
+}
+
 fn settle(state: &mut State, batch: &Batch, outcome: Outcome) {
     let metrics = process_metrics();
     let target = &mut state.targets[batch.target];
     match outcome {
         Outcome::Delivered => {
-            target
-                .queue
-                .drain(..batch.from_queue.min(target.queue.len()));
+            take_through(&mut target.queue, batch.through);
             if batch.resend_all {
                 target.resend_all = false;
             }
@@ -619,13 +643,9 @@ fn settle(state: &mut State, batch: &Batch, outcome: Outcome) {
         }
         Outcome::Refused(why) => {
             metrics.notifications_failed.inc();
-            metrics
-                .notifications_dropped
-                .inc_by(batch.from_queue as u64);
+            let refused = take_through(&mut target.queue, batch.through);
+            metrics.notifications_dropped.inc_by(refused as u64);
             warn!(url = %target.endpoint, reason = %why, alerts = batch.alerts.len(), "Alertmanager refused the alerts; not retrying them");
-            target
-                .queue
-                .drain(..batch.from_queue.min(target.queue.len()));
             if batch.resend_all {
                 target.resend_all = false;
             }
@@ -669,6 +689,31 @@ mod tests {
         }
         let err = endpoint("ftp://u:secret@h/").expect_err("scheme");
         assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn a_post_takes_only_the_entries_it_carried_whatever_the_queue_dropped_meanwhile() {
+        let t = Transition {
+            epoch: 1,
+            device: "CT1".into(),
+            kind: AlertKind::High,
+            sensor: None,
+            state: AlertState::Raised,
+            value: None,
+            limit: Limit::Micro(60_000_000),
+        };
+        let entry = |seq| Queued {
+            seq,
+            raised: t.clone(),
+            resolved: None,
+        };
+        // A POST carried 0..=2; meanwhile the full queue dropped 0..=2 and took 3..=5.
+        let mut queue: VecDeque<Queued> = (3..6).map(entry).collect();
+        assert_eq!(take_through(&mut queue, Some(2)), 0);
+        assert_eq!(queue.len(), 3);
+        assert_eq!(take_through(&mut queue, Some(4)), 2);
+        assert_eq!(queue.front().map(|q| q.seq), Some(5));
+        assert_eq!(take_through(&mut queue, None), 0);
     }
 
     #[test]
