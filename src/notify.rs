@@ -534,7 +534,9 @@ fn next_batch(shared: &Shared, state: &mut State, now: Instant) -> Option<Batch>
         if !alerts.is_empty() {
             return Some(Batch {
                 target: i,
-                through: target.queue.iter().take(from_queue).last().map(|q| q.seq),
+                through: (from_queue.checked_sub(1))
+                    .and_then(|last| target.queue.get(last))
+                    .map(|q| q.seq),
                 resend_all,
                 alerts,
             });
