@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{free_port, hygroflow};
+use common::{committed_frontier, free_port, hygroflow};
 
 /// How long a notification may take to arrive (Alertmanager groups for 1 s here).
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -184,6 +184,20 @@ fn lines(scenario: &str) -> Vec<u8> {
     out.stdout
 }
 
+/// CT1's excursion (too humid from 1 to 3 minutes in), cut after its first 2 minutes of
+/// readings (30 ms apart): the first half raises the alert, the second resolves it.
+fn excursion_in_halves() -> (Vec<u8>, Vec<u8>) {
+    let mut first = lines("excursion@1m");
+    let split = first
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(4000)
+        .map_or(first.len(), |(i, _)| i + 1);
+    let rest = first.split_off(split);
+    (first, rest)
+}
+
 /// The job's alert log: (device, kind, sensor, state) per line.
 fn log(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -299,14 +313,7 @@ impl Fed {
             .spawn()
             .expect("the job starts");
         let mut stdin = job.stdin.take().expect("stdin");
-        let mut all = lines("excursion@1m");
-        let split = all
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| **b == b'\n')
-            .nth(4000)
-            .map_or(all.len(), |(i, _)| i + 1);
-        let rest = all.split_off(split);
+        let (all, rest) = excursion_in_halves();
         stdin.write_all(&all).expect("feed");
         stdin.flush().expect("flush");
         let fed = Fed {
@@ -426,27 +433,13 @@ fn gh_22_a_bad_alertmanager_url_is_a_flag_error_that_keeps_the_password_to_itsel
     }
 }
 
-/// The frontier of the `COMMITTED` marker in `state` (a header line, then JSON), if any.
-fn committed_frontier(state: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(state.join("COMMITTED")).ok()?;
-    let (_, body) = text.split_once('\n')?;
-    serde_json::from_str::<Value>(body).ok()?["frontier"].as_u64()
-}
-
 #[test]
 fn gh_22_after_kill_9_the_restarted_job_sends_the_raised_alert_again_and_then_its_resolve() {
     let dir = temp_dir("kill");
     let broker = broker::Broker::start();
     broker.create_topic("am-in", 1);
     broker.create_topic("am-in.dlq", 1);
-    let mut first = lines("excursion@1m");
-    let split = first
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'\n')
-        .nth(4000)
-        .map_or(first.len(), |(i, _)| i + 1);
-    let rest = first.split_off(split);
+    let (first, rest) = excursion_in_halves();
     let produce = |bytes: &[u8], name: &str| {
         let path = dir.join(name);
         std::fs::write(&path, bytes).expect("write");

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use broker::{committed_offsets, Broker};
 use common::{
-    assert_report_matches, generate, hygroflow, json_lines, recompute, run, LiveJob, FAULTS,
+    assert_report_matches, committed_frontier, generate, hygroflow, json_lines, recompute, run,
+    LiveJob, FAULTS,
 };
 use rand::Rng;
 use rdkafka::config::ClientConfig;
@@ -227,13 +228,6 @@ fn more_workers_than_partitions() {
         json_lines(&out.stdout).last().expect("final"),
         &recompute(&readings.bytes),
     );
-}
-
-/// The frontier of the state directory's `COMMITTED` marker, if there is one.
-fn committed_frontier(state: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(state.join("COMMITTED")).ok()?;
-    let (_, body) = text.split_once('\n')?;
-    serde_json::from_str::<Value>(body).ok()?["frontier"].as_u64()
 }
 
 /// Starts the kill test's job; in a debug build, `fault` (one of [`FAULTS`]) also kills it

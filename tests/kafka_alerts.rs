@@ -32,7 +32,7 @@ use serde_json::Value;
 
 use alert_runs::{assert_success, oracle_of, output_within, write_case};
 use broker::{consume_all, Broker};
-use common::{hygroflow, json_lines, FAULTS};
+use common::{committed_frontier, hygroflow, json_lines, FAULTS};
 
 /// Partitions of the input topic, and workers: one partition each.
 const PARTITIONS: u32 = 2;
@@ -159,15 +159,6 @@ enum Ending {
     Killed(Vec<Value>, u64),
     /// Ran to the end and printed these reports.
     Finished(Vec<Value>),
-}
-
-/// The frontier named by the `COMMITTED` marker of the state directory `state` (a header
-/// line, then JSON; see src/checkpoint.rs), if there is one: every epoch before it is
-/// checkpointed.
-fn committed_frontier(state: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(state.join("COMMITTED")).ok()?;
-    let (_, body) = text.split_once('\n')?;
-    serde_json::from_str::<Value>(body).ok()?["frontier"].as_u64()
 }
 
 /// Starts `args` (with `--state-dir state`). With `kill: Some((epoch, more))`, kills it with

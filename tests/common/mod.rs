@@ -36,6 +36,15 @@ pub const FAULTS: [&str; 5] = [
     "marker-write:5",
 ];
 
+/// The frontier named by the `COMMITTED` marker of the state directory `state` (a header
+/// line, then JSON; see src/checkpoint.rs), if there is one: every epoch before it is
+/// checkpointed.
+pub fn committed_frontier(state: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(state.join("COMMITTED")).ok()?;
+    let (_, body) = text.split_once('\n')?;
+    serde_json::from_str::<Value>(body).ok()?["frontier"].as_u64()
+}
+
 /// Runs the binary with `args`, returning its output.
 pub fn run(args: &[&str]) -> Output {
     hygroflow().args(args).output().expect("the binary runs")
