@@ -83,8 +83,9 @@ pub enum CheckpointError {
         /// Its value now.
         now: String,
     },
-    /// The state directory was written with other rules.
-    #[error("state directory {dir} was written with other rules (--rules {was}; this run's: {now}): restart with the rules file it was written with, or use another --state-dir")]
+    /// The state directory was written with alerts on and this run has them off, or the
+    /// other way round.
+    #[error("state directory {dir} was written with --rules {was}, this run has {now}: alerts cannot be turned on or off over a state directory (a changed rules file is fine); restart with alerts as they were, or use another --state-dir")]
     OtherRules {
         /// The directory.
         dir: PathBuf,
@@ -250,6 +251,13 @@ struct CommitBody {
     /// The last epoch reported before the frontier (absent in older files: unknown).
     #[serde(default)]
     last_reported: Option<Epoch>,
+    /// The rules applied at the frontier, `rules#` and a checksum (absent in older files:
+    /// those of `settings`).
+    #[serde(default)]
+    rules: Option<String>,
+    /// `--alertmanager`: resolves logged before the frontier and not yet delivered.
+    #[serde(default)]
+    undelivered: Vec<Transition>,
 }
 
 /// What process 0's report printer had done when a frontier was committed; a restart goes on
@@ -261,6 +269,11 @@ pub struct Printed {
     /// The last epoch reported before the frontier: a restart that reports nothing new ends
     /// with this epoch's report again, not with one of the wall clock's epoch.
     pub last_reported: Option<Epoch>,
+    /// The rules applied at the frontier (`rules#` and a checksum); `None`: unknown.
+    pub rules: Option<String>,
+    /// `--alertmanager`: resolves logged before the frontier and not yet delivered (a restart
+    /// delivers them).
+    pub undelivered: Vec<Transition>,
 }
 
 /// Where a run resumes: process 0's `COMMITTED` marker, sent to every worker at start.
@@ -355,9 +368,16 @@ impl StateDir {
             return Ok(Printed::default());
         }
         let commit: CommitBody = read_framed(&marker, COMMIT_MAGIC)?;
+        let setting = commit
+            .settings
+            .iter()
+            .find(|(flag, _)| flag == "--rules")
+            .map(|(_, value)| value.clone());
         Ok(Printed {
             alerts: commit.alerts,
             last_reported: commit.last_reported,
+            rules: commit.rules.or(setting),
+            undelivered: commit.undelivered,
         })
     }
 
@@ -485,6 +505,11 @@ impl StateDir {
             // Written before the flag existed: no lateness was allowed.
             let zero = "0s".to_owned();
             let was = was.or((flag == "--allowed-lateness").then_some(&zero));
+            // Other rules are a rules change, taken at the restart; alerts on or off is not.
+            let on = |v: &String| v != "none";
+            if flag == "--rules" && was.is_some_and(|was| on(was) == on(value)) {
+                continue;
+            }
             if was != Some(value) && flag == "--rules" {
                 return Err(CheckpointError::OtherRules {
                     dir: self.dir.clone(),
@@ -548,6 +573,8 @@ impl StateDir {
             workers: point.workers,
             alerts: printed.alerts.clone(),
             last_reported: printed.last_reported,
+            rules: printed.rules.clone(),
+            undelivered: printed.undelivered.clone(),
         };
         write_framed(&self.dir.join(COMMITTED), COMMIT_MAGIC, &body)
     }
@@ -831,6 +858,7 @@ mod tests {
         let printed = Printed {
             alerts: Vec::new(),
             last_reported: Some(10),
+            ..Printed::default()
         };
         sd.commit(&point(0, 11, 2), &printed).expect("commit");
         let p = sd.marker().expect("marker").expect("some");
@@ -921,10 +949,12 @@ mod tests {
             state: AlertState::Raised,
             value: Some(Ratio { num, den }),
             limit: Limit::Micro(60_000_000),
+            reason: None,
         };
         let printed = |alerts| Printed {
             alerts,
             last_reported: Some(1),
+            ..Printed::default()
         };
         let good = printed(vec![alert(6_500_000_000, 97), alert(-5_000_001, 1)]);
         sd.commit(&point(0, 2, 1), &good).expect("commit");

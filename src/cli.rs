@@ -457,6 +457,10 @@ impl RunArgs {
                 _ => None,
             },
             rules,
+            rules_file: match &self.rules {
+                crate::rules::RulesSource::File(path) => Some(path.clone()),
+                _ => None,
+            },
             alerts: self.alerts.as_ref().map(|path| {
                 if path.as_os_str() == "-" {
                     AlertsOut::Stdout

@@ -174,6 +174,8 @@ pub struct Config {
     pub max_clock_skew: std::time::Duration,
     /// The humidity rules; `None` (`--rules none`): alerts are off.
     pub rules: Option<crate::rules::Rules>,
+    /// The rules file, which SIGHUP reads again; `None` for the built-in rules or none.
+    pub rules_file: Option<std::path::PathBuf>,
     /// Where the alert log goes (`--alerts`).
     pub alerts: Option<AlertsOut>,
     /// Kafka topic every alert transition is published to (`--alerts-topic`).

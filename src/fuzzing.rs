@@ -92,7 +92,7 @@ pub fn rules(data: &[u8]) {
             continue;
         };
         let _ = epochs_kept(Some(&rules), Some(1), &grid);
-        let applied = alert_rules(&rules, &grid);
+        let applied = alert_rules(&rules, &grid, &Default::default());
         for device in ["", "MRI12", "CT1", "PETCT7", "x"] {
             assert_eq!(rules.rule_for(device), again.rule_for(device));
             let _ = (applied.rule_for)(device);

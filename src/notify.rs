@@ -247,8 +247,11 @@ type AlertKey = (String, AlertKind, Option<String>);
 
 /// What the alert log hands over and the sender thread takes.
 struct State {
-    /// Every raised alert's raising transition.
-    raised: BTreeMap<AlertKey, Transition>,
+    /// Every raised alert's raising transition, and whether a maintenance shelves it (it is
+    /// not sent until the maintenance ends).
+    raised: BTreeMap<AlertKey, (Transition, bool)>,
+    /// How many of `raised` are shelved.
+    shelved: usize,
     targets: Vec<Target>,
     stopping: bool,
 }
@@ -284,14 +287,16 @@ struct Shared {
     grid: EpochGrid,
     resend: Duration,
     generator_url: String,
-    /// Each device's `severity` and `runbook_url`.
-    rules: Option<Rules>,
+    /// Each device's `severity` and `runbook_url` (a rules change replaces them).
+    rules: Mutex<Option<Rules>>,
 }
 
 impl Shared {
     fn posted(&self, q: (&Transition, Option<&Transition>), lease_end: SystemTime) -> Posted {
         let notice = self
             .rules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .map(|rules| rules.notice_for(&q.0.device))
             .unwrap_or_default();
@@ -314,17 +319,18 @@ pub struct Notifier {
 
 impl Notifier {
     /// Starts the sender for `settings`, on epochs of `grid`, with the alerts `active` at a
-    /// restart (sent at once); `generator_url`: the live page, or empty.
+    /// restart (sent at once) and the resolves `undelivered` then (queued);
+    /// `generator_url`: the live page, or empty.
     pub fn start(
         settings: &Settings,
         (grid, rules): (EpochGrid, Option<Rules>),
-        active: impl IntoIterator<Item = Transition>,
+        (active, undelivered): (Vec<Transition>, Vec<Transition>),
         generator_url: String,
     ) -> anyhow::Result<Self> {
         let now = Instant::now();
         let raised = active
             .into_iter()
-            .map(|t| ((t.device.clone(), t.kind, t.sensor.clone()), t))
+            .map(|t| ((t.device.clone(), t.kind, t.sensor.clone()), (t, false)))
             .collect();
         let targets = settings
             .endpoints
@@ -343,6 +349,7 @@ impl Notifier {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 raised,
+                shelved: 0,
                 targets,
                 stopping: false,
             }),
@@ -350,7 +357,7 @@ impl Notifier {
             grid,
             resend: settings.resend,
             generator_url,
-            rules,
+            rules: Mutex::new(rules),
         });
         let done = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
@@ -367,24 +374,49 @@ impl Notifier {
             resend = %humantime::format_duration(settings.resend),
             "sending alerts to Alertmanager"
         );
-        Ok(Notifier {
+        let notifier = Notifier {
             shared,
             thread: Some(thread),
             done,
-        })
+        };
+        // Resolves a killed run had logged and not delivered: their raises are gone from the
+        // raised alerts, so each goes out as logged.
+        let mut state = notifier.shared.lock();
+        for t in undelivered {
+            push(
+                &mut state.targets,
+                &Queued {
+                    seq: 0,
+                    raised: t.clone(),
+                    resolved: Some(t),
+                },
+            );
+        }
+        set_queued(&state);
+        drop(state);
+        Ok(notifier)
     }
 
-    /// Hands over transitions just logged (sorted, as the log has them).
-    pub fn record(&self, transitions: &[Transition]) {
+    /// Hands over transitions just logged (sorted, as the log has them); `shelved`: whether
+    /// a maintenance shelves one (a shelved raise is not sent, nor its resolve).
+    pub fn record(&self, transitions: &[Transition], shelved: impl Fn(&Transition) -> bool) {
         let mut state = self.shared.lock();
         let State {
-            raised, targets, ..
+            raised,
+            targets,
+            shelved: count,
+            ..
         } = &mut *state;
         for t in transitions {
             let key = (t.device.clone(), t.kind, t.sensor.clone());
             let queued = match t.state {
                 AlertState::Raised => {
-                    raised.insert(key, t.clone());
+                    let shelf = shelved(t);
+                    *count += usize::from(shelf);
+                    raised.insert(key, (t.clone(), shelf));
+                    if shelf {
+                        continue;
+                    }
                     Queued {
                         seq: 0,
                         raised: t.clone(),
@@ -392,7 +424,12 @@ impl Notifier {
                     }
                 }
                 AlertState::Resolved => {
-                    let raising = raised.remove(&key).unwrap_or_else(|| t.clone());
+                    let (raising, was_shelved) =
+                        raised.remove(&key).unwrap_or_else(|| (t.clone(), false));
+                    if was_shelved {
+                        *count -= 1;
+                        continue;
+                    }
                     Queued {
                         seq: 0,
                         raised: raising,
@@ -400,6 +437,67 @@ impl Notifier {
                     }
                 }
             };
+            push(targets, &queued);
+        }
+        set_queued(&state);
+        drop(state);
+        self.shared.wake.notify_one();
+    }
+
+    /// Sends the shelved alerts of devices no longer `in_maintenance`.
+    pub fn unshelve(&self, in_maintenance: impl Fn(&str) -> bool) {
+        let mut state = self.shared.lock();
+        if state.shelved == 0 {
+            return;
+        }
+        let State {
+            raised,
+            targets,
+            shelved,
+            ..
+        } = &mut *state;
+        for ((device, ..), (t, shelf)) in raised.iter_mut() {
+            if *shelf && !in_maintenance(device) {
+                *shelf = false;
+                *shelved -= 1;
+                let queued = Queued {
+                    seq: 0,
+                    raised: t.clone(),
+                    resolved: None,
+                };
+                push(targets, &queued);
+            }
+        }
+        set_queued(&state);
+        drop(state);
+        self.shared.wake.notify_one();
+    }
+
+    /// The rules changed: notices from now on carry the new `severity` and `runbook_url`.
+    pub fn set_rules(&self, rules: Rules) {
+        *self.shared.rules.lock().unwrap_or_else(|e| e.into_inner()) = Some(rules);
+    }
+
+    /// The resolves queued and not delivered to every URL, once each (what a checkpoint
+    /// keeps so that a restart delivers them).
+    pub fn undelivered(&self) -> Vec<Transition> {
+        let state = self.shared.lock();
+        let mut found: Vec<Transition> = state
+            .targets
+            .iter()
+            .flat_map(|t| t.queue.iter())
+            .filter_map(|q| q.resolved.clone())
+            .collect();
+        found.sort();
+        found.dedup();
+        found
+    }
+}
+
+/// Queues `queued` for every target, the oldest dropped from a full queue.
+fn push(targets: &mut [Target], queued: &Queued) {
+    {
+        {
             for target in targets.iter_mut() {
                 if target.queue.len() >= QUEUE_BOUND {
                     target.queue.pop_front();
@@ -419,9 +517,6 @@ impl Notifier {
                 target.queue.push_back(queued);
             }
         }
-        set_queued(&state);
-        drop(state);
-        self.shared.wake.notify_one();
     }
 }
 
@@ -523,7 +618,8 @@ fn next_batch(shared: &Shared, state: &mut State, now: Instant) -> Option<Batch>
         let mut alerts = Vec::new();
         let resend_all = target.resend_all && !raised.is_empty();
         if resend_all {
-            alerts.extend(raised.values().map(|t| shared.posted((t, None), lease_end)));
+            let sent = raised.values().filter(|(_, shelved)| !shelved);
+            alerts.extend(sent.map(|(t, _)| shared.posted((t, None), lease_end)));
         } else {
             target.resend_all = false;
         }
@@ -703,6 +799,7 @@ mod tests {
             state: AlertState::Raised,
             value: None,
             limit: Limit::Micro(60_000_000),
+            reason: None,
         };
         let entry = |seq| Queued {
             seq,
@@ -732,6 +829,7 @@ mod tests {
                 den: 3,
             }),
             limit: Limit::Micro(60_000_000),
+            reason: None,
         };
         let lease = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
         let json = serde_json::to_value(posted(

@@ -281,6 +281,7 @@ mod tests {
             allowed_lateness: Duration::ZERO,
             max_clock_skew: Duration::from_secs(3600),
             rules: None,
+            rules_file: None,
             alerts: None,
             alerts_topic: None,
             alertmanager: None,

@@ -71,6 +71,10 @@ pub struct ProcessMetrics {
     pub notifications_dropped: Counter,
     /// `--alertmanager`: Unix time of the last delivery.
     pub notifications_last_success: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// SIGHUP: rules files loaded.
+    pub rules_reloads: Counter,
+    /// SIGHUP: rules files refused (unreadable or invalid; the old rules stay).
+    pub rules_reload_failures: Counter,
 }
 
 /// A Kafka partition.
@@ -99,6 +103,8 @@ static PROCESS: LazyLock<ProcessMetrics> = LazyLock::new(|| ProcessMetrics {
     notifications_queued: Gauge::default(),
     notifications_dropped: Counter::default(),
     notifications_last_success: Gauge::default(),
+    rules_reloads: Counter::default(),
+    rules_reload_failures: Counter::default(),
 });
 
 /// This process's counters (the checkpointer and the Kafka statistics add to them).
@@ -233,6 +239,16 @@ impl Metrics {
             "hygroflow_alertmanager_last_success_timestamp_seconds",
             "--alertmanager: Unix time of the last delivery to Alertmanager",
             process.notifications_last_success.clone(),
+        );
+        registry.register(
+            "hygroflow_rules_reloads",
+            "SIGHUP: rules files loaded (they apply once every process of the cluster has them)",
+            process.rules_reloads.clone(),
+        );
+        registry.register(
+            "hygroflow_rules_reload_failures",
+            "SIGHUP: rules files refused, unreadable or invalid (the rules in force stay; the log says why)",
+            process.rules_reload_failures.clone(),
         );
         for outcome in ["valid", "rejected", "late"] {
             if outcome != "valid" || cumulative {

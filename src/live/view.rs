@@ -375,8 +375,10 @@ mod tests {
                 window,
                 silence: 100,
                 silence_ms: 300_000,
+                retire: None,
             }),
             hour: 1200,
+            book: Default::default(),
         }
     }
 

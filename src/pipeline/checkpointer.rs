@@ -16,7 +16,8 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
-use std::sync::Barrier;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use hygroflow_dataflows::{Epoch, Tally};
@@ -42,8 +43,9 @@ pub(crate) struct Checkpoints {
     barrier: Barrier,
     /// More than one process: a restart must keep the same number of workers.
     cluster: bool,
-    /// Epochs of per-epoch sums each checkpoint keeps for windows and alerts.
-    kept: u64,
+    /// Epochs of per-epoch sums each checkpoint keeps for windows and alerts (a rules reload
+    /// with a longer window raises it).
+    kept: Arc<AtomicU64>,
     /// What the printer had done at the marker's frontier (process 0; worker 0 goes on
     /// from it).
     printed: Printed,
@@ -58,7 +60,7 @@ impl Checkpoints {
         (marker, printed): (Option<RestorePoint>, Printed),
         local_workers: usize,
         cluster: bool,
-        kept: u64,
+        kept: Arc<AtomicU64>,
     ) -> Self {
         Checkpoints {
             dir,
@@ -124,17 +126,21 @@ struct Totals {
     recent: VecDeque<(Epoch, String, i64, i64)>,
     /// The last `kept` epochs in which this worker had a message.
     reported: VecDeque<Epoch>,
-    kept: u64,
+    kept: Arc<AtomicU64>,
 }
 
 impl Totals {
+    fn kept(&self) -> u64 {
+        self.kept.load(Ordering::Relaxed)
+    }
+
     fn count(&mut self, counts: EpochCounts) {
         self.counts.add(&counts);
     }
 
     /// Forgets the recent epochs that are `kept` or more before `epoch`.
     fn expire(&mut self, epoch: Epoch) {
-        let first = (epoch + 1).saturating_sub(self.kept);
+        let first = (epoch + 1).saturating_sub(self.kept());
         while self.recent.front().is_some_and(|(e, ..)| *e < first) {
             self.recent.pop_front();
         }
@@ -240,7 +246,7 @@ impl Checkpointer {
             committed: 0,
             marked: 0,
             totals: Totals {
-                kept: shared.kept,
+                kept: Arc::clone(&shared.kept),
                 ..Totals::default()
             },
         };
@@ -310,7 +316,7 @@ impl Checkpointer {
     /// Adds a device's sums of `epoch`, the epoch being closed, to the totals.
     pub(crate) fn add_device(&mut self, epoch: Epoch, device: &str, sums: Tally) {
         self.totals.add(device, sums);
-        if self.totals.kept > 0 {
+        if self.totals.kept() > 0 {
             self.totals
                 .recent
                 .push_back((epoch, device.to_owned(), sums.0, sums.1));
@@ -326,7 +332,7 @@ impl Checkpointer {
         (tally, event_time): (&WorkerTally, EventTimeState),
     ) -> Result<(), CheckpointError> {
         self.totals.count(counts);
-        if reported && self.totals.kept > 0 {
+        if reported && self.totals.kept() > 0 {
             self.totals.reported.push_back(epoch);
         }
         self.totals.expire(epoch);

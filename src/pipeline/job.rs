@@ -15,7 +15,7 @@ use tracing::info;
 
 use std::collections::HashSet;
 
-use hygroflow_dataflows::{AlertRules, Transition};
+use hygroflow_dataflows::AlertRules;
 
 use crate::checkpoint::{Printed, Settings, StateDir};
 use crate::config::{AlertsOut, Config, Input, KafkaInput};
@@ -34,6 +34,7 @@ use crate::source::kafka::{require_topic, KafkaSource, KafkaSourceError};
 use crate::source::Source;
 
 use super::checkpointer::Checkpoints;
+use super::reload::LiveRules;
 use super::writer::Offsets;
 
 /// Where a process's workers get their records.
@@ -78,6 +79,8 @@ pub(crate) struct Job {
     alerts: Mutex<Option<AlertOutputs>>,
     /// Process 0 with `--http`: the live page's server.
     live: Option<Live>,
+    /// The rules in force and those loaded since (`None`: alerts are off).
+    rules: Option<Arc<LiveRules>>,
 }
 
 /// Process 0's alert outputs, prepared before any worker starts.
@@ -99,6 +102,10 @@ impl Job {
         shutdown: Arc<AtomicBool>,
     ) -> anyhow::Result<Job> {
         let mut checkpoints = None;
+        let rules = config
+            .rules
+            .as_ref()
+            .map(|rules| LiveRules::new(rules, config.grid, config.window.epochs()));
         // Bound first: a busy address is worth knowing before anything else starts.
         let listener = match config.http {
             Some(at) if config.cluster.process == 0 => Some(crate::live::bind(&at)?),
@@ -128,7 +135,7 @@ impl Job {
             Input::Kafka(kafka) => {
                 // The state directory first: a mistake there is not worth waiting for brokers.
                 checkpoints = match &kafka.state_dir {
-                    Some(dir) => Some(open_state_dir(&config, kafka, dir)?),
+                    Some(dir) => Some(open_state_dir(&config, kafka, dir, rules.as_ref())?),
                     None => {
                         info!(topic = %kafka.topic, "no --state-dir: rebuilding the results from the earliest offset of every partition");
                         None
@@ -147,7 +154,13 @@ impl Job {
             );
         }
         let alerts = alert_outputs(&config)?;
+        if let (Some(rules), Some(path)) = (&rules, &config.rules_file) {
+            rules
+                .watch_sighup(path.clone())
+                .context("waiting for SIGHUP")?;
+        }
         let mut job = Job::with_feed(config, feed, checkpoints, out, shutdown);
+        job.rules = rules;
         if let Some(listener) = listener {
             let settings = crate::live::Settings {
                 grid: job.config.grid,
@@ -184,18 +197,41 @@ impl Job {
             failed: AtomicBool::new(false),
             alerts: Mutex::new(Some(AlertOutputs::default())),
             live: None,
+            rules: None,
         }
+        .with_rules()
+    }
+
+    /// The rules of the configuration, unless already set.
+    fn with_rules(mut self) -> Self {
+        if self.rules.is_none() {
+            self.rules =
+                self.config.rules.as_ref().map(|rules| {
+                    LiveRules::new(rules, self.config.grid, self.config.window.epochs())
+                });
+        }
+        self
+    }
+
+    /// The checksum of rules loaded since `seen` (a generation this worker has announced),
+    /// which it then announces; `None`: nothing new.
+    pub(crate) fn rules_to_announce(&self, seen: &mut u64) -> Option<u32> {
+        let (generation, checksum) = self.rules.as_ref()?.loaded();
+        (generation > *seen).then(|| {
+            *seen = generation;
+            checksum
+        })
     }
 
     /// The rules as the alerts dataflow applies them; `None`: alerts are off.
     pub(crate) fn alert_rules(&self) -> Option<AlertRules> {
-        let rules = self.config.rules.as_ref()?;
-        Some(crate::rules::alert_rules(rules, &self.config.grid))
+        self.rules.as_ref()?.initial()
     }
 
     /// Worker 0's alert log, starting from the alerts `active` at a restart; `None` when
     /// alerts are off or another worker took it.
-    pub(crate) fn alert_log(&self, active: &[Transition]) -> anyhow::Result<Option<AlertLog>> {
+    pub(crate) fn alert_log(&self, printed: &Printed) -> anyhow::Result<Option<AlertLog>> {
+        let active = &printed.alerts;
         if self.config.rules.is_none() {
             return Ok(None);
         }
@@ -222,10 +258,13 @@ impl Job {
             let notifier = crate::notify::Notifier::start(
                 settings,
                 (self.config.grid, self.config.rules.clone()),
-                active.iter().cloned(),
+                (active.clone(), printed.undelivered.clone()),
                 generator_url,
             )?;
             log = log.with_notifier(notifier);
+        }
+        if let Some(rules) = &self.rules {
+            log = log.with_rules(Arc::clone(rules), printed.rules.as_deref())?;
         }
         if let (Some(topic), Some(published)) = (&self.config.alerts_topic, outputs.published) {
             log = log.with_topic(AlertTopic {
@@ -555,6 +594,7 @@ fn open_state_dir(
     config: &Config,
     kafka: &KafkaInput,
     dir: &std::path::Path,
+    rules: Option<&Arc<LiveRules>>,
 ) -> anyhow::Result<Checkpoints> {
     let state = StateDir::open(dir, &kafka.checkpoint_name())?.with_settings(settings(config));
     // Refuse a damaged directory before anything starts or is loaded.
@@ -575,8 +615,25 @@ fn open_state_dir(
     } else {
         Printed::default()
     };
-    let kept =
-        crate::rules::epochs_kept(config.rules.as_ref(), config.window.epochs(), &config.grid);
+    if let (Some(point), Some(rules)) = (&marker, rules) {
+        let (_, now) = rules.loaded();
+        let now_name = super::reload::rules_name(now);
+        if let Some(was) = printed.rules.as_ref().filter(|was| **was != now_name) {
+            info!(
+                was = %escape(was),
+                now = %now_name,
+                from_epoch = point.frontier,
+                "the rules changed since the checkpoint: windows, silence timers and raised alerts carry over and are judged by the new rules at the next reported epoch; a window longer than before uses what the checkpoint kept until it has filled"
+            );
+            rules.book.switched(point.frontier, now);
+        }
+    }
+    let kept = match rules {
+        Some(rules) => Arc::clone(&rules.kept),
+        None => Arc::new(std::sync::atomic::AtomicU64::new(
+            crate::rules::epochs_kept(None, config.window.epochs(), &config.grid),
+        )),
+    };
     Ok(Checkpoints::new(
         state,
         (marker, printed),
@@ -594,8 +651,9 @@ fn settings(config: &Config) -> Settings {
     };
     let rules = match &config.rules {
         None => "none".to_owned(),
-        // The resolved rules, not the file name: an edited file is other rules.
-        Some(rules) => format!("rules#{:08x}", crc32fast::hash(rules.to_toml().as_bytes())),
+        // The resolved rules, not the file name: an edited file is other rules (taken as a
+        // rules change at a restart).
+        Some(rules) => super::reload::rules_name(rules.checksum()),
     };
     vec![
         (

@@ -19,6 +19,7 @@
 //!   committed".
 //! - [`printer`]: worker 0's reports, as epochs complete.
 //! - [`report_thread`]: the thread beside worker 0 where its printer runs.
+//! - [`reload`]: the rules in force, and those SIGHUP loads while running.
 //! - [`stop`]: in a cluster, a signal to any process stops every process.
 
 use std::io::Write;
@@ -34,6 +35,7 @@ mod job;
 #[cfg(test)]
 mod memory;
 mod printer;
+pub(crate) mod reload;
 mod report_thread;
 mod stop;
 #[cfg(test)]

@@ -113,9 +113,12 @@ impl ReportPrinter {
     /// What a checkpoint committed now records of the printer: the alerts raised and the
     /// last epoch reported (by this run or, before its first report, the one it resumed).
     pub(crate) fn printed(&self) -> Printed {
+        let log = self.alerts.as_ref().map(|(_, _, log)| log);
         Printed {
             alerts: self.active_alerts(),
             last_reported: self.last_reported.or(self.resumed),
+            rules: log.and_then(AlertLog::rules_applied),
+            undelivered: log.map(AlertLog::undelivered).unwrap_or_default(),
         }
     }
 
@@ -172,7 +175,7 @@ impl ReportPrinter {
             .collect();
         due.sort();
         let stdout = self.reporter.as_mut().map(|r| r.out());
-        log.record(&due, stdout)
+        log.record(&due, last, stdout)
     }
 
     /// The input has ended with `open` as its last epoch: nothing later gets a report of its

@@ -118,6 +118,7 @@ fn config(workers: usize, time: TimeMode, epoch: Duration, idle: Duration) -> Co
         allowed_lateness: Duration::ZERO,
         max_clock_skew: Duration::from_secs(3600),
         rules: None,
+        rules_file: None,
         alerts: None,
         alerts_topic: None,
         alertmanager: None,
@@ -135,7 +136,7 @@ fn run(topic: &Arc<MemoryTopic>, config: Config, state: Option<&Path>) -> Run {
             (marker, Default::default()),
             config.cluster.workers,
             false,
-            0,
+            Default::default(),
         )
     });
     let out = Shared::default();

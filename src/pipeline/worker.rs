@@ -64,6 +64,8 @@ pub(crate) struct WorkerLoop<'w> {
     held_back_logged: Option<Instant>,
     /// Cluster mode: a stop anywhere stops every process.
     stop_link: Option<StopLink>,
+    /// The generation of reloaded rules this worker last announced.
+    rules_seen: u64,
     outcome: Outcome,
 }
 
@@ -138,7 +140,7 @@ impl<'w> WorkerLoop<'w> {
                 }
                 _ => None,
             };
-            let alert_log = job.alert_log(&resume.printed.alerts)?;
+            let alert_log = job.alert_log(&resume.printed)?;
             let live = job.live_feed();
             let (windowed, resumed) = (
                 config.window != Window::Cumulative,
@@ -174,6 +176,7 @@ impl<'w> WorkerLoop<'w> {
             held_since: None,
             held_back_logged: None,
             stop_link,
+            rules_seen: 0,
             outcome: Outcome::default(),
         })
     }
@@ -210,6 +213,9 @@ impl<'w> WorkerLoop<'w> {
         }
         if let Some(link) = &mut self.stop_link {
             link.exchange(self.job);
+        }
+        if let Some(checksum) = self.job.rules_to_announce(&mut self.rules_seen) {
+            self.writer.announce_rules(checksum);
         }
         if self.job.stopped() && !self.stopping {
             // Ctrl-C or SIGTERM: what was read is still processed, nothing more is read.

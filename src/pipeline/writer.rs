@@ -466,6 +466,14 @@ impl EpochWriter {
         Ok(())
     }
 
+    /// Tells every worker's alerts that this process has loaded the rules `checksum`, at the
+    /// open epoch (they apply once every worker of the cluster has said so).
+    pub(crate) fn announce_rules(&mut self, checksum: u32) {
+        if let (true, Some(inputs)) = (self.alerts, &mut self.inputs) {
+            inputs.feed.update(Observation::Rules { checksum }, 1);
+        }
+    }
+
     /// Hands the dataflow what the epochs closed since the last flush sent, and moves its
     /// inputs to the open epoch. The worker flushes once before each step, so input far
     /// behind the clock (a file replayed in event time) reaches the dataflow many epochs at a

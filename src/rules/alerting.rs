@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hygroflow_dataflows::alerts::{AlertRules, DeviceRule};
+use hygroflow_dataflows::alerts::{AlertRules, DeviceRule, RuleBook};
 
 use super::{Rule, Rules};
 use crate::epoch::EpochGrid;
@@ -34,16 +34,22 @@ fn device_rule(rule: &Rule, grid: &EpochGrid) -> DeviceRule {
         window: spans(rule.window, grid),
         silence: spans(rule.silence, grid),
         silence_ms: u64::try_from(rule.silence.as_millis()).unwrap_or(u64::MAX),
+        retire: rule.retire_after.map(|d| {
+            let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            (spans(d, grid), ms)
+        }),
     }
 }
 
-/// The rules as the alerts dataflow applies them, on epochs of `grid`.
-pub fn alert_rules(rules: &Rules, grid: &EpochGrid) -> AlertRules {
+/// The rules as the alerts dataflow applies them, on epochs of `grid`; `book`: where rules
+/// loaded later are found.
+pub fn alert_rules(rules: &Rules, grid: &EpochGrid, book: &RuleBook) -> AlertRules {
     let rules = rules.clone();
     let grid = *grid;
     AlertRules {
         rule_for: Arc::new(move |device| device_rule(&rules.rule_for(device), &grid)),
         hour: hour_epochs(&grid),
+        book: book.clone(),
     }
 }
 

@@ -23,7 +23,9 @@ pub enum Mistake {
     #[error("not TOML: {0}")]
     Syntax(String),
     /// A top-level table that is not `defaults`, `modality` or `device`.
-    #[error("unknown table [{0}]: expected [defaults], [modality.NAME] or [device.ID]")]
+    #[error(
+        "unknown table [{0}]: expected [defaults], [modality.NAME], [device.ID] or [[maintenance]]"
+    )]
     UnknownTable(String),
     /// A table given as a plain value (`defaults = 3`).
     #[error("{0} must be a table: write [{0}] with its keys on the lines below")]
@@ -35,12 +37,58 @@ pub enum Mistake {
     #[error("[device.\"\"]: a device id must not be empty")]
     EmptyDevice,
     /// A key that no rule has.
-    #[error("unknown key {key} in [{table}]: expected low, high, hysteresis, rate_per_hour, window, silence, severity or runbook_url")]
+    #[error("unknown key {key} in [{table}]: expected low, high, hysteresis, rate_per_hour, window, silence, retire_after, severity or runbook_url")]
     UnknownKey {
         /// The table.
         table: String,
         /// The key.
         key: String,
+    },
+    /// `retire_after` no longer than `silence`: a sensor would retire before it is silent.
+    #[error("retire_after = {retire:?} in [{table}] is not longer than silence = {silence:?}: a sensor is retired only after it has been silent; make retire_after longer, or \"off\"")]
+    RetireBeforeSilence {
+        /// The table.
+        table: String,
+        /// `retire_after`, as a duration.
+        retire: String,
+        /// `silence`, as a duration.
+        silence: String,
+    },
+    /// `maintenance` is not an array of tables.
+    #[error("maintenance must be an array of tables: write [[maintenance]] with device or modality, from, to and reason on the lines below")]
+    MaintenanceNotArray,
+    /// A key that a maintenance entry does not have.
+    #[error("unknown key {0} in [[maintenance]]: expected device, modality, from, to or reason")]
+    MaintenanceKey(String),
+    /// Neither or both of `device` and `modality`.
+    #[error(
+        "[[maintenance]] needs exactly one of device (an id, or a prefix ending in *) and modality"
+    )]
+    MaintenanceTarget,
+    /// A `device` that is not an id or a prefix ending in `*`.
+    #[error("device = {0:?} in [[maintenance]]: expected a device id (MRI12) or a prefix ending in * (MRI*), with no other *")]
+    MaintenanceDevice(String),
+    /// A `modality` that is not letters.
+    #[error("modality = {0:?} in [[maintenance]]: a modality is the leading ASCII letters of device ids (MRI for MRI12)")]
+    MaintenanceModality(String),
+    /// A `from` or `to` that is not an RFC 3339 time.
+    #[error("{key} = {text:?} in [[maintenance]]: expected an RFC 3339 time such as \"2026-12-07T06:00:00Z\"")]
+    MaintenanceTime {
+        /// `from` or `to`.
+        key: &'static str,
+        /// The value, as given.
+        text: String,
+    },
+    /// `from` or `to` missing.
+    #[error("[[maintenance]] needs {0} (an RFC 3339 time)")]
+    MaintenanceMissing(&'static str),
+    /// `to` not after `from`.
+    #[error("[[maintenance]] to = {to:?} is not after from = {from:?}")]
+    MaintenanceOrder {
+        /// `from`, as given.
+        from: String,
+        /// `to`, as given.
+        to: String,
     },
     /// `severity` is not one of the three Alertmanager conventions.
     #[error("severity = {text:?} in [{table}]: expected \"critical\", \"warning\" or \"info\"")]

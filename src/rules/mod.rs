@@ -85,6 +85,8 @@ pub const DEFAULT_HYSTERESIS: Percent = Percent::whole(1);
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
 /// How long a sensor may stay quiet when no table gives a silence.
 pub const DEFAULT_SILENCE: Duration = Duration::from_secs(300);
+/// How long a silent sensor stays one of its device's when no table says (`retire_after`).
+pub const DEFAULT_RETIRE_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// One table of a rules file: the keys it sets, each `None` where it sets none.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -101,6 +103,9 @@ pub struct Table {
     pub window: Option<Duration>,
     /// How long a sensor may stay quiet before a `silent` alert.
     pub silence: Option<Duration>,
+    /// How long a silent sensor stays one of its device's before it is retired;
+    /// `Some(None)`: `off`, never.
+    pub retire_after: Option<Option<Duration>>,
     /// The `severity` label of the device's alerts in Alertmanager (`critical`, `warning`,
     /// `info`); `None`: by kind (see [`crate::notify::severity`]).
     pub severity: Option<String>,
@@ -132,6 +137,7 @@ impl Table {
             rate_per_hour: self.rate_per_hour.or(base.rate_per_hour),
             window: self.window.or(base.window),
             silence: self.silence.or(base.silence),
+            retire_after: self.retire_after.or(base.retire_after),
         }
     }
 }
@@ -151,6 +157,8 @@ pub struct Rule {
     pub window: Duration,
     /// How long a sensor may stay quiet before a `silent` alert.
     pub silence: Duration,
+    /// How long a silent sensor stays before it is retired; `None`: never.
+    pub retire_after: Option<Duration>,
 }
 
 impl From<&Table> for Rule {
@@ -162,6 +170,45 @@ impl From<&Table> for Rule {
             rate_per_hour: t.rate_per_hour,
             window: t.window.unwrap_or(DEFAULT_WINDOW),
             silence: t.silence.unwrap_or(DEFAULT_SILENCE),
+            retire_after: t.retire_after.unwrap_or(Some(DEFAULT_RETIRE_AFTER)),
+        }
+    }
+}
+
+/// A planned service of some devices (`[[maintenance]]`): while in force, in event time,
+/// their alerts are logged as shelved and not notified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Maintenance {
+    /// Which devices.
+    pub target: Target,
+    /// Its start, milliseconds since the Unix epoch (inclusive).
+    pub from_ms: i64,
+    /// Its end, milliseconds since the Unix epoch (exclusive).
+    pub to_ms: i64,
+    /// `from` and `to` as written.
+    pub span: (String, String),
+    /// Why, for the people who see it.
+    pub reason: String,
+}
+
+/// The devices a maintenance entry covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// One device id.
+    Device(String),
+    /// Every device whose id starts so (`MRI*`).
+    Prefix(String),
+    /// Every device of a modality.
+    Modality(String),
+}
+
+impl Target {
+    /// Whether `device` is covered.
+    pub fn covers(&self, device: &str) -> bool {
+        match self {
+            Target::Device(id) => id == device,
+            Target::Prefix(prefix) => device.starts_with(prefix.as_str()),
+            Target::Modality(m) => modality(device) == m,
         }
     }
 }
@@ -240,6 +287,8 @@ pub struct Rules {
     modalities: BTreeMap<String, Table>,
     /// `[device.ID]`, by id.
     devices: BTreeMap<String, Table>,
+    /// `[[maintenance]]`, in the file's order.
+    maintenance: Vec<Maintenance>,
     /// The epoch length the windows are multiples of.
     epoch: Duration,
 }
@@ -288,8 +337,28 @@ impl Rules {
             defaults: defaults.over(&filled),
             modalities,
             devices,
+            maintenance: Vec::new(),
             epoch,
         }
+    }
+
+    /// The maintenance entry in force for `device` at `time_ms` (milliseconds since the
+    /// Unix epoch), if any: the first in the file's order.
+    pub fn maintenance_for(&self, device: &str, time_ms: i64) -> Option<&Maintenance> {
+        self.maintenance
+            .iter()
+            .find(|m| m.from_ms <= time_ms && time_ms < m.to_ms && m.target.covers(device))
+    }
+
+    /// Whether the rules have maintenance entries.
+    pub fn has_maintenance(&self) -> bool {
+        !self.maintenance.is_empty()
+    }
+
+    /// A short checksum of the resolved rules (`rules#` and 8 hex digits in logs and state):
+    /// the same for rules that read alike, whatever the file's layout.
+    pub fn checksum(&self) -> u32 {
+        crc32fast::hash(self.to_toml().as_bytes())
     }
 
     /// Parses and checks the text of a rules file for epochs of length `epoch`.
@@ -402,6 +471,19 @@ impl Rules {
                 &self.table_for(id),
             );
         }
+        for m in &self.maintenance {
+            let _ = writeln!(out, "\n[[maintenance]]");
+            let (key, value) = match &m.target {
+                Target::Device(id) => ("device", id.clone()),
+                Target::Prefix(prefix) => ("device", format!("{prefix}*")),
+                Target::Modality(name) => ("modality", name.clone()),
+            };
+            let string = |s: &str| toml::Value::String(s.to_owned());
+            let _ = writeln!(out, "{key} = {}", string(&value));
+            let _ = writeln!(out, "from = {}", string(&m.span.0));
+            let _ = writeln!(out, "to = {}", string(&m.span.1));
+            let _ = writeln!(out, "reason = {}", string(&m.reason));
+        }
         out
     }
 }
@@ -438,6 +520,13 @@ fn write_table(out: &mut String, name: &str, table: &Table) {
     }
     for (key, value) in [("window", rule.window), ("silence", rule.silence)] {
         let _ = writeln!(out, "{key} = \"{}\"", humantime::format_duration(value));
+    }
+    // Only where set, like the notification keys: rules without it keep their checksum.
+    if let Some(retire) = table.retire_after {
+        let text = retire.map_or("off".to_owned(), |d| {
+            humantime::format_duration(d).to_string()
+        });
+        let _ = writeln!(out, "retire_after = \"{text}\"");
     }
 }
 

@@ -7,7 +7,10 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::{round_up, Invalid, Mistake, Percent, Rules, Table, DEFAULT_HYSTERESIS};
+use super::{
+    round_up, Invalid, Maintenance, Mistake, Percent, Rules, Table, Target, DEFAULT_HYSTERESIS,
+    DEFAULT_RETIRE_AFTER, DEFAULT_SILENCE,
+};
 use crate::flags;
 
 /// The line (from 1) of byte `offset` in `text`.
@@ -36,9 +39,19 @@ pub(super) fn parse(text: &str, epoch: Duration) -> Result<Rules, Invalid> {
     let mut defaults = None;
     let mut modalities = BTreeMap::new();
     let mut devices = BTreeMap::new();
+    let mut maintenance = Vec::new();
     for (key, value) in doc.get_ref().iter() {
         let name = key.get_ref().as_ref();
         match name {
+            "maintenance" => {
+                let entries = value
+                    .get_ref()
+                    .as_array()
+                    .ok_or_else(|| at(key.span(), Mistake::MaintenanceNotArray))?;
+                for entry in entries.iter() {
+                    maintenance.push(read_maintenance(text, entry)?);
+                }
+            }
             "defaults" => defaults = Some(read_table(text, "defaults".to_owned(), value, epoch)?),
             "modality" | "device" => {
                 let tables = value
@@ -89,12 +102,106 @@ pub(super) fn parse(text: &str, epoch: Duration) -> Result<Rules, Invalid> {
             .map(|(name, layer)| (name, layer.table))
             .collect()
     };
-    Ok(Rules::new(
-        defaults.table,
-        tables(modalities),
-        tables(devices),
-        epoch,
-    ))
+    let mut rules = Rules::new(defaults.table, tables(modalities), tables(devices), epoch);
+    rules.maintenance = maintenance;
+    Ok(rules)
+}
+
+/// Reads one `[[maintenance]]` entry.
+fn read_maintenance(text: &str, entry: &Spanned<DeValue<'_>>) -> Result<Maintenance, Invalid> {
+    let line = |span: std::ops::Range<usize>| line_of(text.as_bytes(), span.start);
+    let first = line(entry.span());
+    let Some(keys) = entry.get_ref().as_table() else {
+        return Err(Invalid {
+            line: first,
+            mistake: Mistake::MaintenanceNotArray,
+        });
+    };
+    let mut target = None;
+    let (mut from, mut to, mut reason) = (None, None, String::new());
+    for (key, value) in keys.iter() {
+        let at = line(key.span());
+        let invalid = |mistake| Invalid { line: at, mistake };
+        let name = key.get_ref().as_ref();
+        let Some(string) = value.get_ref().as_str() else {
+            let known = ["device", "modality", "from", "to", "reason"];
+            let Some(&key) = known.iter().find(|k| **k == name) else {
+                return Err(invalid(Mistake::MaintenanceKey(name.to_owned())));
+            };
+            return Err(invalid(Mistake::NotAString {
+                table: "[maintenance]".to_owned(),
+                key,
+                found: value.get_ref().type_str(),
+            }));
+        };
+        match name {
+            "device" | "modality" if target.is_some() => {
+                return Err(invalid(Mistake::MaintenanceTarget))
+            }
+            "device" => target = Some(device_pattern(string).map_err(invalid)?),
+            "modality" => {
+                if string.is_empty() || !string.bytes().all(|b| b.is_ascii_alphabetic()) {
+                    return Err(invalid(Mistake::MaintenanceModality(string.to_owned())));
+                }
+                target = Some(Target::Modality(string.to_owned()));
+            }
+            "from" | "to" => {
+                let key = if name == "from" { "from" } else { "to" };
+                let ms = crate::epoch::parse_event_time(string).ok_or_else(|| {
+                    invalid(Mistake::MaintenanceTime {
+                        key,
+                        text: string.to_owned(),
+                    })
+                })?;
+                let slot = if key == "from" { &mut from } else { &mut to };
+                *slot = Some((ms, string.to_owned(), at));
+            }
+            "reason" => reason = crate::escape::escape(string).into_owned(),
+            other => return Err(invalid(Mistake::MaintenanceKey(other.to_owned()))),
+        }
+    }
+    let target = target.ok_or(Invalid {
+        line: first,
+        mistake: Mistake::MaintenanceTarget,
+    })?;
+    let missing = |key| Invalid {
+        line: first,
+        mistake: Mistake::MaintenanceMissing(key),
+    };
+    let (from_ms, from_text, _) = from.ok_or_else(|| missing("from"))?;
+    let (to_ms, to_text, to_line) = to.ok_or_else(|| missing("to"))?;
+    if to_ms <= from_ms {
+        return Err(Invalid {
+            line: to_line,
+            mistake: Mistake::MaintenanceOrder {
+                from: from_text,
+                to: to_text,
+            },
+        });
+    }
+    Ok(Maintenance {
+        target,
+        from_ms,
+        to_ms,
+        span: (from_text, to_text),
+        reason,
+    })
+}
+
+/// A maintenance entry's `device`: an id, or a prefix ending in `*`.
+fn device_pattern(text: &str) -> Result<Target, Mistake> {
+    let bad = || Mistake::MaintenanceDevice(text.to_owned());
+    if text.chars().any(char::is_control) {
+        return Err(bad());
+    }
+    match text.strip_suffix('*') {
+        Some(prefix) if !prefix.is_empty() && !prefix.contains('*') => {
+            Ok(Target::Prefix(prefix.to_owned()))
+        }
+        Some(_) => Err(bad()),
+        None if text.is_empty() || text.contains('*') => Err(bad()),
+        None => Ok(Target::Device(text.to_owned())),
+    }
 }
 
 /// Reads one table's keys.
@@ -125,6 +232,17 @@ fn read_table(
             "high" => ("high", &mut layer.table.high),
             "hysteresis" => ("hysteresis", &mut layer.table.hysteresis),
             "rate_per_hour" => ("rate_per_hour", &mut layer.table.rate_per_hour),
+            "retire_after" => {
+                let off = value.get_ref().as_str() == Some("off");
+                let retire = if off {
+                    None
+                } else {
+                    Some(duration(&table, "retire_after", value.get_ref()).map_err(invalid)?)
+                };
+                layer.table.retire_after = Some(retire);
+                layer.lines.insert("retire_after", at);
+                continue;
+            }
             "window" | "silence" => {
                 let key = if key.get_ref() == "window" {
                     "window"
@@ -380,6 +498,21 @@ fn check(layers: &[&Layer]) -> Result<(), Invalid> {
                     key,
                     hysteresis,
                     width,
+                },
+            });
+        }
+    }
+    let silence = table.silence.unwrap_or(DEFAULT_SILENCE);
+    if let Some(retire) = table.retire_after.unwrap_or(Some(DEFAULT_RETIRE_AFTER)) {
+        if retire <= silence {
+            let (_, line) = blame("retire_after", "silence");
+            let show = |d: Duration| humantime::format_duration(d).to_string();
+            return Err(Invalid {
+                line,
+                mistake: Mistake::RetireBeforeSilence {
+                    table: name,
+                    retire: show(retire),
+                    silence: show(silence),
                 },
             });
         }

@@ -14,8 +14,12 @@ use hygroflow_dataflows::Epoch;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use std::sync::Arc;
+
 use crate::epoch::{rfc3339, EpochGrid};
 use crate::kafka::publisher::{Outgoing, Publisher};
+use crate::pipeline::reload::{rules_name, LiveRules};
+use crate::rules::Rules;
 
 /// One line of the alert log, field order as documented.
 #[derive(Debug, Serialize)]
@@ -36,8 +40,32 @@ pub struct AlertLine<'a> {
     pub state: &'static str,
     /// The windowed mean or the hour's change that decided, in % RH (`null` for `silent`).
     pub value: Option<f64>,
-    /// The threshold that decided: % RH, or for `silent` the silence in seconds.
+    /// The threshold that decided: % RH, or for `silent` the silence in seconds (for a
+    /// retirement, `retire_after` in seconds).
     pub limit: f64,
+    /// Why it resolved, when not because its condition ended: `rules` or `retired`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// Raised or resolved during a maintenance of its device: logged, not notified.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shelved: bool,
+}
+
+/// The line that records a change of the rules: from its epoch on, the new rules apply.
+#[derive(Debug, Serialize)]
+pub struct RulesLine {
+    /// `rules/CHECKSUM/EPOCH`.
+    pub id: String,
+    /// The first epoch judged by the new rules.
+    pub epoch: Epoch,
+    /// Its end, RFC 3339.
+    pub time: String,
+    /// `rules`.
+    pub event: &'static str,
+    /// The rules before, `rules#` and a checksum.
+    pub was: String,
+    /// The rules from now on.
+    pub now: String,
 }
 
 /// A value in % RH, rounded to the millionth.
@@ -64,8 +92,34 @@ impl<'a> AlertLine<'a> {
                 Limit::Micro(micro) => micro as f64 / 1e6,
                 Limit::Millis(ms) => ms as f64 / 1e3,
             },
+            reason: t.reason.map(|r| r.name()),
+            shelved: false,
         }
     }
+
+    /// The line, marked shelved when `shelved`.
+    pub fn shelved(mut self, shelved: bool) -> Self {
+        self.shelved = shelved;
+        self
+    }
+}
+
+impl InForce {
+    /// Whether `t` falls in a maintenance of its device.
+    fn shelves(&self, t: &Transition, grid: &EpochGrid) -> bool {
+        self.rules.as_ref().is_some_and(|r| {
+            r.has_maintenance()
+                && r.maintenance_for(&t.device, end_ms(grid, t.epoch))
+                    .is_some()
+        })
+    }
+}
+
+/// The end of `epoch`, in milliseconds since the Unix epoch: the time maintenance is judged at.
+fn end_ms(grid: &EpochGrid, epoch: Epoch) -> i64 {
+    grid.end_of(epoch)
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// `DEVICE/KIND/SENSOR-or-empty/EPOCH`: names a transition across runs.
@@ -92,9 +146,9 @@ pub struct Active {
 }
 
 impl Active {
-    /// The alert raised by `t`, on epochs of `grid`.
-    pub fn new(t: Transition, grid: &EpochGrid) -> io::Result<Self> {
-        let line = serde_json::to_string(&AlertLine::new(&t, grid))?;
+    /// The alert raised by `t`, on epochs of `grid`, shelved or not.
+    pub fn new(t: Transition, grid: &EpochGrid, shelved: bool) -> io::Result<Self> {
+        let line = serde_json::to_string(&AlertLine::new(&t, grid).shelved(shelved))?;
         Self::with_line(t, line)
     }
 
@@ -118,6 +172,16 @@ pub struct AlertLog {
     kept: Option<Vec<Transition>>,
     /// `--alertmanager`: where transitions are notified.
     notifier: Option<crate::notify::Notifier>,
+    /// The rules in force (maintenance), and where their changes are found.
+    rules: Option<InForce>,
+}
+
+/// The rules the log applies now, and the process's book of rules.
+struct InForce {
+    live: Arc<LiveRules>,
+    /// The checksum of the rules in force.
+    applied: u32,
+    rules: Option<Rules>,
 }
 
 /// `--alerts-topic`: the publisher, and the ids already in the topic.
@@ -139,7 +203,7 @@ impl AlertLog {
             .iter()
             .map(|t| {
                 let key = (t.device.clone(), t.kind, t.sensor.clone());
-                Ok((key, Active::new(t.clone(), &grid)?))
+                Ok((key, Active::new(t.clone(), &grid, false)?))
             })
             .collect::<io::Result<_>>()?;
         Ok(AlertLog {
@@ -150,7 +214,72 @@ impl AlertLog {
             topic: None,
             kept: None,
             notifier: None,
+            rules: None,
         })
+    }
+
+    /// Applies `live`'s rules: maintenance shelves alerts, and each change of the rules gets
+    /// a line. `applied`: the rules in force at the restart's frontier (`rules#` and a
+    /// checksum), when known.
+    pub fn with_rules(mut self, live: Arc<LiveRules>, applied: Option<&str>) -> io::Result<Self> {
+        let (_, loaded) = live.loaded();
+        let applied = applied
+            .and_then(|name| name.strip_prefix("rules#"))
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+            .unwrap_or(loaded);
+        let rules = live.rules(loaded);
+        self.rules = Some(InForce {
+            live,
+            applied,
+            rules,
+        });
+        // Alerts raised at a restart show as shelved when their epoch was in maintenance.
+        let grid = self.grid;
+        for active in self.active.values_mut() {
+            let shelved = self
+                .rules
+                .as_ref()
+                .is_some_and(|r| r.shelves(&active.transition, &grid));
+            if shelved {
+                *active = Active::new(active.transition.clone(), &grid, true)?;
+            }
+        }
+        Ok(self)
+    }
+
+    /// The rules in force, `rules#` and a checksum (what a checkpoint records).
+    pub fn rules_applied(&self) -> Option<String> {
+        self.rules.as_ref().map(|r| rules_name(r.applied))
+    }
+
+    /// `--alertmanager`: the resolves not yet delivered (what a checkpoint records).
+    pub fn undelivered(&self) -> Vec<Transition> {
+        self.notifier
+            .as_ref()
+            .map(crate::notify::Notifier::undelivered)
+            .unwrap_or_default()
+    }
+
+    /// The devices in maintenance at `epoch` among `devices`, with the reason.
+    pub fn maintenance_at<'d>(
+        &self,
+        epoch: Epoch,
+        devices: impl Iterator<Item = &'d str>,
+    ) -> BTreeMap<String, String> {
+        let Some(rules) = self.rules.as_ref().and_then(|r| r.rules.as_ref()) else {
+            return BTreeMap::new();
+        };
+        if !rules.has_maintenance() {
+            return BTreeMap::new();
+        }
+        let ms = end_ms(&self.grid, epoch);
+        devices
+            .filter_map(|d| {
+                rules
+                    .maintenance_for(d, ms)
+                    .map(|m| (d.to_owned(), m.reason.clone()))
+            })
+            .collect()
     }
 
     /// Also writes transitions to `file`.
@@ -203,22 +332,34 @@ impl AlertLog {
     pub fn record(
         &mut self,
         transitions: &[Transition],
+        through: Option<Epoch>,
         stdout: Option<&mut dyn Write>,
     ) -> io::Result<()> {
-        if transitions.is_empty() {
+        let switches = match &self.rules {
+            Some(rules) => rules.live.book.take_switches(through.unwrap_or(Epoch::MAX)),
+            None => Vec::new(),
+        };
+        if transitions.is_empty() && switches.is_empty() {
+            self.review_maintenance(through);
             return Ok(());
         }
         if let Some(kept) = &mut self.kept {
             kept.extend_from_slice(transitions);
         }
-        if let Some(notifier) = &self.notifier {
-            notifier.record(transitions);
-        }
+        let grid = self.grid;
         // About 200 bytes a line.
         let mut lines = Vec::with_capacity(transitions.len() * 256);
-        for t in transitions {
+        let mut switches = switches.into_iter().peekable();
+        let mut notify_from = 0;
+        for (i, t) in transitions.iter().enumerate() {
+            while let Some((epoch, checksum)) = switches.next_if(|(e, _)| *e <= t.epoch) {
+                self.notify(&transitions[notify_from..i]);
+                notify_from = i;
+                self.switch_rules(epoch, checksum, &mut lines)?;
+            }
             let start = lines.len();
-            serde_json::to_writer(&mut lines, &AlertLine::new(t, &self.grid))?;
+            let shelved = self.rules.as_ref().is_some_and(|r| r.shelves(t, &grid));
+            serde_json::to_writer(&mut lines, &AlertLine::new(t, &grid).shelved(shelved))?;
             let key = (t.device.clone(), t.kind, t.sensor.clone());
             match t.state {
                 AlertState::Raised => {
@@ -246,6 +387,11 @@ impl AlertLog {
             }
             lines.push(b'\n');
         }
+        self.notify(&transitions[notify_from..]);
+        for (epoch, checksum) in switches {
+            self.switch_rules(epoch, checksum, &mut lines)?;
+        }
+        self.review_maintenance(through);
         if let Some(file) = &mut self.file {
             file.write_all(&lines)?;
             file.flush()?;
@@ -253,6 +399,68 @@ impl AlertLog {
         if let (true, Some(out)) = (self.stdout, stdout) {
             out.write_all(&lines)?;
         }
+        Ok(())
+    }
+
+    /// Hands `transitions` to the notifier, each with whether the rules in force shelve it.
+    fn notify(&self, transitions: &[Transition]) {
+        let (Some(notifier), false) = (&self.notifier, transitions.is_empty()) else {
+            return;
+        };
+        let grid = self.grid;
+        let rules = self.rules.as_ref();
+        notifier.record(transitions, |t| rules.is_some_and(|r| r.shelves(t, &grid)));
+    }
+
+    /// Alerts shelved by a maintenance that has ended by epoch `through` are notified now.
+    fn review_maintenance(&self, through: Option<Epoch>) {
+        let (Some(notifier), Some(rules), Some(through)) = (&self.notifier, &self.rules, through)
+        else {
+            return;
+        };
+        let ms = end_ms(&self.grid, through);
+        let in_force = rules.rules.as_ref();
+        notifier
+            .unshelve(|device| in_force.is_some_and(|r| r.maintenance_for(device, ms).is_some()));
+    }
+
+    /// From `epoch` on, the rules filed under `checksum` apply: one line records it.
+    fn switch_rules(&mut self, epoch: Epoch, checksum: u32, lines: &mut Vec<u8>) -> io::Result<()> {
+        let Some(rules) = &mut self.rules else {
+            return Ok(());
+        };
+        if rules.applied == checksum {
+            return Ok(());
+        }
+        let line = RulesLine {
+            id: format!("rules/{checksum:08x}/{epoch}"),
+            epoch,
+            time: rfc3339(self.grid.end_of(epoch)),
+            event: "rules",
+            was: rules_name(rules.applied),
+            now: rules_name(checksum),
+        };
+        rules.applied = checksum;
+        rules.rules = rules.live.rules(checksum);
+        if let (Some(notifier), Some(new)) = (&self.notifier, &rules.rules) {
+            notifier.set_rules(new.clone());
+        }
+        let start = lines.len();
+        serde_json::to_writer(&mut *lines, &line)?;
+        if let Some(topic) = &mut self.topic {
+            if !topic.published.contains(&line.id) {
+                let outgoing = Outgoing::new(
+                    topic.topic.clone(),
+                    Some(b"rules".to_vec()),
+                    lines[start..].to_vec(),
+                    None,
+                );
+                topic.publisher.send(outgoing).map_err(io::Error::other)?;
+                topic.published.insert(line.id);
+                topic.unflushed = true;
+            }
+        }
+        lines.push(b'\n');
         Ok(())
     }
 
@@ -288,6 +496,7 @@ mod tests {
                 den: 3,
             }),
             limit: Limit::Micro(60_000_000),
+            reason: None,
         };
         let text = serde_json::to_string(&AlertLine::new(&t, &grid)).expect("json");
         assert_eq!(
@@ -318,6 +527,7 @@ mod tests {
             state: AlertState::Raised,
             value: Some(Ratio { num: 1, den: 1 }),
             limit: Limit::Micro(30_000_000),
+            reason: None,
         };
         let resolved = Transition {
             epoch: 9,
@@ -326,10 +536,11 @@ mod tests {
         };
         let mut log = AlertLog::new(grid, &[]).expect("log").with_stdout();
         let mut out = Vec::new();
-        log.record(std::slice::from_ref(&raised), Some(&mut out))
+        log.record(std::slice::from_ref(&raised), None, Some(&mut out))
             .expect("records");
         assert_eq!(log.active().count(), 1);
-        log.record(&[resolved], Some(&mut out)).expect("records");
+        log.record(&[resolved], None, Some(&mut out))
+            .expect("records");
         assert_eq!(log.active().count(), 0);
         assert_eq!(String::from_utf8(out).expect("utf8").lines().count(), 2);
     }

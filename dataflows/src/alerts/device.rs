@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 use std::collections::VecDeque;
 
-use super::types::{AlertKind, AlertState, DeviceRule, Limit, Ratio, Transition};
+use super::types::{AlertKind, AlertState, DeviceRule, Limit, Ratio, Reason, Transition};
 use crate::Epoch;
 
 /// The values of the reported epochs within the hour, with their running max and min
@@ -63,6 +63,8 @@ pub(crate) struct DeviceAlerts {
     high: bool,
     low: bool,
     rate: bool,
+    /// The limits that raised `high`, `low` and `rate`, for a resolve by a rules change.
+    raised_at: [i64; 3],
 }
 
 impl DeviceAlerts {
@@ -76,11 +78,19 @@ impl DeviceAlerts {
             high: false,
             low: false,
             rate: false,
+            raised_at: [0; 3],
         }
     }
 
     pub(crate) fn rule(&self) -> &DeviceRule {
         &self.rule
+    }
+
+    /// Applies the device's rule after a rules change. What the window and the hour hold
+    /// stays: a longer window averages what is kept until it has filled. An alert whose limit
+    /// the new rule lacks resolves at the next evaluation.
+    pub(crate) fn set_rule(&mut self, rule: DeviceRule) {
+        self.rule = rule;
     }
 
     /// Adds readings of `epoch` (epochs arrive in order; a repeated epoch adds up).
@@ -96,12 +106,16 @@ impl DeviceAlerts {
         self.count += count;
     }
 
-    /// Marks an alert raised before a restart.
-    pub(crate) fn restore_raised(&mut self, kind: AlertKind) {
+    /// Marks an alert raised before a restart, at `limit`.
+    pub(crate) fn restore_raised(&mut self, kind: AlertKind, limit: Limit) {
+        let limit = match limit {
+            Limit::Micro(micro) => micro,
+            Limit::Millis(_) => 0,
+        };
         match kind {
-            AlertKind::High => self.high = true,
-            AlertKind::Low => self.low = true,
-            AlertKind::Rate => self.rate = true,
+            AlertKind::High => (self.high, self.raised_at[0]) = (true, limit),
+            AlertKind::Low => (self.low, self.raised_at[1]) = (true, limit),
+            AlertKind::Rate => (self.rate, self.raised_at[2]) = (true, limit),
             AlertKind::Silent => {}
         }
     }
@@ -147,7 +161,7 @@ impl DeviceAlerts {
             return;
         };
         let rule = self.rule;
-        let mut emit = |kind, state, value, limit| {
+        let mut emit = |kind, state, value, limit, reason| {
             out.push(Transition {
                 epoch,
                 device: device.to_owned(),
@@ -156,30 +170,78 @@ impl DeviceAlerts {
                 state,
                 value: Some(value),
                 limit: Limit::Micro(limit),
+                reason,
             });
         };
-        if let Some(high) = rule.high {
-            let (raised, limit) = band(&mut self.high, value, high, high - rule.hysteresis, true);
-            if let Some(state) = raised {
-                emit(AlertKind::High, state, value, limit);
-            }
-        }
-        if let Some(low) = rule.low {
-            let (raised, limit) = band(&mut self.low, value, low, low + rule.hysteresis, false);
-            if let Some(state) = raised {
-                emit(AlertKind::Low, state, value, limit);
-            }
-        }
-        if let Some(rate) = rule.rate_per_hour {
-            self.hour.expire((epoch + 1).saturating_sub(hour));
-            self.hour.push(epoch, value);
-            if let Some(range) = self.hour.range() {
+        match rule.high {
+            Some(high) => {
                 let (raised, limit) =
-                    band(&mut self.rate, range, rate, rate - rule.hysteresis, true);
+                    band(&mut self.high, value, high, high - rule.hysteresis, true);
                 if let Some(state) = raised {
-                    emit(AlertKind::Rate, state, range, limit);
+                    self.raised_at[0] = limit;
+                    emit(AlertKind::High, state, value, limit, None);
                 }
             }
+            None if self.high => {
+                self.high = false;
+                let limit = self.raised_at[0];
+                emit(
+                    AlertKind::High,
+                    AlertState::Resolved,
+                    value,
+                    limit,
+                    Some(Reason::Rules),
+                );
+            }
+            None => {}
+        }
+        match rule.low {
+            Some(low) => {
+                let (raised, limit) = band(&mut self.low, value, low, low + rule.hysteresis, false);
+                if let Some(state) = raised {
+                    self.raised_at[1] = limit;
+                    emit(AlertKind::Low, state, value, limit, None);
+                }
+            }
+            None if self.low => {
+                self.low = false;
+                let limit = self.raised_at[1];
+                emit(
+                    AlertKind::Low,
+                    AlertState::Resolved,
+                    value,
+                    limit,
+                    Some(Reason::Rules),
+                );
+            }
+            None => {}
+        }
+        match rule.rate_per_hour {
+            Some(rate) => {
+                self.hour.expire((epoch + 1).saturating_sub(hour));
+                self.hour.push(epoch, value);
+                if let Some(range) = self.hour.range() {
+                    let (raised, limit) =
+                        band(&mut self.rate, range, rate, rate - rule.hysteresis, true);
+                    if let Some(state) = raised {
+                        self.raised_at[2] = limit;
+                        emit(AlertKind::Rate, state, range, limit, None);
+                    }
+                }
+            }
+            None if self.rate => {
+                self.rate = false;
+                let range = self.hour.range().unwrap_or(Ratio { num: 0, den: 1 });
+                let limit = self.raised_at[2];
+                emit(
+                    AlertKind::Rate,
+                    AlertState::Resolved,
+                    range,
+                    limit,
+                    Some(Reason::Rules),
+                );
+            }
+            None => {}
         }
     }
 }
@@ -226,6 +288,7 @@ mod tests {
             window,
             silence: 100,
             silence_ms: 300_000,
+            retire: None,
         }
     }
 

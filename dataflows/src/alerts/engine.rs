@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::device::DeviceAlerts;
-use super::silence::SensorClock;
+use super::silence::{SensorClock, Timing};
 use super::types::{AlertKind, AlertRules, Observation, Transition};
 use super::FastMap;
 use crate::Epoch;
@@ -23,6 +23,8 @@ pub(crate) struct EpochBatch {
     pub(crate) readings: FastMap<String, (i64, i64)>,
     /// Sensors that read, by device.
     pub(crate) seen: Vec<(String, Vec<String>)>,
+    /// Checksums of rules that workers announced having loaded.
+    pub(crate) rules: Vec<u32>,
 }
 
 impl EpochBatch {
@@ -41,6 +43,7 @@ impl EpochBatch {
             }
             Observation::Seen { device, guids } if diff > 0 => self.seen.push((device, guids)),
             Observation::Received if diff > 0 => self.reported = true,
+            Observation::Rules { checksum } if diff > 0 => self.rules.push(checksum),
             _ => {}
         }
     }
@@ -63,15 +66,21 @@ pub(crate) struct AlertEngine {
     devices: FastMap<String, DeviceAlerts>,
     sensors: SensorClock,
     restored: Option<Restored>,
+    /// Workers in the cluster: rules apply once each has announced them.
+    peers: usize,
+    /// Announcements of rules not applied yet, by checksum.
+    announced: FastMap<u32, usize>,
 }
 
 impl AlertEngine {
-    pub(crate) fn new(rules: AlertRules) -> Self {
+    pub(crate) fn new(rules: AlertRules, peers: usize) -> Self {
         AlertEngine {
             rules,
             devices: FastMap::default(),
             sensors: SensorClock::default(),
             restored: None,
+            peers: peers.max(1),
+            announced: FastMap::default(),
         }
     }
 
@@ -122,15 +131,37 @@ impl AlertEngine {
         self.devices.get_mut(device).expect("inserted above")
     }
 
-    /// The silence of `device`, in epochs and milliseconds.
-    fn silence(&mut self, device: &str) -> (u64, u64) {
-        let rule = self.device(device).rule();
-        (rule.silence, rule.silence_ms)
+    /// The silence and retirement of `device`.
+    fn silence(&mut self, device: &str) -> Timing {
+        timing(self.device(device).rule())
+    }
+
+    /// Counts the announcements of `batch` and switches to rules every worker has loaded,
+    /// from `epoch` on.
+    fn announce(&mut self, epoch: Epoch, checksums: Vec<u32>) {
+        for checksum in checksums {
+            let count = self.announced.entry(checksum).or_insert(0);
+            *count += 1;
+            if *count < self.peers {
+                continue;
+            }
+            self.announced.remove(&checksum);
+            let Some(rules) = self.rules.book.get(checksum) else {
+                continue;
+            };
+            rules.book.switched(epoch, checksum);
+            self.rules = rules;
+            let rule_for = &self.rules.rule_for;
+            for (device, state) in &mut self.devices {
+                state.set_rule(rule_for(device));
+            }
+            self.sensors.set_timings(|device| timing(&rule_for(device)));
+        }
     }
 
     /// Rebuilds state from restored observations: windows, the hour of values at the
     /// reported epochs, last readings, and which alerts are raised. Raises nothing.
-    fn settle(&mut self) {
+    fn settle(&mut self, first: Epoch) {
         let Some(restored) = self.restored.take() else {
             return;
         };
@@ -168,15 +199,19 @@ impl AlertEngine {
                         self.sensors.restore_silent(&line.device, &guid, silence);
                     }
                 }
-                kind => self.device(&line.device).restore_raised(kind),
+                kind => self.device(&line.device).restore_raised(kind, line.limit),
             }
         }
+        self.sensors.forget_retired(first);
     }
 
     /// Processes complete epoch `epoch` and returns its transitions, sorted. Nothing is
     /// evaluated at an epoch no worker reported.
     pub(crate) fn epoch(&mut self, epoch: Epoch, batch: EpochBatch) -> Vec<Transition> {
-        self.settle();
+        self.settle(epoch);
+        if !batch.rules.is_empty() {
+            self.announce(epoch, batch.rules);
+        }
         let mut out = Vec::new();
         for (device, (sum, count)) in batch.readings {
             if count != 0 {
@@ -198,5 +233,13 @@ impl AlertEngine {
         self.sensors.raise_due(epoch, &mut out);
         out.sort();
         out
+    }
+}
+
+/// A rule's silence and retirement, as the sensor clock applies them.
+fn timing(rule: &super::types::DeviceRule) -> Timing {
+    Timing {
+        silence: (rule.silence, rule.silence_ms),
+        retire: rule.retire,
     }
 }

@@ -35,7 +35,8 @@ use timely::dataflow::operators::{Concat, Exchange};
 use timely::dataflow::StreamVec;
 
 pub use types::{
-    AlertKind, AlertRules, AlertState, DeviceRule, Limit, Observation, Ratio, Transition,
+    AlertKind, AlertRules, AlertState, DeviceRule, Limit, Observation, Ratio, Reason, RuleBook,
+    Transition,
 };
 
 use crate::{Epoch, Feed};
@@ -52,6 +53,7 @@ pub fn alerts<'scope>(
 ) -> StreamVec<'scope, Epoch, Transition> {
     // One pass splits the feed (no copy of it): observations of a device go to its worker,
     // the reported epochs to every worker.
+    let peers = feed.inner.scope().peers();
     let mut parts = feed.inner.partition(2, |update| {
         let part = u64::from(update.0.device().is_none());
         (part, update)
@@ -64,7 +66,7 @@ pub fn alerts<'scope>(
     by_device
         .concat(everywhere)
         .unary_frontier(Pipeline, "AlertStates", move |_, _| {
-            let mut engine = AlertEngine::new(rules);
+            let mut engine = AlertEngine::new(rules, peers);
             let mut stash = BTreeMap::new();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {

@@ -1,19 +1,31 @@
-//! Silent sensors: when each sensor last read, and when it falls silent.
+//! Silent sensors: when each sensor last read, when it falls silent and when it is retired.
 //!
-//! A sensor last seen at `s` is due at `s + silence` (in epochs). Due times sit in a
-//! `BTreeMap` of sensor numbers, so a reported epoch looks only at the sensors due by then.
-//! A reading only updates the sensor's last epoch; its entry, found due at the old time, moves
-//! to the new one then. So a reading costs one lookup of its guid among its device's sensors
-//! (with borrowed strings: nothing is allocated for a known sensor), and a sensor one number in
-//! the queue. A network outage makes every sensor due and then resolved within minutes; the
-//! queue moves numbers, and names are cloned only for the transitions.
+//! A sensor last seen at `s` is due at `s + silence` (in epochs); once silent, it is due
+//! again at `s + retire` when its rule retires sensors. Due times sit in a `BTreeMap` of
+//! sensor numbers, so a reported epoch looks only at the sensors due by then. A reading only
+//! updates the sensor's last epoch; its entry, found due at the old time, moves to the new one
+//! then. So a reading costs one lookup of its guid among its device's sensors (with borrowed
+//! strings: nothing is allocated for a known sensor), and a sensor one number in the queue. A
+//! network outage makes every sensor due and then resolved within minutes; the queue moves
+//! numbers, and names are cloned only for the transitions. A retired sensor's number is
+//! reused by the next new sensor, so sensors that come and go for months take no more room
+//! than those there at once.
 
 use std::collections::BTreeMap;
 
-use super::types::{AlertKind, AlertState, Limit, Transition};
+use super::types::{AlertKind, AlertState, Limit, Reason, Transition};
 use crate::Epoch;
 
 use super::FastMap;
+
+/// A device's silence and retirement: `(epochs, milliseconds)` each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Timing {
+    /// A sensor is silent this long after its last reading.
+    pub(crate) silence: (u64, u64),
+    /// A silent sensor is retired this long after its last reading (`None`: never).
+    pub(crate) retire: Option<(u64, u64)>,
+}
 
 /// One sensor's clock.
 #[derive(Debug, Clone, Copy)]
@@ -32,16 +44,17 @@ struct Device {
     name: String,
     /// Its sensors' numbers, by guid.
     sensors: FastMap<String, u32>,
-    /// Its silence, in epochs and in milliseconds (the rules do not change while running).
-    silence: (u64, u64),
+    /// Its silence and retirement (changed only by a rules change).
+    timing: Timing,
 }
 
-/// One sensor: its device's number, its guid and its clock.
+/// One sensor: its device's number, its guid and its clock (`None` once retired: the number
+/// is free).
 #[derive(Debug)]
 struct Sensor {
     device: u32,
     guid: String,
-    clock: Clock,
+    clock: Option<Clock>,
 }
 
 /// The sensors of one worker's devices.
@@ -51,12 +64,25 @@ pub(crate) struct SensorClock {
     by_name: FastMap<String, u32>,
     devices: Vec<Device>,
     sensors: Vec<Sensor>,
+    /// Numbers of retired sensors, for new ones.
+    free: Vec<u32>,
     due: BTreeMap<Epoch, Vec<u32>>,
 }
 
+/// When a sensor with `clock` is next due: silent, or, once silent, retired.
+fn due_of(clock: &Clock, timing: Timing) -> Option<Epoch> {
+    if clock.silent {
+        timing
+            .retire
+            .map(|(epochs, _)| clock.last.saturating_add(epochs))
+    } else {
+        Some(clock.last.saturating_add(timing.silence.0))
+    }
+}
+
 impl SensorClock {
-    /// The number of `device`, whose silence is `silence` (epochs, milliseconds).
-    fn device(&mut self, device: &str, silence: (u64, u64)) -> u32 {
+    /// The number of `device`, whose silence and retirement are `timing`.
+    fn device(&mut self, device: &str, timing: Timing) -> u32 {
         if let Some(&number) = self.by_name.get(device) {
             return number;
         }
@@ -64,7 +90,7 @@ impl SensorClock {
         self.devices.push(Device {
             name: device.to_owned(),
             sensors: FastMap::default(),
-            silence,
+            timing,
         });
         self.by_name.insert(device.to_owned(), number);
         number
@@ -76,47 +102,57 @@ impl SensorClock {
         if let Some(&number) = known.get(guid) {
             return number;
         }
-        let number = u32::try_from(self.sensors.len()).unwrap_or(u32::MAX);
-        known.insert(guid.to_owned(), number);
-        self.sensors.push(Sensor {
+        let sensor = Sensor {
             device,
             guid: guid.to_owned(),
-            clock: Clock {
+            clock: Some(Clock {
                 last: epoch,
                 queued: false,
                 silent: false,
-            },
-        });
+            }),
+        };
+        let number = match self.free.pop() {
+            Some(number) => {
+                self.sensors[number as usize] = sensor;
+                number
+            }
+            None => {
+                self.sensors.push(sensor);
+                u32::try_from(self.sensors.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        known.insert(guid.to_owned(), number);
         number
     }
 
     /// The sensors `guids` of `device` read at `epoch` (epochs in order); resolves their
-    /// `silent` alerts where raised. `silence`: the device's, in epochs and milliseconds.
+    /// `silent` alerts where raised. `timing`: the device's silence and retirement.
     pub(crate) fn seen(
         &mut self,
         device: &str,
         guids: Vec<String>,
         epoch: Epoch,
-        silence: (u64, u64),
+        timing: Timing,
         out: &mut Vec<Transition>,
     ) {
-        let number = self.device(device, silence);
+        let number = self.device(device, timing);
         for guid in guids {
             let sensor = self.sensor(number, &guid, epoch);
             if self.read(sensor, epoch) {
+                let limit = Limit::Millis(timing.silence.1);
                 out.push(transition(
                     (device, &guid),
                     epoch,
                     AlertState::Resolved,
-                    silence.1,
+                    limit,
                 ));
             }
         }
     }
 
     /// `(device, guid)` read at `epoch` (restore: last read then; the newest wins).
-    pub(crate) fn remember(&mut self, device: &str, guid: &str, epoch: Epoch, silence: (u64, u64)) {
-        let number = self.device(device, silence);
+    pub(crate) fn remember(&mut self, device: &str, guid: &str, epoch: Epoch, timing: Timing) {
+        let number = self.device(device, timing);
         let sensor = self.sensor(number, guid, epoch);
         self.read(sensor, epoch);
     }
@@ -125,29 +161,86 @@ impl SensorClock {
     /// more).
     fn read(&mut self, sensor: u32, epoch: Epoch) -> bool {
         let entry = &mut self.sensors[sensor as usize];
-        let clock = &mut entry.clock;
+        let timing = self.devices[entry.device as usize].timing;
+        let Some(clock) = &mut entry.clock else {
+            return false;
+        };
         let was_silent = clock.silent && clock.last < epoch;
         if was_silent {
             clock.silent = false;
         }
         clock.last = clock.last.max(epoch);
         if !clock.queued {
-            clock.queued = true;
-            let epochs = self.devices[entry.device as usize].silence.0;
-            let due = clock.last.saturating_add(epochs);
-            self.due.entry(due).or_default().push(sensor);
+            if let Some(due) = due_of(clock, timing) {
+                clock.queued = true;
+                self.due.entry(due).or_default().push(sensor);
+            }
         }
         was_silent
     }
 
     /// Restore: the `silent` alert of `guid` of `device` was raised.
-    pub(crate) fn restore_silent(&mut self, device: &str, guid: &str, silence: (u64, u64)) {
-        let number = self.device(device, silence);
+    pub(crate) fn restore_silent(&mut self, device: &str, guid: &str, timing: Timing) {
+        let number = self.device(device, timing);
         let sensor = self.sensor(number, guid, 0);
-        self.sensors[sensor as usize].clock.silent = true;
+        if let Some(clock) = &mut self.sensors[sensor as usize].clock {
+            clock.silent = true;
+        }
     }
 
-    /// Raises `silent` for every sensor due by reported epoch `epoch`.
+    /// Restore: forgets sensors that were retired before `epoch`, the first of the run (they
+    /// were silent for `retire` and have no raised `silent` alert any more).
+    pub(crate) fn forget_retired(&mut self, epoch: Epoch) {
+        for number in 0..self.sensors.len() {
+            let sensor = &self.sensors[number];
+            let timing = self.devices[sensor.device as usize].timing;
+            let retired = match (&sensor.clock, timing.retire) {
+                (Some(clock), Some((epochs, _))) => {
+                    !clock.silent && clock.last.saturating_add(epochs) < epoch
+                }
+                _ => false,
+            };
+            if retired {
+                self.retire(u32::try_from(number).unwrap_or(u32::MAX));
+            }
+        }
+    }
+
+    /// Frees sensor `number`: its device forgets it, a new sensor takes its number.
+    fn retire(&mut self, number: u32) {
+        let Some(sensor) = self.sensors.get_mut(number as usize) else {
+            return;
+        };
+        if sensor.clock.take().is_none() {
+            return;
+        }
+        let guid = std::mem::take(&mut sensor.guid);
+        self.devices[sensor.device as usize].sensors.remove(&guid);
+        self.free.push(number);
+    }
+
+    /// A rules change: every device's silence and retirement from `timing_of`, and every
+    /// sensor due again by them.
+    pub(crate) fn set_timings(&mut self, timing_of: impl Fn(&str) -> Timing) {
+        for device in &mut self.devices {
+            device.timing = timing_of(&device.name);
+        }
+        self.due.clear();
+        for (number, sensor) in self.sensors.iter_mut().enumerate() {
+            let timing = self.devices[sensor.device as usize].timing;
+            if let Some(clock) = &mut sensor.clock {
+                clock.queued = false;
+                if let Some(due) = due_of(clock, timing) {
+                    clock.queued = true;
+                    let number = u32::try_from(number).unwrap_or(u32::MAX);
+                    self.due.entry(due).or_default().push(number);
+                }
+            }
+        }
+    }
+
+    /// Raises `silent` for every sensor due by reported epoch `epoch`, and retires those
+    /// silent for their device's `retire_after`.
     pub(crate) fn raise_due(&mut self, epoch: Epoch, out: &mut Vec<Transition>) {
         while let Some(entry) = self.due.first_entry() {
             if *entry.key() > epoch {
@@ -158,23 +251,50 @@ impl SensorClock {
                     continue;
                 };
                 let device = &self.devices[sensor.device as usize];
-                let (epochs, ms) = device.silence;
-                let clock = &mut sensor.clock;
-                let due = clock.last.saturating_add(epochs);
-                if due > epoch {
-                    // It read again since: due later.
-                    self.due.entry(due).or_default().push(number);
+                let timing = device.timing;
+                let Some(clock) = &mut sensor.clock else {
+                    continue;
+                };
+                match due_of(clock, timing) {
+                    Some(due) if due > epoch => {
+                        // It read again since: due later.
+                        self.due.entry(due).or_default().push(number);
+                        continue;
+                    }
+                    Some(_) => {}
+                    None => {
+                        clock.queued = false;
+                        continue;
+                    }
+                }
+                if clock.silent {
+                    let retire_ms = timing.retire.map_or(0, |(_, ms)| ms);
+                    let mut line = transition(
+                        (&device.name, &sensor.guid),
+                        epoch,
+                        AlertState::Resolved,
+                        Limit::Millis(retire_ms),
+                    );
+                    line.reason = Some(Reason::Retired);
+                    out.push(line);
+                    self.retire(number);
                     continue;
                 }
-                clock.queued = false;
-                if clock.last < epoch && !clock.silent {
+                if clock.last < epoch {
                     clock.silent = true;
                     out.push(transition(
                         (&device.name, &sensor.guid),
                         epoch,
                         AlertState::Raised,
-                        ms,
+                        Limit::Millis(timing.silence.1),
                     ));
+                    // Due again to be retired, when its rule retires sensors.
+                    match due_of(clock, timing) {
+                        Some(due) => self.due.entry(due.max(epoch + 1)).or_default().push(number),
+                        None => clock.queued = false,
+                    }
+                } else {
+                    clock.queued = false;
                 }
             }
         }
@@ -185,7 +305,7 @@ fn transition(
     (device, guid): (&str, &str),
     epoch: Epoch,
     state: AlertState,
-    ms: u64,
+    limit: Limit,
 ) -> Transition {
     Transition {
         epoch,
@@ -194,7 +314,8 @@ fn transition(
         sensor: Some(guid.to_owned()),
         state,
         value: None,
-        limit: Limit::Millis(ms),
+        limit,
+        reason: None,
     }
 }
 
@@ -206,7 +327,10 @@ mod tests {
     fn a_sensor_is_silent_exactly_silence_epochs_after_its_last_reading() {
         let mut clock = SensorClock::default();
         let mut out = Vec::new();
-        let silence = (5, 15_000);
+        let silence = Timing {
+            silence: (5, 15_000),
+            retire: None,
+        };
         clock.seen("SPECT1", vec!["g".into()], 10, silence, &mut out);
         clock.seen("SPECT1", vec!["h".into()], 11, silence, &mut out);
         clock.raise_due(14, &mut out);
@@ -231,5 +355,36 @@ mod tests {
                 (21, "h".to_owned(), AlertState::Raised)
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod retirement {
+    use super::*;
+
+    #[test]
+    fn a_silent_sensor_is_retired_after_retire_epochs_and_comes_back_as_new() {
+        let mut clock = SensorClock::default();
+        let mut out = Vec::new();
+        let timing = Timing {
+            silence: (5, 15_000),
+            retire: Some((20, 60_000)),
+        };
+        clock.seen("CT1", vec!["g".into()], 10, timing, &mut out);
+        clock.raise_due(15, &mut out);
+        clock.raise_due(29, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        clock.raise_due(30, &mut out);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[1].state, AlertState::Resolved);
+        assert_eq!(out[1].reason, Some(Reason::Retired));
+        assert_eq!(out[1].limit, Limit::Millis(60_000));
+        // Back: a new sensor (no resolve), silent again 5 epochs later, in the freed number.
+        clock.seen("CT1", vec!["g".into()], 40, timing, &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(clock.sensors.len(), 1);
+        clock.raise_due(45, &mut out);
+        assert_eq!(out.len(), 3);
+        assert_eq!((out[2].epoch, out[2].state), (45, AlertState::Raised));
     }
 }

@@ -1,7 +1,8 @@
 //! What the alerts computation takes in and gives out: observations, rules, transitions.
 
 use std::cmp::Ordering;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +62,13 @@ pub enum Observation {
     },
     /// Restore: an alert raised before the resume point and not resolved (its raising line).
     Active(Box<Transition>),
+    /// The sending worker's process has loaded the rules with this checksum (a reload). Sent
+    /// to every worker; the rules apply from the epoch at which the last worker of the
+    /// cluster has said so.
+    Rules {
+        /// The checksum of the rules, as [`RuleBook`] files them.
+        checksum: u32,
+    },
 }
 
 impl Observation {
@@ -72,7 +80,9 @@ impl Observation {
             | Observation::PastReadings { device, .. }
             | Observation::LastSeen { device, .. } => Some(device),
             Observation::Active(t) => Some(&t.device),
-            Observation::Received | Observation::PastReported { .. } => None,
+            Observation::Received
+            | Observation::PastReported { .. }
+            | Observation::Rules { .. } => None,
         }
     }
 }
@@ -94,6 +104,9 @@ pub struct DeviceRule {
     pub silence: u64,
     /// The silence in milliseconds, as alert lines show it.
     pub silence_ms: u64,
+    /// A silent sensor is retired once this many epochs passed since its last reading, and
+    /// the milliseconds alert lines show (`None`: never).
+    pub retire: Option<(u64, u64)>,
 }
 
 /// The rules of every device, and the length of an hour in epochs.
@@ -103,6 +116,56 @@ pub struct AlertRules {
     pub rule_for: Arc<dyn Fn(&str) -> DeviceRule + Send + Sync>,
     /// Epochs `t` count towards the rate at `e` while `e - t < hour`: `ceil(3600 s / epoch)`.
     pub hour: u64,
+    /// Where rules loaded while running are found (shared by the process's workers).
+    pub book: RuleBook,
+}
+
+/// The rules a process has loaded while running, by checksum, and the epochs at which its
+/// workers switched to them. Shared by the process's workers and its report printer: the
+/// workers look rules up when the cluster has agreed on them (see [`Observation::Rules`])
+/// and say when they switched; the printer logs each switch once.
+#[derive(Clone, Default)]
+pub struct RuleBook {
+    inner: Arc<Mutex<Book>>,
+}
+
+#[derive(Default)]
+struct Book {
+    rules: HashMap<u32, AlertRules>,
+    switches: BTreeSet<(Epoch, u32)>,
+}
+
+impl RuleBook {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Book> {
+        // A worker that panicked holding the lock left a consistent map: use it.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Files `rules` under `checksum`, for the workers to switch to.
+    pub fn add(&self, checksum: u32, rules: AlertRules) {
+        self.lock().rules.insert(checksum, rules);
+    }
+
+    /// The rules filed under `checksum`.
+    pub fn get(&self, checksum: u32) -> Option<AlertRules> {
+        self.lock().rules.get(&checksum).cloned()
+    }
+
+    /// Records that the rules `checksum` apply from `epoch` on (every worker says so).
+    pub fn switched(&self, epoch: Epoch, checksum: u32) {
+        self.lock().switches.insert((epoch, checksum));
+    }
+
+    /// The switches at epochs up to `through`, in order, taken out of the book.
+    pub fn take_switches(&self, through: Epoch) -> Vec<(Epoch, u32)> {
+        let mut book = self.lock();
+        let later = book.switches.split_off(&(through.saturating_add(1), 0));
+        std::mem::replace(&mut book.switches, later)
+            .into_iter()
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for AlertRules {
@@ -134,6 +197,25 @@ impl AlertKind {
             AlertKind::Low => "low",
             AlertKind::Rate => "rate",
             AlertKind::Silent => "silent",
+        }
+    }
+}
+
+/// Why an alert resolved, when not because its condition ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Reason {
+    /// The rules changed and no longer have its limit.
+    Rules,
+    /// Its sensor was silent for `retire_after`: it is no longer one of the device's.
+    Retired,
+}
+
+impl Reason {
+    /// The name in alert lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Rules => "rules",
+            Reason::Retired => "retired",
         }
     }
 }
@@ -241,6 +323,9 @@ pub struct Transition {
     pub value: Option<Ratio>,
     /// The threshold that decided.
     pub limit: Limit,
+    /// Why it resolved, when not because its condition ended (absent in older checkpoints).
+    #[serde(default)]
+    pub reason: Option<Reason>,
 }
 
 impl Transition {
