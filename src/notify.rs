@@ -17,6 +17,8 @@
 //! from 1 s to 30 s, and the first success after a failure sends every raised alert again.
 //! Another 4xx means Alertmanager refused the alerts: logged with its reason, not retried.
 
+pub mod silences;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -315,6 +317,10 @@ pub struct Notifier {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     done: Arc<AtomicBool>,
+    /// The alerts Alertmanager reports silenced (read every few seconds).
+    silences: silences::Silences,
+    /// Stops the thread that reads them.
+    stop_reading: Arc<AtomicBool>,
 }
 
 impl Notifier {
@@ -374,10 +380,19 @@ impl Notifier {
             resend = %humantime::format_duration(settings.resend),
             "sending alerts to Alertmanager"
         );
+        let silences = silences::Silences::default();
+        let stop_reading = Arc::new(AtomicBool::new(false));
+        silences::follow(
+            settings.endpoints.clone(),
+            Arc::clone(&silences),
+            Arc::clone(&stop_reading),
+        )?;
         let notifier = Notifier {
             shared,
             thread: Some(thread),
             done,
+            silences,
+            stop_reading,
         };
         // Resolves a killed run had logged and not delivered: their raises are gone from the
         // raised alerts, so each goes out as logged.
@@ -473,6 +488,11 @@ impl Notifier {
         self.shared.wake.notify_one();
     }
 
+    /// The alerts Alertmanager reports silenced, as last read.
+    pub fn silences(&self) -> silences::Silences {
+        Arc::clone(&self.silences)
+    }
+
     /// The rules changed: notices from now on carry the new `severity` and `runbook_url`.
     pub fn set_rules(&self, rules: Rules) {
         *self.shared.rules.lock().unwrap_or_else(|e| e.into_inner()) = Some(rules);
@@ -522,6 +542,7 @@ fn push(targets: &mut [Target], queued: &Queued) {
 
 impl Drop for Notifier {
     fn drop(&mut self) {
+        self.stop_reading.store(true, Ordering::Relaxed);
         self.shared.lock().stopping = true;
         self.shared.wake.notify_one();
         let deadline = Instant::now() + FINAL_DELIVERY + POST_TIMEOUT;

@@ -149,13 +149,14 @@ impl Live {
 
 impl LiveFeed {
     /// Hands over the report of `epoch`: the full state in `results`, the alerts `active`
-    /// now and the `transitions` logged since the last report.
+    /// now and the `transitions` logged since the last report, and what the alert log knows
+    /// beyond them.
     pub fn report(
         &self,
         epoch: Epoch,
         results: &Results,
-        active: Vec<Transition>,
-        transitions: Vec<Transition>,
+        (active, transitions): (Vec<Transition>, Vec<Transition>),
+        notes: Notes<'_>,
     ) {
         let latency = SystemTime::now()
             .duration_since(self.grid.end_of(epoch))
@@ -206,9 +207,25 @@ impl LiveFeed {
                     .insert(device_name(results, device), (*sum_micro, *count));
             }
         }
+        let names = update.sums.keys().chain(update.sensors.keys());
+        update.maintenance = names
+            .filter_map(|d| Some((d.clone(), (notes.maintenance)(d)?)))
+            .collect();
+        update.silenced = notes.silenced;
         // The view's thread has gone only when the server has: nothing to tell.
         let _ = self.tx.send((update, latency));
     }
+}
+
+/// What the alert log knows of a report's devices and alerts beyond the report.
+pub struct Notes<'a> {
+    /// The maintenance a device is in, in words.
+    pub maintenance: &'a dyn Fn(&str) -> Option<String>,
+    /// The alerts Alertmanager reports silenced.
+    pub silenced: std::collections::BTreeMap<
+        crate::notify::silences::AlertKey,
+        crate::notify::silences::Silenced,
+    >,
 }
 
 /// The view's thread: takes in updates as they come and publishes the latest state.

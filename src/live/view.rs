@@ -15,6 +15,7 @@ use hygroflow_dataflows::{Epoch, Transition, MICROS_PER_PERCENT};
 use serde::Serialize;
 
 use crate::epoch::{rfc3339, EpochGrid};
+use crate::notify::silences::{AlertKey, Silenced};
 use crate::sink::alerts::AlertLine;
 
 /// How far back a sparkline goes.
@@ -49,6 +50,10 @@ pub struct Update {
     pub active: Vec<Transition>,
     /// The transitions logged since the last update.
     pub transitions: Vec<Transition>,
+    /// The devices in maintenance, with the maintenance in words.
+    pub maintenance: BTreeMap<String, String>,
+    /// The alerts Alertmanager reports silenced.
+    pub silenced: BTreeMap<AlertKey, Silenced>,
 }
 
 /// A report's totals.
@@ -99,6 +104,9 @@ pub struct Tile {
     pub sensors: i64,
     /// Sensors with a `silent` alert raised.
     pub silent: i64,
+    /// In maintenance (`[[maintenance]]`): the maintenance in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<String>,
     /// `[milliseconds since the Unix epoch, % RH]`, oldest first, over the last 30 minutes.
     pub spark: Vec<(u64, f64)>,
 }
@@ -285,6 +293,7 @@ impl View {
                     state: state(value, band, (sensors, silent)),
                     sensors,
                     silent,
+                    maintenance: update.maintenance.get(device.as_str()).cloned(),
                     spark: self
                         .devices
                         .get(device)
@@ -303,7 +312,21 @@ impl View {
             totals: update.totals,
             windowed_value: self.rules.is_some() && self.cumulative,
             devices,
-            active: update.active.iter().map(line).collect(),
+            active: update
+                .active
+                .iter()
+                .map(|t| {
+                    let mut value = line(t);
+                    let key = (t.device.clone(), t.kind, t.sensor.clone());
+                    if let (Some(silence), Some(object)) =
+                        (update.silenced.get(&key), value.as_object_mut())
+                    {
+                        let silence = serde_json::to_value(silence).unwrap_or_default();
+                        object.insert("silenced".to_owned(), silence);
+                    }
+                    value
+                })
+                .collect(),
             recent: self.recent.iter().map(line).collect(),
         })
     }

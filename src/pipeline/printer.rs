@@ -146,7 +146,17 @@ impl ReportPrinter {
             ),
             None => (Vec::new(), Vec::new()),
         };
-        live.report(epoch, &self.results, active, transitions);
+        let log = self.alerts.as_ref().map(|(_, _, log)| log);
+        let silenced = log
+            .and_then(AlertLog::silences)
+            .map(|s| s.lock().map(|s| s.clone()).unwrap_or_default())
+            .unwrap_or_default();
+        let maintenance = |device: &str| log.and_then(|log| log.maintenance_of(epoch, device));
+        let notes = crate::live::Notes {
+            maintenance: &maintenance,
+            silenced,
+        };
+        live.report(epoch, &self.results, (active, transitions), notes);
     }
 
     /// The raising line of every alert raised at the last printed epoch.

@@ -260,26 +260,25 @@ impl AlertLog {
             .unwrap_or_default()
     }
 
-    /// The devices in maintenance at `epoch` among `devices`, with the reason.
-    pub fn maintenance_at<'d>(
-        &self,
-        epoch: Epoch,
-        devices: impl Iterator<Item = &'d str>,
-    ) -> BTreeMap<String, String> {
-        let Some(rules) = self.rules.as_ref().and_then(|r| r.rules.as_ref()) else {
-            return BTreeMap::new();
-        };
+    /// `--alertmanager`: the alerts Alertmanager reports silenced.
+    pub fn silences(&self) -> Option<crate::notify::silences::Silences> {
+        self.notifier
+            .as_ref()
+            .map(crate::notify::Notifier::silences)
+    }
+
+    /// The reason of the maintenance `device` is in at `epoch`, if any.
+    pub fn maintenance_of(&self, epoch: Epoch, device: &str) -> Option<String> {
+        let rules = self.rules.as_ref()?.rules.as_ref()?;
         if !rules.has_maintenance() {
-            return BTreeMap::new();
+            return None;
         }
-        let ms = end_ms(&self.grid, epoch);
-        devices
-            .filter_map(|d| {
-                rules
-                    .maintenance_for(d, ms)
-                    .map(|m| (d.to_owned(), m.reason.clone()))
-            })
-            .collect()
+        let m = rules.maintenance_for(device, end_ms(&self.grid, epoch))?;
+        Some(if m.reason.is_empty() {
+            format!("until {}", m.span.1)
+        } else {
+            format!("{} (until {})", m.reason, m.span.1)
+        })
     }
 
     /// Also writes transitions to `file`.

@@ -64,6 +64,11 @@ function tile(d) {
   node.appendChild(el("div", "meta", band));
   const silent = d.silent > 0 ? ", " + d.silent + " silent" : "";
   node.appendChild(el("div", "meta", d.sensors + " sensors" + silent));
+  if (d.maintenance) {
+    node.classList.add("maintenance");
+    node.dataset.maintenance = "true";
+    node.appendChild(el("div", "maintenance", "in maintenance: " + d.maintenance));
+  }
   node.appendChild(sparkline(d.spark, d.band));
   return node;
 }
@@ -75,6 +80,12 @@ function alertLine(a) {
   const li = el("li", a.state, text);
   li.dataset.device = a.device;
   li.dataset.kind = a.kind;
+  if (a.shelved) li.appendChild(el("span", "shelved", " (shelved: maintenance)"));
+  if (a.silenced) {
+    li.dataset.silenced = "true";
+    const why = a.silenced.comment ? ": " + a.silenced.comment : "";
+    li.appendChild(el("span", "silenced", " silenced in Alertmanager by " + a.silenced.by + " until " + a.silenced.until + why));
+  }
   return li;
 }
 
