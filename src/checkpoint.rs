@@ -255,9 +255,10 @@ struct CommitBody {
     /// those of `settings`).
     #[serde(default)]
     rules: Option<String>,
-    /// `--alertmanager`: resolves logged before the frontier and not yet delivered.
+    /// `--alertmanager`: resolves logged before the frontier and not yet delivered, each
+    /// with its raising transition.
     #[serde(default)]
-    undelivered: Vec<Transition>,
+    undelivered: Vec<(Transition, Transition)>,
 }
 
 /// What process 0's report printer had done when a frontier was committed; a restart goes on
@@ -271,9 +272,9 @@ pub struct Printed {
     pub last_reported: Option<Epoch>,
     /// The rules applied at the frontier (`rules#` and a checksum); `None`: unknown.
     pub rules: Option<String>,
-    /// `--alertmanager`: resolves logged before the frontier and not yet delivered (a restart
-    /// delivers them).
-    pub undelivered: Vec<Transition>,
+    /// `--alertmanager`: resolves logged before the frontier and not yet delivered, each
+    /// with its raising transition (a restart delivers them).
+    pub undelivered: Vec<(Transition, Transition)>,
 }
 
 /// Where a run resumes: process 0's `COMMITTED` marker, sent to every worker at start.

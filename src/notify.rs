@@ -330,7 +330,7 @@ impl Notifier {
     pub fn start(
         settings: &Settings,
         (grid, rules): (EpochGrid, Option<Rules>),
-        (active, undelivered): (Vec<Transition>, Vec<Transition>),
+        (active, undelivered): (Vec<Transition>, Vec<(Transition, Transition)>),
         generator_url: String,
     ) -> anyhow::Result<Self> {
         let now = Instant::now();
@@ -394,18 +394,15 @@ impl Notifier {
             silences,
             stop_reading,
         };
-        // Resolves a killed run had logged and not delivered: their raises are gone from the
-        // raised alerts, so each goes out as logged.
+        // Resolves a killed run had logged and not delivered, with their raises.
         let mut state = notifier.shared.lock();
-        for t in undelivered {
-            push(
-                &mut state.targets,
-                &Queued {
-                    seq: 0,
-                    raised: t.clone(),
-                    resolved: Some(t),
-                },
-            );
+        for (raised, resolved) in undelivered {
+            let queued = Queued {
+                seq: 0,
+                raised,
+                resolved: Some(resolved),
+            };
+            push(&mut state.targets, &queued);
         }
         set_queued(&state);
         drop(state);
@@ -500,13 +497,13 @@ impl Notifier {
 
     /// The resolves queued and not delivered to every URL, once each (what a checkpoint
     /// keeps so that a restart delivers them).
-    pub fn undelivered(&self) -> Vec<Transition> {
+    pub fn undelivered(&self) -> Vec<(Transition, Transition)> {
         let state = self.shared.lock();
-        let mut found: Vec<Transition> = state
+        let mut found: Vec<(Transition, Transition)> = state
             .targets
             .iter()
             .flat_map(|t| t.queue.iter())
-            .filter_map(|q| q.resolved.clone())
+            .filter_map(|q| Some((q.raised.clone(), q.resolved.clone()?)))
             .collect();
         found.sort();
         found.dedup();

@@ -1,7 +1,9 @@
 //! Alerts and windows with Kafka and `--state-dir` (gh-9), against a real broker (Tansu):
 //! `kill -9` mid-run and restarts neither lose nor repeat a transition on `--alerts-topic`,
-//! windowed reports resume exactly, and a restart with another `--epoch`, `--window` or rules
-//! file is refused, naming the flag.
+//! windowed reports resume exactly, a restart with another `--epoch` or `--window`, or with
+//! alerts turned off, is refused, naming the flag, and a restart with a changed rules file
+//! carries every alert state over and judges by the new rules from the checkpoint's frontier
+//! (issue 22), as the oracle recomputes with the rules switched at that epoch.
 //!
 //! The input is the alert oracle's seeded random fleet (`common/alert_cases.rs`): 1 s epochs in
 //! event time, bands the readings cross, a rate rule and sensors that fall silent. It goes to
@@ -491,17 +493,11 @@ fn refused(fx: &Fixture, args: &[&str]) -> (Option<i32>, String) {
 }
 
 #[test]
-fn gh_9_restart_with_other_epoch_window_or_rules_is_refused() {
+fn gh_9_restart_with_other_epoch_window_or_alerts_off_is_refused() {
     let fx = Fixture::new("rooms");
     let state = fx.path("state");
     let state = state.to_str().expect("UTF-8");
     let rules = fx.rules.to_str().expect("UTF-8");
-    let text = std::fs::read_to_string(&fx.rules).expect("rules");
-    let other_rules = fx.path("other-rules.toml");
-    let other_text = text.replace("high = 60.0\n", "high = 61.0\n");
-    assert_ne!(other_text, text, "other rules");
-    std::fs::write(&other_rules, other_text).expect("write");
-    let other_rules = other_rules.to_str().expect("UTF-8");
     let flags = |epoch, window, rules| {
         vec![
             "--epoch",
@@ -525,7 +521,7 @@ fn gh_9_restart_with_other_epoch_window_or_rules_is_refused() {
             Some(("1s", "500ms")),
         ),
         (flags("1s", "5s", rules), "--window", Some(("6s", "5s"))),
-        (flags("1s", "6s", other_rules), "--rules", None),
+        (flags("1s", "6s", "none"), "--rules", None),
     ] {
         let (code, error) = refused(&fx, &args);
         assert!(
@@ -533,8 +529,9 @@ fn gh_9_restart_with_other_epoch_window_or_rules_is_refused() {
             "{flag}: exit code {code:?}"
         );
         let names_it = if flag == "--rules" {
-            error.contains("was written with other rules (--rules ")
-                && error.contains("restart with the rules file it was written with")
+            error.contains("was written with --rules rules#")
+                && error.contains("this run has none")
+                && error.contains("alerts cannot be turned on or off")
         } else {
             error.contains(&format!("was written with {flag} "))
         };
@@ -556,4 +553,75 @@ fn gh_9_restart_with_other_epoch_window_or_rules_is_refused() {
         &first[first.len() - 1..],
         "after the refusals"
     );
+}
+
+#[test]
+fn gh_22_a_rules_change_at_restart_carries_every_state_over_and_judges_by_the_new_rules() {
+    let fx = Fixture::new("wards");
+    let state = fx.path("state");
+    let rules = fx.rules.to_str().expect("UTF-8");
+    let changed = alert_runs::changed_rules(&fx.case);
+    let changed_path = fx.path("changed-rules.toml");
+    std::fs::write(&changed_path, changed.to_toml()).expect("write");
+    // Killed mid-run with the first rules...
+    let mut args = vec![
+        "--rules",
+        rules,
+        "--state-dir",
+        state.to_str().expect("UTF-8"),
+    ];
+    args.extend(SMALL_FETCHES);
+    let first = fx.args("ward", &args);
+    let ending = start_and_kill(
+        &first,
+        &state,
+        (Some((120, 0)), None),
+        &fx.path("first.log"),
+    );
+    let Ending::Killed(_, frontier) = ending else {
+        panic!("the first run ended before it was killed");
+    };
+    // ...and restarted with the changed rules file.
+    let log_path = fx.path("alerts.jsonl");
+    let mut args = vec![
+        "--rules",
+        changed_path.to_str().expect("UTF-8"),
+        "--state-dir",
+        state.to_str().expect("UTF-8"),
+        "--alerts",
+        log_path.to_str().expect("UTF-8"),
+    ];
+    args.extend(SMALL_FETCHES);
+    let again = fx.run("ward", &args);
+    let log = json_lines(&std::fs::read(&log_path).expect("the alert log"));
+    let (rules_lines, transitions) = alert_runs::split_rules_lines(&log);
+    assert_eq!(
+        rules_lines.len(),
+        1,
+        "one line records the change: {rules_lines:?}"
+    );
+    let line = &rules_lines[0];
+    assert_eq!(line["epoch"].as_u64(), Some(frontier), "{line}");
+    assert_ne!(line["was"], line["now"], "{line}");
+    assert!(
+        line["was"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("rules#")),
+        "{line}"
+    );
+    assert!(!json_lines(&again.stdout).is_empty(), "the restart reports");
+    // Everything from the frontier on is what the oracle says with the rules switched there:
+    // windows, silence timers and raised alerts carried over.
+    let change = i64::try_from(frontier).expect("epoch");
+    let want = alert_runs::oracle_changing(&fx.case, (&fx.case.rules, &changed), change);
+    let after: Vec<_> = want.log.into_iter().filter(|a| a.epoch >= change).collect();
+    alert_oracle::assert_alerts(&transitions, &after, fx.case.epoch_ms, "after the change");
+    // And the change mattered: the old rules alone would have logged otherwise.
+    let unchanged = oracle_of(&fx.case);
+    let unchanged: Vec<_> = unchanged
+        .log
+        .into_iter()
+        .filter(|a| a.epoch >= change)
+        .collect();
+    assert_ne!(unchanged, after, "the changed rules change nothing here");
 }

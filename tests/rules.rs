@@ -129,3 +129,74 @@ fn gh_9_bad_rules_files_exit_2_in_one_line() {
         "cannot read rules file",
     );
 }
+
+#[test]
+fn gh_22_maintenance_and_retire_after_read_back_and_their_mistakes_exit_2_in_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[defaults]\nretire_after = \"2h\"\n\n[device.CT1]\nretire_after = \"off\"\n\n\
+         [[maintenance]]\ndevice = \"MRI*\"\nfrom = \"2026-12-07T06:00:00Z\"\nto = \"2026-12-07T08:00:00+01:00\"\nreason = \"coil service\"\n\n\
+         [[maintenance]]\nmodality = \"CT\"\nfrom = \"2026-12-08T00:00:00Z\"\nto = \"2026-12-08T01:00:00Z\"\n",
+    )
+    .expect("write");
+    let printed = rules(&["--rules", good.to_str().expect("UTF-8")]);
+    assert!(printed.contains("retire_after = \"2h\""), "{printed}");
+    assert!(printed.contains("retire_after = \"off\""), "{printed}");
+    assert!(
+        printed.contains("[[maintenance]]\ndevice = \"MRI*\"\n"),
+        "{printed}"
+    );
+    assert!(printed.contains("reason = \"coil service\""), "{printed}");
+    assert!(printed.contains("modality = \"CT\""), "{printed}");
+    // What is printed reads back as the same rules.
+    let again = dir.path().join("again.toml");
+    std::fs::write(&again, &printed).expect("write");
+    assert_eq!(rules(&["--rules", again.to_str().expect("UTF-8")]), printed);
+    // Without the new keys, nothing of them is printed: the rules keep their checksum.
+    assert!(!rules(&[]).contains("retire_after"));
+
+    for (i, (text, says)) in [
+        (
+            "[[maintenance]]\ndevice = \"CT1\"\nfrom = \"tomorrow\"\nto = \"2026-12-07T08:00:00Z\"\n",
+            "line 3: from = \"tomorrow\" in [[maintenance]]: expected an RFC 3339 time",
+        ),
+        (
+            "[[maintenance]]\ndevice = \"CT1\"\nfrom = \"2026-12-07T08:00:00Z\"\nto = \"2026-12-07T06:00:00Z\"\n",
+            "line 4: [[maintenance]] to = \"2026-12-07T06:00:00Z\" is not after from",
+        ),
+        (
+            "[[maintenance]]\ndevice = \"C*T\"\nfrom = \"2026-12-07T06:00:00Z\"\nto = \"2026-12-07T08:00:00Z\"\n",
+            "line 2: device = \"C*T\" in [[maintenance]]: expected a device id",
+        ),
+        (
+            "[[maintenance]]\nmodality = \"CT1\"\nfrom = \"2026-12-07T06:00:00Z\"\nto = \"2026-12-07T08:00:00Z\"\n",
+            "line 2: modality = \"CT1\" in [[maintenance]]",
+        ),
+        (
+            "[[maintenance]]\nfrom = \"2026-12-07T06:00:00Z\"\nto = \"2026-12-07T08:00:00Z\"\n",
+            "[[maintenance]] needs exactly one of device",
+        ),
+        (
+            "[[maintenance]]\ndevice = \"CT1\"\nto = \"2026-12-07T08:00:00Z\"\n",
+            "[[maintenance]] needs from",
+        ),
+        (
+            "[[maintenance]]\ndevice = \"CT1\"\nuntil = \"x\"\n",
+            "line 3: unknown key until in [[maintenance]]",
+        ),
+        ("maintenance = 3\n", "line 1: maintenance must be an array of tables"),
+        (
+            "[defaults]\nretire_after = \"soon\"\n",
+            "line 2: retire_after = \"soon\" in [defaults]",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&path, text).expect("write");
+        refused(path.to_str().expect("UTF-8"), 2, says);
+    }
+}

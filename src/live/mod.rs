@@ -212,6 +212,7 @@ impl LiveFeed {
             .filter_map(|d| Some((d.clone(), (notes.maintenance)(d)?)))
             .collect();
         update.silenced = notes.silenced;
+        update.rules = notes.rules;
         // The view's thread has gone only when the server has: nothing to tell.
         let _ = self.tx.send((update, latency));
     }
@@ -226,6 +227,8 @@ pub struct Notes<'a> {
         crate::notify::silences::AlertKey,
         crate::notify::silences::Silenced,
     >,
+    /// The rules in force (they change by SIGHUP).
+    pub rules: Option<AlertRules>,
 }
 
 /// The view's thread: takes in updates as they come and publishes the latest state.

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use hygroflow_dataflows::alerts::{AlertKind, AlertRules, AlertState};
+use hygroflow_dataflows::alerts::{AlertKind, AlertRules, AlertState, Reason};
 use hygroflow_dataflows::{Epoch, Transition, MICROS_PER_PERCENT};
 use serde::Serialize;
 
@@ -54,6 +54,8 @@ pub struct Update {
     pub maintenance: BTreeMap<String, String>,
     /// The alerts Alertmanager reports silenced.
     pub silenced: BTreeMap<AlertKey, Silenced>,
+    /// The rules in force, when the alert log knows them.
+    pub rules: Option<AlertRules>,
 }
 
 /// A report's totals.
@@ -147,6 +149,8 @@ pub struct View {
     devices: BTreeMap<String, DeviceHistory>,
     recent: VecDeque<Transition>,
     last: Option<Update>,
+    /// Per device, its retired sensors (`retire_after`).
+    retired: BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 impl View {
@@ -159,11 +163,15 @@ impl View {
             devices: BTreeMap::new(),
             recent: VecDeque::new(),
             last: None,
+            retired: BTreeMap::new(),
         }
     }
 
     /// Takes in one reported epoch.
-    pub fn update(&mut self, update: Update) {
+    pub fn update(&mut self, mut update: Update) {
+        if let Some(rules) = update.rules.take() {
+            self.rules = Some(rules);
+        }
         let now_ms = self.end_ms(update.epoch);
         for (device, &(sum, count)) in &update.sums {
             let history = self.devices.entry(device.clone()).or_default();
@@ -216,6 +224,16 @@ impl View {
         }
         for t in &update.transitions {
             self.recent.push_front(t.clone());
+            // A retired sensor no longer counts among its device's; one that falls silent
+            // again has read since, and counts again.
+            if let (AlertKind::Silent, Some(guid)) = (t.kind, &t.sensor) {
+                let retired = self.retired.entry(t.device.clone()).or_default();
+                if t.reason == Some(Reason::Retired) {
+                    retired.insert(guid.clone());
+                } else if t.state == AlertState::Raised {
+                    retired.remove(guid);
+                }
+            }
         }
         self.recent.truncate(RECENT);
         self.last = Some(update);
@@ -279,7 +297,11 @@ impl View {
             .into_iter()
             .map(|device| {
                 let value = self.value_of(device, update);
-                let sensors = update.sensors.get(device).copied().unwrap_or(0);
+                let retired = self
+                    .retired
+                    .get(device.as_str())
+                    .map_or(0, |r| r.len() as i64);
+                let sensors = (update.sensors.get(device).copied().unwrap_or(0) - retired).max(0);
                 let silent = silent.get(device.as_str()).copied().unwrap_or(0);
                 let band = self.rules.as_ref().map(|rules| {
                     let rule = (rules.rule_for)(device);

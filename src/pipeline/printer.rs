@@ -155,6 +155,7 @@ impl ReportPrinter {
         let notes = crate::live::Notes {
             maintenance: &maintenance,
             silenced,
+            rules: log.and_then(AlertLog::alert_rules),
         };
         live.report(epoch, &self.results, (active, transitions), notes);
     }

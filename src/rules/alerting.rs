@@ -34,9 +34,10 @@ fn device_rule(rule: &Rule, grid: &EpochGrid) -> DeviceRule {
         window: spans(rule.window, grid),
         silence: spans(rule.silence, grid),
         silence_ms: u64::try_from(rule.silence.as_millis()).unwrap_or(u64::MAX),
+        // Retired once silent for `retire_after`: that long after it fell silent.
         retire: rule.retire_after.map(|d| {
             let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-            (spans(d, grid), ms)
+            (spans(rule.silence.saturating_add(d), grid), ms)
         }),
     }
 }

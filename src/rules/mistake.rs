@@ -44,16 +44,6 @@ pub enum Mistake {
         /// The key.
         key: String,
     },
-    /// `retire_after` no longer than `silence`: a sensor would retire before it is silent.
-    #[error("retire_after = {retire:?} in [{table}] is not longer than silence = {silence:?}: a sensor is retired only after it has been silent; make retire_after longer, or \"off\"")]
-    RetireBeforeSilence {
-        /// The table.
-        table: String,
-        /// `retire_after`, as a duration.
-        retire: String,
-        /// `silence`, as a duration.
-        silence: String,
-    },
     /// `maintenance` is not an array of tables.
     #[error("maintenance must be an array of tables: write [[maintenance]] with device or modality, from, to and reason on the lines below")]
     MaintenanceNotArray,

@@ -103,7 +103,7 @@ pub struct Table {
     pub window: Option<Duration>,
     /// How long a sensor may stay quiet before a `silent` alert.
     pub silence: Option<Duration>,
-    /// How long a silent sensor stays one of its device's before it is retired;
+    /// How long a sensor stays one of its device's once silent before it is retired;
     /// `Some(None)`: `off`, never.
     pub retire_after: Option<Option<Duration>>,
     /// The `severity` label of the device's alerts in Alertmanager (`critical`, `warning`,
@@ -157,7 +157,8 @@ pub struct Rule {
     pub window: Duration,
     /// How long a sensor may stay quiet before a `silent` alert.
     pub silence: Duration,
-    /// How long a silent sensor stays before it is retired; `None`: never.
+    /// How long a sensor stays once silent before it is retired (from its last reading:
+    /// `silence + retire_after`); `None`: never.
     pub retire_after: Option<Duration>,
 }
 

@@ -9,7 +9,6 @@ use toml::Spanned;
 
 use super::{
     round_up, Invalid, Maintenance, Mistake, Percent, Rules, Table, Target, DEFAULT_HYSTERESIS,
-    DEFAULT_RETIRE_AFTER, DEFAULT_SILENCE,
 };
 use crate::flags;
 
@@ -498,21 +497,6 @@ fn check(layers: &[&Layer]) -> Result<(), Invalid> {
                     key,
                     hysteresis,
                     width,
-                },
-            });
-        }
-    }
-    let silence = table.silence.unwrap_or(DEFAULT_SILENCE);
-    if let Some(retire) = table.retire_after.unwrap_or(Some(DEFAULT_RETIRE_AFTER)) {
-        if retire <= silence {
-            let (_, line) = blame("retire_after", "silence");
-            let show = |d: Duration| humantime::format_duration(d).to_string();
-            return Err(Invalid {
-                line,
-                mistake: Mistake::RetireBeforeSilence {
-                    table: name,
-                    retire: show(retire),
-                    silence: show(silence),
                 },
             });
         }

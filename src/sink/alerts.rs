@@ -253,11 +253,17 @@ impl AlertLog {
     }
 
     /// `--alertmanager`: the resolves not yet delivered (what a checkpoint records).
-    pub fn undelivered(&self) -> Vec<Transition> {
+    pub fn undelivered(&self) -> Vec<(Transition, Transition)> {
         self.notifier
             .as_ref()
             .map(crate::notify::Notifier::undelivered)
             .unwrap_or_default()
+    }
+
+    /// The rules in force as the dataflow applies them (the page's bands).
+    pub fn alert_rules(&self) -> Option<hygroflow_dataflows::AlertRules> {
+        let rules = self.rules.as_ref()?;
+        rules.live.book.get(rules.applied)
     }
 
     /// `--alertmanager`: the alerts Alertmanager reports silenced.

@@ -257,6 +257,15 @@ impl Judge<'_> {
 
 /// Recomputes the alert log of `readings` (non-decreasing event times) with epochs `epoch_ms`.
 pub fn recompute(readings: &[Reading], rules: &Rules, epoch_ms: i64) -> Outcome {
+    recompute_with(readings, &|_| rules, epoch_ms)
+}
+
+/// As [`recompute`], with the rules `rules_at(e)` in force at epoch `e` (a rules change).
+pub fn recompute_with<'r>(
+    readings: &[Reading],
+    rules_at: &dyn Fn(i64) -> &'r Rules,
+    epoch_ms: i64,
+) -> Outcome {
     assert!(
         readings.windows(2).all(|w| w[0].ms <= w[1].ms),
         "the oracle needs non-decreasing event times"
@@ -276,6 +285,7 @@ pub fn recompute(readings: &[Reading], rules: &Rules, epoch_ms: i64) -> Outcome 
     let mut active: BTreeMap<Key, Alert> = BTreeMap::new();
     let mut outcome = Outcome::default();
     for (&e, batch) in &by_epoch {
+        let rules = rules_at(e);
         let mut judge = Judge {
             epoch: e,
             active: &mut active,

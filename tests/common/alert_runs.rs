@@ -156,3 +156,61 @@ pub fn check_everywhere(case: &Case) {
         "2 processes x 2 workers",
     );
 }
+
+/// The case's rules changed as a rules reload would: other bands, hysteresis and silences,
+/// the same windows and rates (a window longer than before would average only what was kept).
+pub fn changed_rules(case: &Case) -> super::alert_rules::Rules {
+    use super::alert_rules::pct;
+    let mut rules = case.rules.clone();
+    let s = case.epoch_ms / 1000;
+    rules.defaults.high = Some(pct("55"));
+    rules.defaults.low = Some(pct("33"));
+    rules.defaults.silence_s = Some(5 * s);
+    if let Some(mri) = rules.modality.get_mut("MRI") {
+        mri.high = Some(pct("42.5"));
+        mri.hysteresis = Some(pct("1.5"));
+    }
+    if let Some(petct2) = rules.device.get_mut("PETCT2") {
+        petct2.silence_s = Some(3 * s);
+    }
+    rules
+}
+
+/// The oracle's log of `case` with `before` in force before epoch `change` and `after` from
+/// it on.
+pub fn oracle_changing(
+    case: &Case,
+    (before, after): (&super::alert_rules::Rules, &super::alert_rules::Rules),
+    change: i64,
+) -> Outcome {
+    super::alert_oracle::recompute_with(
+        &parse_input(case.input.as_bytes()),
+        &|e| if e < change { before } else { after },
+        case.epoch_ms,
+    )
+}
+
+/// Splits an alert log into its `rules` lines and its transitions, checking that each
+/// `rules` line comes before every transition of its epoch and after every earlier one.
+pub fn split_rules_lines(log: &[Value]) -> (Vec<Value>, Vec<Value>) {
+    let mut rules = Vec::new();
+    let mut transitions: Vec<Value> = Vec::new();
+    for line in log {
+        if line["event"] == "rules" {
+            let epoch = line["epoch"].as_i64().expect("a rules line's epoch");
+            assert!(
+                transitions
+                    .last()
+                    .is_none_or(|t| t["epoch"].as_i64().expect("epoch") < epoch),
+                "a rules line after a transition of its epoch: {line}"
+            );
+            rules.push(line.clone());
+        } else {
+            if let (Some(r), Some(e)) = (rules.last(), line["epoch"].as_i64()) {
+                assert!(r["epoch"].as_i64() <= Some(e), "{line} before {r}");
+            }
+            transitions.push(line.clone());
+        }
+    }
+    (rules, transitions)
+}

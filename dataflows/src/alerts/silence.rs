@@ -32,8 +32,10 @@ pub(crate) struct Timing {
 struct Clock {
     /// The epoch of its last reading.
     last: Epoch,
-    /// Whether it has an entry in the due queue.
+    /// Whether it has an entry in the due queue...
     queued: bool,
+    /// ...and at which epoch (entries elsewhere are stale: the sensor moved on).
+    due: Epoch,
     /// Whether its `silent` alert is raised.
     silent: bool,
 }
@@ -108,6 +110,7 @@ impl SensorClock {
             clock: Some(Clock {
                 last: epoch,
                 queued: false,
+                due: 0,
                 silent: false,
             }),
         };
@@ -170,9 +173,12 @@ impl SensorClock {
             clock.silent = false;
         }
         clock.last = clock.last.max(epoch);
-        if !clock.queued {
-            if let Some(due) = due_of(clock, timing) {
+        // Queued already, an entry found due early moves on lazily; back from silence, its
+        // entry (for retirement) may be far later than its new silence.
+        if let Some(due) = due_of(clock, timing) {
+            if !clock.queued || due < clock.due {
                 clock.queued = true;
+                clock.due = due;
                 self.due.entry(due).or_default().push(sensor);
             }
         }
@@ -232,6 +238,7 @@ impl SensorClock {
                 clock.queued = false;
                 if let Some(due) = due_of(clock, timing) {
                     clock.queued = true;
+                    clock.due = due;
                     let number = u32::try_from(number).unwrap_or(u32::MAX);
                     self.due.entry(due).or_default().push(number);
                 }
@@ -243,7 +250,8 @@ impl SensorClock {
     /// silent for their device's `retire_after`.
     pub(crate) fn raise_due(&mut self, epoch: Epoch, out: &mut Vec<Transition>) {
         while let Some(entry) = self.due.first_entry() {
-            if *entry.key() > epoch {
+            let at = *entry.key();
+            if at > epoch {
                 break;
             }
             for number in entry.remove() {
@@ -255,9 +263,14 @@ impl SensorClock {
                 let Some(clock) = &mut sensor.clock else {
                     continue;
                 };
+                if !clock.queued || clock.due != at {
+                    // A stale entry: the sensor was queued again since.
+                    continue;
+                }
                 match due_of(clock, timing) {
                     Some(due) if due > epoch => {
                         // It read again since: due later.
+                        clock.due = due;
                         self.due.entry(due).or_default().push(number);
                         continue;
                     }
@@ -290,7 +303,10 @@ impl SensorClock {
                     ));
                     // Due again to be retired, when its rule retires sensors.
                     match due_of(clock, timing) {
-                        Some(due) => self.due.entry(due.max(epoch + 1)).or_default().push(number),
+                        Some(due) => {
+                            clock.due = due.max(epoch + 1);
+                            self.due.entry(clock.due).or_default().push(number);
+                        }
                         None => clock.queued = false,
                     }
                 } else {
@@ -386,5 +402,35 @@ mod retirement {
         clock.raise_due(45, &mut out);
         assert_eq!(out.len(), 3);
         assert_eq!((out[2].epoch, out[2].state), (45, AlertState::Raised));
+    }
+
+    #[test]
+    fn a_sensor_back_from_silence_falls_silent_again_on_time_with_retirement_on() {
+        let mut clock = SensorClock::default();
+        let mut out = Vec::new();
+        let timing = Timing {
+            silence: (5, 15_000),
+            retire: Some((1000, 3_000_000)),
+        };
+        clock.seen("CT1", vec!["g".into()], 10, timing, &mut out);
+        clock.raise_due(15, &mut out);
+        clock.seen("CT1", vec!["g".into()], 20, timing, &mut out);
+        clock.raise_due(24, &mut out);
+        assert_eq!(out.len(), 2, "{out:?}");
+        clock.raise_due(25, &mut out);
+        let states: Vec<_> = out.iter().map(|t| (t.epoch, t.state)).collect();
+        assert_eq!(
+            states,
+            [
+                (15, AlertState::Raised),
+                (20, AlertState::Resolved),
+                (25, AlertState::Raised)
+            ]
+        );
+        // The stale entry at the old retirement time does nothing.
+        clock.raise_due(1010, &mut out);
+        assert_eq!(out.len(), 3);
+        clock.raise_due(1020, &mut out);
+        assert_eq!(out[3].reason, Some(Reason::Retired));
     }
 }
