@@ -139,21 +139,30 @@ fn run(cli: Cli) -> anyhow::Result<Ended> {
     let shutdown = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&shutdown);
     let bound = config.stop_bound();
-    // SIGINT and SIGTERM: stop reading, report what was read, exit 0.
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            // A second signal: stop now.
-            std::process::exit(130);
-        }
-        // Nothing (a blocked stdout, a stuck broker) holds the process past the bound.
-        std::thread::spawn(move || {
-            std::thread::sleep(bound);
-            say(&format!(
-                "still stopping {bound:?} after the signal (stdout or a broker does not answer); exiting"
-            ));
-            std::process::exit(1);
-        });
-    })?;
+    // SIGINT and SIGTERM: stop reading, report what was read, exit 0. (SIGHUP reloads the
+    // rules: see pipeline/reload.rs.)
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
+    std::thread::Builder::new()
+        .name("hygroflow-signals".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                if flag.swap(true, Ordering::SeqCst) {
+                    // A second signal: stop now.
+                    std::process::exit(130);
+                }
+                // Nothing (a blocked stdout, a stuck broker) holds the process past the bound.
+                std::thread::spawn(move || {
+                    std::thread::sleep(bound);
+                    say(&format!(
+                        "still stopping {bound:?} after the signal (stdout or a broker does not answer); exiting"
+                    ));
+                    std::process::exit(1);
+                });
+            }
+        })?;
     let out: Box<dyn Write + Send> = Box::new(std::io::stdout());
     let outcome = pipeline::run(config, out, shutdown)?;
     Ok(if outcome.pipe_closed {

@@ -503,3 +503,161 @@ fn gh_9_alert_log_of_the_generated_scenarios() {
     }
     check_everywhere(&case);
 }
+
+/// Lines on a channel, read from `from` on a thread of their own.
+fn lines_of(from: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(from).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits up to a minute for a line of `rx` that `wanted` accepts, keeping every line in
+/// `seen`.
+fn wait_line(
+    rx: &std::sync::mpsc::Receiver<String>,
+    seen: &mut Vec<String>,
+    what: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let left = std::time::Duration::from_secs(60).saturating_sub(start.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                seen.push(line.clone());
+                if wanted(&line) {
+                    return line;
+                }
+            }
+            Err(_) => panic!("no {what} within a minute; got {seen:#?}"),
+        }
+    }
+}
+
+/// GET `path` from the job's live server on `port`: the body.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("response");
+    text
+}
+
+fn sighup(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+}
+
+#[test]
+fn gh_22_sighup_reloads_the_rules_and_the_log_follows_them_from_one_epoch_on() {
+    use std::io::Write;
+    let case = alert_cases::random(31, 1000, 300);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, rules_path) = write_case(&case, dir.path());
+    let log_path = dir.path().join("alerts.jsonl");
+    let port = common::free_port();
+    let mut job = hygroflow()
+        .args([
+            "run", "-i", "-", "--time", "event", "--format", "json", "-w", "2",
+        ])
+        .args(["--epoch", &case.epoch_flag(), "--rules"])
+        .arg(&rules_path)
+        .arg("--alerts")
+        .arg(&log_path)
+        .args(["--http", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the job starts");
+    let mut stdin = job.stdin.take().expect("stdin");
+    let reports = lines_of(job.stdout.take().expect("stdout"));
+    let stderr = lines_of(job.stderr.take().expect("stderr"));
+    let (mut printed, mut logged) = (Vec::new(), Vec::new());
+    // The first half of the epochs.
+    let half = case.base_epoch() + 150;
+    let epoch_of = |line: &str| {
+        let v: Value = serde_json::from_str(line).expect("JSON");
+        let ms = alert_oracle::parse_time(v["eventTime"].as_str().expect("eventTime"));
+        ms.div_euclid(case.epoch_ms)
+    };
+    let lines: Vec<&str> = case.input.lines().collect();
+    let split = lines
+        .iter()
+        .position(|l| epoch_of(l) >= half)
+        .expect("a second half");
+    for line in &lines[..split] {
+        writeln!(stdin, "{line}").expect("feed");
+    }
+    stdin.flush().expect("flush");
+    wait_line(&reports, &mut printed, "report near the half", |l| {
+        serde_json::from_str::<Value>(l)
+            .ok()
+            .and_then(|r| r["epoch"].as_i64())
+            .is_some_and(|e| e >= half - 3)
+    });
+    // An invalid file first: refused, counted, the rules in force stay.
+    std::fs::write(&rules_path, "[defaults]\nhigh = 120\n").expect("write");
+    sighup(job.id());
+    let refused = wait_line(&stderr, &mut logged, "refusal", |l| l.contains("SIGHUP:"));
+    assert!(
+        refused.contains("line 2") && refused.contains("the rules in force stay"),
+        "{refused}"
+    );
+    let metrics = http_get(port, "/metrics");
+    assert!(
+        metrics.contains("hygroflow_rules_reload_failures_total 1"),
+        "{metrics}"
+    );
+    // Then the changed rules.
+    let changed = alert_runs::changed_rules(&case);
+    std::fs::write(&rules_path, changed.to_toml()).expect("write");
+    sighup(job.id());
+    wait_line(&stderr, &mut logged, "reload", |l| {
+        l.contains("rules reloaded")
+    });
+    // Every report printed so far was judged by the old rules.
+    let reported: Vec<i64> = printed
+        .iter()
+        .chain(reports.try_iter().collect::<Vec<_>>().iter())
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok()?["epoch"].as_i64())
+        .collect();
+    let last_reported = reported.iter().copied().max().expect("reports");
+    for line in &lines[split..] {
+        writeln!(stdin, "{line}").expect("feed the rest");
+    }
+    drop(stdin);
+    let status = job.wait().expect("the job ends");
+    assert!(status.success(), "{logged:#?}");
+    let log = json_lines(&std::fs::read(&log_path).expect("the alert log"));
+    let (rules_lines, transitions) = alert_runs::split_rules_lines(&log);
+    assert_eq!(rules_lines.len(), 1, "{rules_lines:?}");
+    let change = rules_lines[0]["epoch"].as_i64().expect("epoch");
+    assert!(
+        change > last_reported && change < half,
+        "the rules apply from epoch {change}: after the last report before the reload ({last_reported}), before the second half ({half})"
+    );
+    let want = alert_runs::oracle_changing(&case, (&case.rules, &changed), change);
+    alert_oracle::assert_alerts(&transitions, &want.log, case.epoch_ms, "SIGHUP");
+    let unchanged = oracle_of(&case);
+    assert_ne!(
+        unchanged.log, want.log,
+        "the changed rules change nothing here"
+    );
+}

@@ -154,11 +154,11 @@ impl Job {
             );
         }
         let alerts = alert_outputs(&config)?;
-        if let (Some(rules), Some(path)) = (&rules, &config.rules_file) {
-            rules
-                .watch_sighup(path.clone())
-                .context("waiting for SIGHUP")?;
+        match (&rules, &config.rules_file) {
+            (Some(rules), Some(path)) => rules.watch_sighup(path.clone()),
+            _ => super::reload::ignore_sighup(),
         }
+        .context("waiting for SIGHUP")?;
         let mut job = Job::with_feed(config, feed, checkpoints, out, shutdown);
         job.rules = rules;
         if let Some(listener) = listener {

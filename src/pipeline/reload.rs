@@ -145,3 +145,17 @@ impl LiveRules {
         Ok(())
     }
 }
+
+/// Without a rules file, SIGHUP has nothing to reload: it is logged, and does not end the
+/// job as it would by default.
+pub(crate) fn ignore_sighup() -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+    std::thread::Builder::new()
+        .name("hygroflow-sighup".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                info!("SIGHUP: the rules are built in or off (--rules): nothing to reload");
+            }
+        })?;
+    Ok(())
+}
