@@ -661,3 +661,71 @@ fn gh_22_sighup_reloads_the_rules_and_the_log_follows_them_from_one_epoch_on() {
         "the changed rules change nothing here"
     );
 }
+
+#[test]
+fn gh_22_a_sensor_silent_for_retire_after_is_retired_and_comes_back_as_new() {
+    // CT1's sensor a reads every second for a minute; b at 0-10 s and 40-45 s. With 1 s
+    // epochs, silence 5 s and retire_after 10 s: b is silent at 15, retired at 25 (silent for
+    // 10 s), back at 40 as a new sensor (no resolve), silent again at 50.
+    let base_ms = alert_oracle::parse_time("2022-08-16T13:00:00Z");
+    let mut input = String::new();
+    for s in 0..60 {
+        let mut sensors = vec!["a"];
+        if s <= 10 || (40..=45).contains(&s) {
+            sensors.push("b");
+        }
+        for guid in sensors {
+            input.push_str(&format!(
+                "{{\"guid\":\"{guid}\",\"destination\":\"d\",\"medicalimagingdevice\":\"CT1\",\"eventTime\":\"{}\",\"payload\":{{\"format\":\"f\",\"data\":{{\"humidity\":45.0}}}}}}\n",
+                alert_oracle::format_time(base_ms + s * 1000 + 100)
+            ));
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (input_path, rules_path, log_path) = (
+        dir.path().join("in.jsonl"),
+        dir.path().join("rules.toml"),
+        dir.path().join("alerts.jsonl"),
+    );
+    std::fs::write(&input_path, input).expect("input");
+    std::fs::write(
+        &rules_path,
+        "[defaults]\nsilence = \"5s\"\nretire_after = \"10s\"\n",
+    )
+    .expect("rules");
+    let out = hygroflow()
+        .args(["run", "-i"])
+        .arg(&input_path)
+        .args([
+            "--time", "event", "--epoch", "1s", "--format", "json", "--rules",
+        ])
+        .arg(&rules_path)
+        .arg("--alerts")
+        .arg(&log_path)
+        .output()
+        .expect("runs");
+    assert_success(&out, "retire");
+    let log = json_lines(&std::fs::read(&log_path).expect("the alert log"));
+    let base = base_ms / 1000;
+    let got: Vec<(i64, &str, Option<&str>, f64)> = log
+        .iter()
+        .map(|l| {
+            (
+                l["epoch"].as_i64().expect("epoch") - base,
+                l["state"].as_str().expect("state"),
+                l["reason"].as_str(),
+                l["limit"].as_f64().expect("limit"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (15, "raised", None, 5.0),
+            (25, "resolved", Some("retired"), 10.0),
+            (50, "raised", None, 5.0)
+        ],
+        "{log:#?}"
+    );
+    assert!(log.iter().all(|l| l["sensor"] == "b"), "{log:#?}");
+}

@@ -456,6 +456,54 @@ mod tests {
     }
 
     #[test]
+    fn a_retired_sensor_leaves_the_tile_and_maintenance_and_silences_show() {
+        let grid = EpochGrid::new(Duration::from_secs(3)).expect("grid");
+        let mut view = View::new(grid, Some(rules(2)), true);
+        let silent = |state, reason| Transition {
+            epoch: 10,
+            device: "CT1".into(),
+            kind: AlertKind::Silent,
+            sensor: Some("g".into()),
+            state,
+            value: None,
+            limit: hygroflow_dataflows::alerts::Limit::Millis(300_000),
+            reason,
+        };
+        let raised = silent(AlertState::Raised, None);
+        let mut u = update(10, 40, 1);
+        u.active = vec![raised.clone()];
+        u.silenced = [(
+            ("CT1".to_owned(), AlertKind::Silent, Some("g".to_owned())),
+            Silenced {
+                by: "bme".into(),
+                until: "2026-12-07T10:00:00Z".into(),
+                comment: "battery".into(),
+            },
+        )]
+        .into();
+        u.maintenance = [("CT1".to_owned(), "coil service".to_owned())].into();
+        view.update(u);
+        let page = view.page().expect("page");
+        assert_eq!(page.devices[0].sensors, 2);
+        assert_eq!(page.devices[0].maintenance.as_deref(), Some("coil service"));
+        assert_eq!(page.active[0]["silenced"]["by"], "bme");
+        let mut u = update(11, 40, 1);
+        u.transitions = vec![silent(AlertState::Resolved, Some(Reason::Retired))];
+        view.update(u);
+        let page = view.page().expect("page");
+        assert_eq!(
+            page.devices[0].sensors, 1,
+            "the retired sensor no longer counts"
+        );
+        assert_eq!(page.devices[0].maintenance, None);
+        // Back and silent again: it counts again.
+        let mut u = update(12, 40, 1);
+        u.transitions = vec![raised];
+        view.update(u);
+        assert_eq!(view.page().expect("page").devices[0].sensors, 2);
+    }
+
+    #[test]
     fn without_rules_the_value_is_the_report_average() {
         let grid = EpochGrid::new(Duration::from_secs(3)).expect("grid");
         let mut view = View::new(grid, None, true);
