@@ -641,8 +641,9 @@ fn gh_22_a_resolve_logged_and_checkpointed_but_undelivered_at_kill_9_is_delivere
             .arg(format!("http://{}", proxy.address()))
             .arg("--alerts")
             .arg(alerts)
+            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(std::fs::File::create(alerts.with_extension("log")).expect("a log"));
         cmd
     };
     produce(&first, "first.jsonl");

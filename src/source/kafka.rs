@@ -56,6 +56,9 @@ use crate::kafka::{partitions, ClientLog};
 
 /// How often a worker looks for new partitions.
 const METADATA_EVERY: Duration = Duration::from_secs(5);
+/// A partition resumed from a checkpoint that hears nothing this long, not even its end, is
+/// fetched again from earlier (see `kafka/resume.rs`).
+const GUARD_SILENCE: Duration = Duration::from_secs(1);
 /// How often the same kind of broker error is logged.
 const LOG_EVERY: Duration = Duration::from_secs(5);
 /// Messages taken from a partition's queue at a time (see `batch.rs`).
@@ -309,6 +312,8 @@ pub struct KafkaSource {
     resumed_at: BTreeMap<i32, i64>,
     /// Resumed partitions not yet at their checkpointed offset (see `resume.rs`).
     guards: BTreeMap<i32, ResumeGuard>,
+    /// When each guarded partition last had a record, an end or a seek.
+    guard_heard: BTreeMap<i32, Instant>,
     /// Each partition's next offset to deliver.
     delivered: Delivered,
     /// The job is stopping: nothing more is consumed.
@@ -344,6 +349,7 @@ impl KafkaSource {
             last_error_log: None,
             resumed_at: BTreeMap::new(),
             guards: BTreeMap::new(),
+            guard_heard: BTreeMap::new(),
             delivered: Delivered::default(),
             stopped: false,
             progress: Vec::new(),
@@ -368,7 +374,9 @@ impl KafkaSource {
             if let Some(&o) = resume.get(&p) {
                 self.resumed_at.insert(p, o);
                 self.delivered.resume(p, o);
-                self.guards.insert(p, ResumeGuard::new(o, low));
+                self.guards
+                    .insert(p, ResumeGuard::new(o, low).with_reported_end(high));
+                self.guard_heard.insert(p, Instant::now());
             }
             self.ends.insert(
                 p,
@@ -445,6 +453,7 @@ impl KafkaSource {
         deliver: &mut Deliver<'_>,
     ) -> Result<Handled, PollError> {
         if let Some(guard) = self.guards.get_mut(&partition) {
+            self.guard_heard.insert(partition, Instant::now());
             match guard.on_record(offset) {
                 Step::Deliver => {
                     if guard.steps_back() > 0 {
@@ -457,6 +466,7 @@ impl KafkaSource {
                         );
                     }
                     self.guards.remove(&partition);
+                    self.guard_heard.remove(&partition);
                 }
                 Step::Skip => return Ok(Handled::Skipped),
                 Step::Seek(from) => {
@@ -499,6 +509,50 @@ impl KafkaSource {
             end.eof = false;
         }
         Ok(Handled::Delivered)
+    }
+
+    /// A guarded partition that has heard nothing (no record, no end) for [`GUARD_SILENCE`]
+    /// was resumed inside its last batch on a broker that answers with the next one: it
+    /// steps back (see `resume.rs`).
+    fn step_back_silent_guards(&mut self) -> Result<(), PollError> {
+        if self.guards.is_empty() {
+            return Ok(());
+        }
+        let silent: Vec<i32> = self
+            .guard_heard
+            .iter()
+            .filter(|(p, at)| {
+                at.elapsed() >= GUARD_SILENCE
+                    && self.guards.contains_key(p)
+                    && !self.ends.get(p).is_some_and(|e| e.eof)
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for partition in silent {
+            self.guard_heard.insert(partition, Instant::now());
+            let Some(guard) = self.guards.get_mut(&partition) else {
+                continue;
+            };
+            let Some(from) = guard.on_silence() else {
+                continue;
+            };
+            warn!(
+                worker = self.index,
+                partition,
+                resumed = guard.wanted(),
+                fetch_from = from,
+                "resume guard: nothing came from the checkpointed offset, nor the partition's end (a fetch from inside its last batch?); fetching again from an earlier offset"
+            );
+            self.consumer
+                .seek(
+                    &self.topic,
+                    partition,
+                    Offset::Offset(from),
+                    Duration::from_secs(10),
+                )
+                .map_err(SourceError::Kafka)?;
+        }
+        Ok(())
     }
 
     /// librdkafka says `partition` is at its end as it stands.
@@ -546,6 +600,7 @@ impl Source for KafkaSource {
             // committed, and a restart reads them again.
             return Ok(Poll::Finished);
         }
+        self.step_back_silent_guards()?;
         // A metadata reply ends an outage too (a live job at the end of its topic fetches no
         // record), but only once the errors queued before it are served: see below.
         let mut metadata_answered = false;

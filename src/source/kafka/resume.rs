@@ -10,6 +10,12 @@
 //! ahead (the batch's tail is a fair guess at a batch's size), each further one twice the last. Only when a fetch
 //! from the partition's start still begins past the wanted offset are the records really gone
 //! (deleted by retention, say), and that is an error: nothing is silently lost.
+//!
+//! A resume inside the partition's *last* batch gets no record at all from such a broker (there
+//! is no next batch) and no end-of-partition event either (the fetch is before the end): the
+//! partition would stall. So a guarded partition that hears nothing for a while is stepped
+//! back too ([`ResumeGuard::on_silence`]), first to where the broker says its last batch
+//! starts (Tansu reports a partition's end as that start plus one).
 
 /// What to do with a record of a guarded partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +45,8 @@ pub(crate) struct ResumeGuard {
     steps: u32,
     /// A fetch has returned a record at or before `wanted`: now skipping up to it.
     found: bool,
+    /// The partition's end as the broker reported it at the resume.
+    reported_end: i64,
 }
 
 impl ResumeGuard {
@@ -51,7 +59,30 @@ impl ResumeGuard {
             step: 0,
             steps: 0,
             found: false,
+            reported_end: i64::MAX,
         }
+    }
+
+    /// The partition's end as the broker reports it.
+    pub(crate) fn with_reported_end(mut self, end: i64) -> Self {
+        self.reported_end = end;
+        self
+    }
+
+    /// Nothing came for a while, no record and no end: steps back, or `None` when the fetch
+    /// is already at the partition's start or has found its place.
+    pub(crate) fn on_silence(&mut self) -> Option<i64> {
+        if self.found || self.from <= self.low {
+            return None;
+        }
+        self.step = if self.step == 0 {
+            (self.wanted - self.reported_end.saturating_sub(1)).max(1)
+        } else {
+            self.step.saturating_mul(2)
+        };
+        self.steps += 1;
+        self.from = self.wanted.saturating_sub(self.step).max(self.low);
+        Some(self.from)
     }
 
     /// The offset the partition was resumed at.
@@ -210,5 +241,33 @@ mod tests {
         // Resuming inside the first remaining batch still works.
         let (delivered, _) = resume(&trimmed, 2_100).expect("resumes");
         assert_eq!(delivered.first(), Some(&2_100));
+    }
+
+    #[test]
+    fn a_resume_inside_the_last_batch_of_a_tansu_like_broker_steps_back_when_nothing_comes() {
+        let tansu = Partition {
+            batches: batches(&[1_000, 4_096, 100]),
+            next_batch_inside: true,
+        };
+        // Tansu reports the end as the last batch's start plus one.
+        let reported_end = 5_097;
+        for wanted in [5_097, 5_100, 5_195] {
+            let mut guard = ResumeGuard::new(wanted, 0).with_reported_end(reported_end);
+            assert!(tansu.fetch(wanted).is_empty(), "nothing, and no end");
+            let from = guard.on_silence().expect("steps back");
+            assert_eq!(from, 5_096, "to the last batch's start at once");
+            let mut delivered = Vec::new();
+            for offset in tansu.fetch(from) {
+                match guard.on_record(offset) {
+                    Step::Deliver => delivered.push(offset),
+                    Step::Skip => {}
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert_eq!(delivered, (wanted..5_196).collect::<Vec<_>>());
+            assert_eq!(guard.on_silence(), None, "found: no more steps");
+        }
+        let mut at_start = ResumeGuard::new(0, 0);
+        assert_eq!(at_start.on_silence(), None);
     }
 }
