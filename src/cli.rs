@@ -206,7 +206,8 @@ pub struct RunArgs {
     /// dead-letter topic.
     #[arg(long, value_name = "TOPIC", value_parser = crate::kafka::parse_topic)]
     pub results_topic: Option<String>,
-    /// Humidity rules: builtin, none (alerts off) or a TOML file (see `hygroflow rules`).
+    /// Humidity rules: builtin, none (alerts off) or a TOML file (see `hygroflow rules`);
+    /// SIGHUP reads the file again, and a restart may change it (not alerts on or off).
     #[arg(
         long,
         default_value = "builtin",

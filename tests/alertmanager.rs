@@ -477,7 +477,14 @@ fn log_lines(path: &Path) -> usize {
 
 #[test]
 fn gh_22_the_shipped_alertmanager_config_passes_amtool() {
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("alertmanager.yml");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = root.join("alertmanager.yml");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
+    let text = std::fs::read_to_string(&config).expect("alertmanager.yml");
+    assert!(
+        readme.contains(&format!("```yaml\n{text}```")),
+        "the README's copy of alertmanager.yml is not the file"
+    );
     let out = Command::new("amtool")
         .args(["check-config"])
         .arg(&config)
