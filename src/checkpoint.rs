@@ -35,8 +35,12 @@ use std::path::{Path, PathBuf};
 use hygroflow_dataflows::{Epoch, GuidKey, Transition};
 use serde::{Deserialize, Serialize};
 
-/// The on-disk format version; files of another version are refused.
+/// The on-disk format version this hygroflow writes. It reads every version from
+/// [`OLDEST_VERSION`] on, migrating older files as it loads them (see [`Check::migrate`]);
+/// files of a newer version are refused with the version named.
 pub const FORMAT_VERSION: u32 = 3;
+/// The oldest format version read: 1, the first hygroflow's.
+pub const OLDEST_VERSION: u32 = 1;
 const CHECKPOINT_MAGIC: &str = "hygroflow-checkpoint";
 const COMMIT_MAGIC: &str = "hygroflow-commit";
 const COMMITTED: &str = "COMMITTED";
@@ -685,11 +689,19 @@ fn decode_framed<T: for<'de> Deserialize<'de> + Check>(
     if found_magic != magic {
         return Err(format!("not a {magic} file"));
     }
-    if version != FORMAT_VERSION.to_string() {
-        return Err(format!(
-            "format version {version}, this hygroflow reads version {FORMAT_VERSION}"
-        ));
-    }
+    let version = match version.parse::<u32>() {
+        Ok(v) if (OLDEST_VERSION..=FORMAT_VERSION).contains(&v) => v,
+        Ok(v) if v > FORMAT_VERSION => {
+            return Err(format!(
+                "format version {v}, written by a newer hygroflow; this one reads versions {OLDEST_VERSION} to {FORMAT_VERSION}: run the newer hygroflow, or use another --state-dir"
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "format version {version}, this hygroflow reads versions {OLDEST_VERSION} to {FORMAT_VERSION}"
+            ))
+        }
+    };
     let body = &bytes[newline + 1..];
     if len.parse::<usize>().ok() != Some(body.len()) {
         return Err(format!(
@@ -700,12 +712,24 @@ fn decode_framed<T: for<'de> Deserialize<'de> + Check>(
     if u32::from_str_radix(crc, 16).ok() != Some(crc32fast::hash(body)) {
         return Err("checksum mismatch".into());
     }
-    decode_body(body)
+    decode_body(body, version)
 }
 
-/// The JSON body of a checkpoint file or marker, past its header, checked.
-fn decode_body<T: for<'de> Deserialize<'de> + Check>(body: &[u8]) -> Result<T, String> {
-    let body: T = serde_json::from_slice(body).map_err(|e| format!("unreadable contents: {e}"))?;
+/// The JSON body of a checkpoint file or marker of format `version`, past its header,
+/// migrated to this version and checked.
+fn decode_body<T: for<'de> Deserialize<'de> + Check>(
+    body: &[u8],
+    version: u32,
+) -> Result<T, String> {
+    let unreadable = |e: serde_json::Error| format!("unreadable contents: {e}");
+    let body: T = if version == FORMAT_VERSION {
+        serde_json::from_slice(body).map_err(unreadable)?
+    } else {
+        let old: serde_json::Value = serde_json::from_slice(body).map_err(unreadable)?;
+        let migrated = T::migrate(version, old)
+            .map_err(|e| format!("format version {version} cannot be migrated: {e}"))?;
+        serde_json::from_value(migrated).map_err(unreadable)?
+    };
     body.check()?;
     Ok(body)
 }
@@ -715,9 +739,64 @@ fn decode_body<T: for<'de> Deserialize<'de> + Check>(body: &[u8]) -> Result<T, S
 trait Check {
     /// Why the file cannot be used, if it cannot.
     fn check(&self) -> Result<(), String>;
+
+    /// The body of a file of an older format `version`, as this version writes it. Fields
+    /// added since have defaults; only a field whose shape changed needs more.
+    fn migrate(version: u32, body: serde_json::Value) -> Result<serde_json::Value, String> {
+        let _ = version;
+        Ok(body)
+    }
+}
+
+/// Versions 1 and 2 kept each sensor as `(device, guid)` (1) or `(device, guid, last
+/// epoch)` (2); version 3 keeps a device's sensors together, by 128-bit key. A sensor of a
+/// version 1 file, which had no last epoch (it had no alerts), counts as last seen at the
+/// checkpoint's epoch.
+fn migrate_sensors(version: u32, body: &mut serde_json::Value) -> Result<(), String> {
+    let epoch = body["epoch"].as_u64().ok_or("no epoch")?;
+    let Some(rows) = body.pointer_mut("/state/sensors") else {
+        return Err("no state.sensors".into());
+    };
+    let rows: Vec<(String, String, Epoch)> = match version {
+        1 => serde_json::from_value::<Vec<(String, String)>>(rows.take())
+            .map_err(|e| format!("state.sensors: {e}"))?
+            .into_iter()
+            .map(|(device, guid)| (device, guid, epoch))
+            .collect(),
+        _ => serde_json::from_value(rows.take()).map_err(|e| format!("state.sensors: {e}"))?,
+    };
+    let mut by_device: Vec<KnownSensors> = Vec::new();
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    for (device, guid, last) in rows {
+        let i = *index.entry(device.clone()).or_insert_with(|| {
+            by_device.push(KnownSensors {
+                device,
+                ..KnownSensors::default()
+            });
+            by_device.len() - 1
+        });
+        by_device[i]
+            .sensors
+            .push((hygroflow_dataflows::Key::of(&guid), last));
+        by_device[i].guids.push(guid);
+    }
+    *rows_slot(body)? = serde_json::to_value(by_device).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn rows_slot(body: &mut serde_json::Value) -> Result<&mut serde_json::Value, String> {
+    body.pointer_mut("/state/sensors")
+        .ok_or_else(|| "no state.sensors".to_owned())
 }
 
 impl Check for CheckpointBody {
+    fn migrate(version: u32, mut body: serde_json::Value) -> Result<serde_json::Value, String> {
+        if version < 3 {
+            migrate_sensors(version, &mut body)?;
+        }
+        Ok(body)
+    }
+
     /// Counts are never negative, offsets neither, and a device's sum is that of `count`
     /// readings of 0 to 100 % RH: a restart would otherwise feed the analyses totals no input
     /// can produce (negative messages, averages above 100 %).
@@ -786,7 +865,7 @@ impl Check for CommitBody {
 pub(crate) fn decode_untrusted(bytes: &[u8]) {
     let checkpoints = [
         decode_framed::<CheckpointBody>(bytes, CHECKPOINT_MAGIC),
-        decode_body::<CheckpointBody>(bytes),
+        decode_body::<CheckpointBody>(bytes, FORMAT_VERSION),
     ];
     for body in checkpoints.into_iter().flatten() {
         let restored = Restored {
@@ -799,7 +878,7 @@ pub(crate) fn decode_untrusted(bytes: &[u8]) {
     }
     let commits = [
         decode_framed::<CommitBody>(bytes, COMMIT_MAGIC),
-        decode_body::<CommitBody>(bytes),
+        decode_body::<CommitBody>(bytes, FORMAT_VERSION),
     ];
     for commit in commits.into_iter().flatten() {
         // A restart feeds the alerts still raised into the dataflow, which hashes them.
@@ -834,6 +913,62 @@ mod tests {
                 .collect(),
             ..WorkerState::default()
         }
+    }
+
+    /// A file of format `version` holding `body`, framed as that version wrote it.
+    fn framed(magic: &str, version: u32, body: &str) -> Vec<u8> {
+        let header = format!(
+            "{magic} {version} {:08x} {}\n",
+            crc32fast::hash(body.as_bytes()),
+            body.len()
+        );
+        [header.as_bytes(), body.as_bytes()].concat()
+    }
+
+    #[test]
+    fn files_of_format_versions_1_and_2_are_migrated_and_newer_ones_refused() {
+        let v2 = r#"{"input":"kafka:t","settings":[],"generation":0,"worker":0,"epoch":40,"state":{"offsets":{"0":7},"rejected":1,"late":0,"devices":[["CT1",90000000,2]],"sensors":[["CT1","a",38],["MRI1","c",39],["CT1","b",12]],"recent":[],"reported":[]}}"#;
+        let body: CheckpointBody =
+            decode_framed(&framed(CHECKPOINT_MAGIC, 2, v2), CHECKPOINT_MAGIC).expect("migrates");
+        let sensors = &body.state.sensors;
+        assert_eq!(sensors.len(), 2, "{sensors:?}");
+        assert_eq!(sensors[0].device, "CT1");
+        assert_eq!(sensors[0].guids, ["a", "b"]);
+        assert_eq!(
+            sensors[0].sensors,
+            [
+                (hygroflow_dataflows::Key::of("a"), 38),
+                (hygroflow_dataflows::Key::of("b"), 12)
+            ]
+        );
+        assert_eq!(body.state.offsets, BTreeMap::from([(0, 7)]));
+        // Version 1: no last epochs, taken as the checkpoint's.
+        let v1 = r#"{"input":"kafka:t","generation":0,"worker":0,"epoch":40,"state":{"offsets":{"0":7},"rejected":1,"late":0,"devices":[["CT1",90000000,2]],"sensors":[["CT1","a"]]}}"#;
+        let body: CheckpointBody =
+            decode_framed(&framed(CHECKPOINT_MAGIC, 1, v1), CHECKPOINT_MAGIC).expect("migrates");
+        assert_eq!(body.state.sensors[0].sensors[0].1, 40);
+        // A marker of version 2 reads as it is.
+        let commit = r#"{"input":"kafka:t","settings":[],"generation":0,"frontier":41,"workers":1,"alerts":[],"last_reported":40}"#;
+        let commit: CommitBody =
+            decode_framed(&framed(COMMIT_MAGIC, 2, commit), COMMIT_MAGIC).expect("reads");
+        assert_eq!(commit.frontier, 41);
+        // Newer: refused, naming the version; damaged old files too.
+        let newer =
+            decode_framed::<CheckpointBody>(&framed(CHECKPOINT_MAGIC, 4, v2), CHECKPOINT_MAGIC)
+                .expect_err("newer");
+        assert!(
+            newer.contains("format version 4, written by a newer hygroflow"),
+            "{newer}"
+        );
+        let bad = v2.replace(r#"["CT1","a",38]"#, r#"["CT1",38]"#);
+        let bad =
+            decode_framed::<CheckpointBody>(&framed(CHECKPOINT_MAGIC, 2, &bad), CHECKPOINT_MAGIC)
+                .expect_err("bad");
+        assert!(bad.contains("format version 2 cannot be migrated"), "{bad}");
+        let zero =
+            decode_framed::<CheckpointBody>(&framed(CHECKPOINT_MAGIC, 0, v2), CHECKPOINT_MAGIC)
+                .expect_err("zero");
+        assert!(zero.contains("reads versions 1 to 3"), "{zero}");
     }
 
     fn point(generation: u64, frontier: Epoch, workers: usize) -> RestorePoint {
