@@ -324,6 +324,8 @@ pub struct StateDir {
     dir: PathBuf,
     input: String,
     settings: Settings,
+    /// The warning about a directory without settings is given once.
+    warned_unrecorded: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl StateDir {
@@ -337,6 +339,7 @@ impl StateDir {
             dir: dir.to_owned(),
             input: input.to_owned(),
             settings: Settings::new(),
+            warned_unrecorded: Default::default(),
         })
     }
 
@@ -503,6 +506,20 @@ impl StateDir {
     /// Refuses files written with other values of the flags results depend on.
     fn check_settings(&self, found: &Settings) -> Result<(), CheckpointError> {
         if self.settings.is_empty() {
+            return Ok(());
+        }
+        if found.is_empty() {
+            // Format version 1 recorded no settings: nothing to check them against (the
+            // README says to resume such a directory with the flags it was written with).
+            if !self
+                .warned_unrecorded
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tracing::warn!(
+                    dir = %self.dir.display(),
+                    "the state directory records no settings (format version 1): resuming with this run's --epoch and --window, which must be those it was written with"
+                );
+            }
             return Ok(());
         }
         for (flag, value) in &self.settings {
