@@ -481,3 +481,49 @@ fn gh_11_metrics_give_the_kafka_consumer_lag_per_partition() {
     let _ = other.kill();
     let _ = other.wait();
 }
+
+#[test]
+fn gh_23_metrics_give_the_age_of_the_last_checkpoint_and_healthz_follows_it() {
+    let broker = broker::Broker::start();
+    let readings = broker.topic_with_readings("ckpt-age", 1, 500, 5, 0.0, &[]);
+    let state = readings.dir.path().join("state");
+    let brokers = broker.brokers();
+    let state_flag = state.to_str().expect("utf8");
+    let args = [
+        "run",
+        "-b",
+        &brokers,
+        "-t",
+        "ckpt-age",
+        "--epoch",
+        "200ms",
+        "--format",
+        "json",
+        "--rules",
+        "none",
+        "--state-dir",
+        state_flag,
+        "--http",
+        "127.0.0.1:0",
+    ];
+    let (_job, url, _reports, _stdin) = start_job(&args);
+    let first = wait_for("a commit's time on /metrics", || {
+        let (_, text) = get(&url, "/metrics");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("hygroflow_checkpoint_last_commit_timestamp_seconds "))?;
+        let value: f64 = line.split(' ').nth(1)?.parse().ok()?;
+        (value > 0.0).then_some(value)
+    });
+    // Processing time commits every epoch: the time moves on, and the job is healthy.
+    wait_for("a later commit", || {
+        let (_, text) = get(&url, "/metrics");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("hygroflow_checkpoint_last_commit_timestamp_seconds "))?;
+        let value: f64 = line.split(' ').nth(1)?.parse().ok()?;
+        (value > first).then_some(())
+    });
+    let (status, body) = get(&url, "/healthz");
+    assert_eq!(status, 200, "{body}");
+}

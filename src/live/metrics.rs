@@ -59,6 +59,8 @@ pub struct Kind {
 pub struct ProcessMetrics {
     /// Seconds a worker took to write its checkpoint for an epoch.
     pub checkpoint_write: Histogram,
+    /// Unix time of the last `COMMITTED` marker this process wrote (process 0).
+    pub checkpoint_last_commit: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// Kafka: messages behind the high watermark, per partition this process consumes.
     pub kafka_lag: Family<Partition, Gauge>,
     /// `--alertmanager`: alerts delivered (each URL counts its own).
@@ -97,6 +99,7 @@ pub fn kafka_lag(topic: &str, partition: i32, lag: i64) {
 
 static PROCESS: LazyLock<ProcessMetrics> = LazyLock::new(|| ProcessMetrics {
     checkpoint_write: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+    checkpoint_last_commit: Gauge::default(),
     kafka_lag: Family::default(),
     notifications_sent: Counter::default(),
     notifications_failed: Counter::default(),
@@ -115,6 +118,26 @@ pub fn process_metrics() -> &'static ProcessMetrics {
 /// Records a checkpoint that took `took` to write.
 pub fn checkpoint_written(took: std::time::Duration) {
     PROCESS.checkpoint_write.observe(took.as_secs_f64());
+}
+
+/// When process 0 last committed a checkpoint; `None` before its first (or without
+/// `--state-dir`).
+static LAST_COMMIT: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+
+/// Records a `COMMITTED` marker just written.
+pub fn checkpoint_committed() {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    PROCESS.checkpoint_last_commit.set(unix);
+    if let Ok(mut last) = LAST_COMMIT.lock() {
+        *last = Some(std::time::Instant::now());
+    }
+}
+
+/// How long since the last commit; `None` before the first.
+pub fn since_last_commit() -> Option<std::time::Duration> {
+    LAST_COMMIT.lock().ok()?.map(|t| t.elapsed())
 }
 
 /// The job's metrics and their registry.
@@ -208,6 +231,11 @@ impl Metrics {
             "hygroflow_checkpoint_write_seconds",
             "Time a worker of this process took to write an epoch's checkpoint",
             process_metrics().checkpoint_write.clone(),
+        );
+        registry.register(
+            "hygroflow_checkpoint_last_commit_timestamp_seconds",
+            "--state-dir: Unix time of the last committed checkpoint (process 0; its age is time() minus this)",
+            process_metrics().checkpoint_last_commit.clone(),
         );
         registry.register(
             "hygroflow_kafka_consumer_lag_messages",

@@ -164,15 +164,34 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
         .lock()
         .map(|t| t.elapsed())
         .unwrap_or_default();
-    if since <= shared.stale_after {
-        (StatusCode::OK, "ok\n").into_response()
-    } else {
-        let body = format!(
-            "no report for {:.1}s: more than three epochs of {}\n",
-            since.as_secs_f64(),
-            humantime::format_duration(shared.epoch_len)
-        );
-        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    let commit = crate::live::metrics::since_last_commit();
+    match health(since, commit, (shared.stale_after, shared.epoch_len)) {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(body) => (StatusCode::SERVICE_UNAVAILABLE, body).into_response(),
+    }
+}
+
+/// Healthy unless the last report, or (with checkpoints) the last committed checkpoint, is
+/// older than `stale_after` (three epochs of `epoch_len`). Checkpoints that stop being
+/// committed while reports go on would leave a restart ever further to replay.
+pub(crate) fn health(
+    since_report: Duration,
+    since_commit: Option<Duration>,
+    (stale_after, epoch_len): (Duration, Duration),
+) -> Result<(), String> {
+    let epochs = humantime::format_duration(epoch_len);
+    if since_report > stale_after {
+        return Err(format!(
+            "no report for {:.1}s: more than three epochs of {epochs}\n",
+            since_report.as_secs_f64()
+        ));
+    }
+    match since_commit {
+        Some(since) if since > stale_after => Err(format!(
+            "no checkpoint committed for {:.1}s: more than three epochs of {epochs}\n",
+            since.as_secs_f64()
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -198,4 +217,24 @@ async fn events(
             Some((Ok(event), (shared, rx, false)))
         });
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+
+    #[test]
+    fn healthz_fails_on_a_stale_report_or_a_stale_checkpoint() {
+        let limits = (Duration::from_secs(9), Duration::from_secs(3));
+        let s = Duration::from_secs;
+        assert_eq!(health(s(1), None, limits), Ok(()));
+        assert_eq!(health(s(1), Some(s(2)), limits), Ok(()));
+        let report = health(s(10), Some(s(2)), limits).expect_err("stale report");
+        assert!(report.starts_with("no report for 10.0s"), "{report}");
+        let commit = health(s(1), Some(s(12)), limits).expect_err("stale checkpoint");
+        assert!(
+            commit.starts_with("no checkpoint committed for 12.0s"),
+            "{commit}"
+        );
+    }
 }

@@ -381,6 +381,7 @@ impl Checkpointer {
                     workers: self.peers,
                 };
                 self.dir.commit(&point, printed)?;
+                crate::live::metrics::checkpoint_committed();
                 self.marked = frontier;
                 crate::fault::point("after-marker");
                 input.send(Control::Committed { frontier });
