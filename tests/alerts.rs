@@ -19,7 +19,8 @@ mod common;
 use serde_json::Value;
 
 use alert_runs::{
-    assert_success, check_everywhere, check_run, oracle_of, output_within, run_args, write_case,
+    assert_success, check_everywhere, check_run, lines_of, oracle_of, output_within, run_args,
+    sighup, wait_line, write_case,
 };
 use common::{hygroflow, json_lines};
 
@@ -504,43 +505,6 @@ fn gh_9_alert_log_of_the_generated_scenarios() {
     check_everywhere(&case);
 }
 
-/// Lines on a channel, read from `from` on a thread of their own.
-fn lines_of(from: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
-    use std::io::BufRead;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(from).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// Waits up to a minute for a line of `rx` that `wanted` accepts, keeping every line in
-/// `seen`.
-fn wait_line(
-    rx: &std::sync::mpsc::Receiver<String>,
-    seen: &mut Vec<String>,
-    what: &str,
-    wanted: impl Fn(&str) -> bool,
-) -> String {
-    let start = std::time::Instant::now();
-    loop {
-        let left = std::time::Duration::from_secs(60).saturating_sub(start.elapsed());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                seen.push(line.clone());
-                if wanted(&line) {
-                    return line;
-                }
-            }
-            Err(_) => panic!("no {what} within a minute; got {seen:#?}"),
-        }
-    }
-}
-
 /// GET `path` from the job's live server on `port`: the body.
 fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
@@ -553,14 +517,6 @@ fn http_get(port: u16, path: &str) -> String {
     let mut text = String::new();
     stream.read_to_string(&mut text).expect("response");
     text
-}
-
-fn sighup(pid: u32) {
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .expect("kill -HUP");
-    assert!(status.success());
 }
 
 #[test]

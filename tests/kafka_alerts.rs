@@ -625,3 +625,132 @@ fn gh_22_a_rules_change_at_restart_carries_every_state_over_and_judges_by_the_ne
         .collect();
     assert_ne!(unchanged, after, "the changed rules change nothing here");
 }
+
+#[test]
+fn gh_22_in_a_cluster_reloaded_rules_apply_once_every_process_has_them() {
+    let broker = Broker::start();
+    let case = alert_cases::random(37, 1000, 300);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, rules_path) = write_case(&case, dir.path());
+    broker.create_topic("reload", PARTITIONS);
+    broker.create_topic("reload.dlq", 1);
+    // The input in three parts by epoch: to 100, to 200, the rest.
+    let base = case.base_epoch();
+    let epoch_of = |line: &str| {
+        let v: Value = serde_json::from_str(line).expect("JSON");
+        alert_oracle::parse_time(v["eventTime"].as_str().expect("eventTime"))
+            .div_euclid(case.epoch_ms)
+    };
+    let mut parts = vec![String::new(), String::new(), String::new()];
+    for line in case.input.lines() {
+        let e = epoch_of(line) - base;
+        parts[usize::from(e >= 100) + usize::from(e >= 200)].push_str(&format!("{line}\n"));
+    }
+    let produce = |i: usize| {
+        let path = dir.path().join(format!("part{i}.jsonl"));
+        std::fs::write(&path, &parts[i]).expect("write");
+        let out = output_within(
+            hygroflow()
+                .args(["produce", "-b", &broker.brokers(), "-t", "reload"])
+                .arg(&path),
+            "produce",
+        );
+        assert_success(&out, "produce");
+    };
+    let hosts = dir.path().join("hosts.txt");
+    let lines: String = (0..2)
+        .map(|_| format!("127.0.0.1:{}\n", common::free_port()))
+        .collect();
+    std::fs::write(&hosts, lines).expect("hostfile");
+    let log_path = dir.path().join("alerts.jsonl");
+    let spawn = |p: &str| {
+        hygroflow()
+            .args([
+                "run",
+                "-b",
+                &broker.brokers(),
+                "-t",
+                "reload",
+                "--time",
+                "event",
+            ])
+            .args([
+                "--epoch",
+                &case.epoch_flag(),
+                "--idle-timeout",
+                "1s",
+                "--format",
+                "json",
+            ])
+            .arg("--rules")
+            .arg(&rules_path)
+            .arg("--alerts")
+            .arg(&log_path)
+            .args(["-w", "1", "-n", "2", "-p", p, "-h"])
+            .arg(&hosts)
+            .args(["--connect-timeout", "30s"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("a process starts")
+    };
+    let (mut p0, mut p1) = (spawn("0"), spawn("1"));
+    let reports = alert_runs::lines_of(p0.stdout.take().expect("stdout"));
+    let (err0, err1) = (
+        alert_runs::lines_of(p0.stderr.take().expect("stderr")),
+        alert_runs::lines_of(p1.stderr.take().expect("stderr")),
+    );
+    let _quiet = p1.stdout.take();
+    let (mut printed, mut logged0, mut logged1) = (Vec::new(), Vec::new(), Vec::new());
+    let reported_to = |printed: &mut Vec<String>, e: i64| {
+        alert_runs::wait_line(&reports, printed, "a report", |l| {
+            serde_json::from_str::<Value>(l)
+                .ok()
+                .and_then(|r| r["epoch"].as_i64())
+                .is_some_and(|r| r >= base + e)
+        });
+    };
+    produce(0);
+    reported_to(&mut printed, 95);
+    // Process 1 alone reloads: the old rules stay while epochs 100 to 200 are reported.
+    let changed = alert_runs::changed_rules(&case);
+    std::fs::write(&rules_path, changed.to_toml()).expect("write");
+    alert_runs::sighup(p1.id());
+    alert_runs::wait_line(&err1, &mut logged1, "process 1's reload", |l| {
+        l.contains("rules reloaded")
+    });
+    produce(1);
+    reported_to(&mut printed, 195);
+    let before_p0 = printed
+        .iter()
+        .chain(reports.try_iter().collect::<Vec<_>>().iter())
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok()?["epoch"].as_i64())
+        .max()
+        .expect("reports");
+    // Then process 0 too: from one epoch on, the new rules, in both.
+    alert_runs::sighup(p0.id());
+    alert_runs::wait_line(&err0, &mut logged0, "process 0's reload", |l| {
+        l.contains("rules reloaded")
+    });
+    produce(2);
+    reported_to(&mut printed, 295);
+    // SIGTERM to one process stops both; what was read is processed.
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &p0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    assert!(p0.wait().expect("p0 ends").success(), "{logged0:#?}");
+    assert!(p1.wait().expect("p1 ends").success(), "{logged1:#?}");
+    let log = json_lines(&std::fs::read(&log_path).expect("the alert log"));
+    let (rules_lines, transitions) = alert_runs::split_rules_lines(&log);
+    assert_eq!(rules_lines.len(), 1, "{rules_lines:?}");
+    let change = rules_lines[0]["epoch"].as_i64().expect("epoch");
+    assert!(
+        change > before_p0,
+        "the new rules apply from {change}, yet epochs to {before_p0} were reported before process 0 had them"
+    );
+    let want = alert_runs::oracle_changing(&case, (&case.rules, &changed), change);
+    alert_oracle::assert_alerts(&transitions, &want.log, case.epoch_ms, "cluster SIGHUP");
+}

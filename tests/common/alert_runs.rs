@@ -214,3 +214,49 @@ pub fn split_rules_lines(log: &[Value]) -> (Vec<Value>, Vec<Value>) {
     }
     (rules, transitions)
 }
+
+/// Lines on a channel, read from `from` on a thread of their own.
+pub fn lines_of(from: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(from).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits up to a minute for a line of `rx` that `wanted` accepts, keeping every line in
+/// `seen`.
+pub fn wait_line(
+    rx: &std::sync::mpsc::Receiver<String>,
+    seen: &mut Vec<String>,
+    what: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let left = std::time::Duration::from_secs(60).saturating_sub(start.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                seen.push(line.clone());
+                if wanted(&line) {
+                    return line;
+                }
+            }
+            Err(_) => panic!("no {what} within a minute; got {seen:#?}"),
+        }
+    }
+}
+
+/// Sends SIGHUP to `pid`.
+pub fn sighup(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+}
