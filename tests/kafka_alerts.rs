@@ -641,7 +641,7 @@ fn gh_22_in_a_cluster_reloaded_rules_apply_once_every_process_has_them() {
         alert_oracle::parse_time(v["eventTime"].as_str().expect("eventTime"))
             .div_euclid(case.epoch_ms)
     };
-    let mut parts = vec![String::new(), String::new(), String::new()];
+    let mut parts = [String::new(), String::new(), String::new()];
     for line in case.input.lines() {
         let e = epoch_of(line) - base;
         parts[usize::from(e >= 100) + usize::from(e >= 200)].push_str(&format!("{line}\n"));
