@@ -183,7 +183,10 @@ fn build_librdkafka() {
 
     let out_dir = env::var("OUT_DIR").expect("OUT_DIR missing");
 
-    if !Path::new(&out_dir).join("LICENSE").exists() {
+    // hygroflow: copied at every run of this script (it runs again when a file of this
+    // package changes), so that a patched source reaches the build; `cp -a` keeps the
+    // times, so make rebuilds only what changed.
+    {
         // We're not allowed to build in-tree directly, as ~/.cargo/registry is
         // globally shared. mklove doesn't support out-of-tree builds [0], so we
         // work around the issue by creating a clone of librdkafka inside of

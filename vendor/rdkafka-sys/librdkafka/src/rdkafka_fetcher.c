@@ -384,7 +384,12 @@ static int rd_kafkap_Fetch_reply_tags_partition_parse(
                 if (rd_kafka_buf_read_CurrentLeader(
                         rkbuf, &PartitionTags->CurrentLeader) == -1)
                         goto err_parse;
-                TopicTags->partitions_with_leader_change_cnt++;
+                /* hygroflow: count only the partitions that name a leader,
+                 * as rd_kafka_handle_Fetch_metadata_update() fills only
+                 * those: a LeaderId of -1 left an uninitialized partition
+                 * at the tail of the update (librdkafka issue 5280). */
+                if (PartitionTags->CurrentLeader.LeaderId >= 0)
+                        TopicTags->partitions_with_leader_change_cnt++;
                 return 1;
         default:
                 return 0;

@@ -2087,6 +2087,13 @@ rd_kafka_metadata_update_op(rd_kafka_t *rk, rd_kafka_metadata_internal_t *mdi) {
                 rd_kafka_Uuid_t topic_id = RD_KAFKA_UUID_ZERO;
                 char *topic              = NULL;
 
+                /* hygroflow: a leader update from a fetch response carries
+                 * the topic's id and no name; with a zero id (Fetch v12, or
+                 * a broker that no longer knows the topic) there is nothing
+                 * to look it up by, and the lookup by a NULL name crashed. */
+                if (!by_id && !md->topics[i].topic)
+                        continue;
+
                 if (by_id) {
                         rkmce = rd_kafka_metadata_cache_find_by_id(
                             rk, mdi->topics[i].topic_id, 1);
