@@ -32,7 +32,7 @@ mod batch;
 mod delivered;
 mod resume;
 
-use self::batch::{Batch, PartitionQueue, Record};
+use self::batch::{last_fetched_end, Batch, PartitionQueue, Record};
 use self::delivered::Delivered;
 use self::resume::{ResumeGuard, Step};
 
@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, info, warn};
@@ -56,6 +56,9 @@ use crate::kafka::{partitions, ClientLog};
 
 /// How often a worker looks for new partitions.
 const METADATA_EVERY: Duration = Duration::from_secs(5);
+
+/// Metadata checks in a row that must miss the input topic before the job stops.
+const MISSING_CHECKS: u32 = 2;
 /// A partition resumed from a checkpoint that hears nothing this long, not even its end, is
 /// fetched again from earlier (see `kafka/resume.rs`).
 const GUARD_SILENCE: Duration = Duration::from_secs(1);
@@ -163,8 +166,10 @@ impl KafkaInput {
             // Offsets are committed by hand, only for complete epochs.
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
-            // Without a checkpoint the results are rebuilt from the start of the topic.
-            ("auto.offset.reset", "earliest"),
+            // Every partition is assigned at an explicit offset (the checkpoint's, or the
+            // beginning): one that the broker no longer has is an error, never a silent jump
+            // (a topic recreated under the job, see `KafkaSource::fail_if_gone`).
+            ("auto.offset.reset", "error"),
             // The end-of-partition event is the reliable "end" for --until-end (see module docs).
             ("enable.partition.eof", "true"),
             // Tansu waits out the whole fetch.wait.max.ms: 12.3 s -> 1.1 s for 1M messages.
@@ -306,6 +311,8 @@ pub struct KafkaSource {
     /// `--until-end`: stop once every partition is at its end.
     until_end: bool,
     last_metadata: Instant,
+    /// Metadata checks in a row that did not find the topic.
+    missing: u32,
     last_error_log: Option<Instant>,
     /// Resumed partitions whose first message has not arrived yet, with the resume offset:
     /// where the partition stands until librdkafka has a position for it.
@@ -346,6 +353,7 @@ impl KafkaSource {
             ends: BTreeMap::new(),
             until_end: input.until_end,
             last_metadata: Instant::now(),
+            missing: 0,
             last_error_log: None,
             resumed_at: BTreeMap::new(),
             guards: BTreeMap::new(),
@@ -580,6 +588,57 @@ impl KafkaSource {
         }
     }
 
+    /// Stops on an error that says the records at the consumer's position are gone: the
+    /// topic was recreated (its offsets begin again) or emptied. Going on from another offset
+    /// would skip records or count them twice; the consumer is configured to say so
+    /// (`auto.offset.reset=error`) rather than jump.
+    fn fail_if_gone(&self, partition: Option<i32>, error: &KafkaError) -> Result<(), SourceError> {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AutoOffsetReset) {
+            return Err(SourceError::OffsetGone {
+                topic: self.topic.clone(),
+                partition,
+            });
+        }
+        Ok(())
+    }
+
+    /// Stops when a partition's end, as the last fetch answered it, is below the position the
+    /// job has fetched up to: records the job read are no longer there, so the topic was
+    /// recreated or emptied under it. A broker that sees the position past its end answers
+    /// "offset out of range" (see [`Self::fail_if_gone`]); Tansu answers with no records and
+    /// its true end, so this asks librdkafka for the end it last heard (no request is made).
+    fn fail_if_behind_position(&self) -> Result<(), SourceError> {
+        let Ok(positions) = self.consumer.position() else {
+            return Ok(());
+        };
+        for &partition in &self.owned {
+            let Some(at) = positions
+                .find_partition(&self.topic, partition)
+                .and_then(|e| e.offset().to_raw())
+                .filter(|&at| at > 0)
+            else {
+                continue;
+            };
+            let Some(high) = last_fetched_end(&self.consumer, &self.topic, partition) else {
+                continue;
+            };
+            if high < at {
+                debug!(
+                    worker = self.index,
+                    partition,
+                    position = at,
+                    end = high,
+                    "partition ends before the job's position"
+                );
+                return Err(SourceError::OffsetGone {
+                    topic: self.topic.clone(),
+                    partition: Some(partition),
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn log_error(&mut self, error: &KafkaError) {
         // A lost broker is logged once per outage by the client's context.
         if is_unreachable(error) || self.consumer.context().log.is_down() {
@@ -613,10 +672,25 @@ impl Source for KafkaSource {
             ) {
                 Ok(Some(all)) => {
                     metadata_answered = true;
+                    self.missing = 0;
+                    self.fail_if_behind_position()?;
                     self.assign(&all, &BTreeMap::new())
                         .map_err(SourceError::Kafka)?
                 }
-                Ok(None) => metadata_answered = true,
+                // Deleted under the job, or a broker came back without it: nothing to
+                // wait for that would give the same topic back. Twice in a row, as a
+                // cluster's metadata can miss a topic for a moment after a failover.
+                Ok(None) => {
+                    metadata_answered = true;
+                    self.missing += 1;
+                    if self.missing >= MISSING_CHECKS {
+                        return Err(SourceError::TopicGone {
+                            topic: self.topic.clone(),
+                        }
+                        .into());
+                    }
+                    warn!(worker = self.index, topic = %self.topic, "kafka topic missing from the broker's metadata; stopping if it is still missing at the next check");
+                }
                 Err(error) => self.log_error(&error),
             }
         }
@@ -647,6 +721,7 @@ impl Source for KafkaSource {
                     self.partition_eof(partition);
                 }
                 Some(Err(error)) => {
+                    self.fail_if_gone(None, &error)?;
                     self.log_error(&error);
                     break;
                 }
@@ -686,7 +761,8 @@ impl Source for KafkaSource {
                         Handled::Sought => break,
                     },
                     Record::PartitionEof(partition) => self.partition_eof(partition),
-                    Record::Error(error) => {
+                    Record::Error { partition, error } => {
+                        self.fail_if_gone(Some(partition), &error)?;
                         self.log_error(&error);
                         break;
                     }

@@ -112,6 +112,20 @@ pub enum SourceError {
     /// Kafka failed in a way retries cannot fix.
     #[error("kafka: {0}")]
     Kafka(KafkaError),
+    /// The input topic no longer exists on the brokers.
+    #[error("kafka topic {topic} no longer exists on the brokers (deleted, or a broker came back without it): stopping. Every complete epoch is committed; once the topic is back, a restart resumes from the last checkpoint (if the topic was recreated, its offsets begin again: move the state directory aside first)")]
+    TopicGone {
+        /// The topic.
+        topic: String,
+    },
+    /// The broker no longer has the records at a partition's position.
+    #[error("kafka topic {topic}{}: the broker no longer has the records at the job's position (the topic was recreated or emptied under the job): stopping rather than skip records or count them twice. Every complete epoch is committed; to start over on the new topic, move the state directory aside", partition.map(|p| format!(" partition {p}")).unwrap_or_default())]
+    OffsetGone {
+        /// The topic.
+        topic: String,
+        /// The partition, when the error names it.
+        partition: Option<i32>,
+    },
     /// A resumed partition's records from its checkpointed offset are no longer on the broker.
     #[error("{topic} partition {partition}: resuming at checkpointed offset {wanted}, the broker's first record even from the partition's start is {first}: offsets {wanted} to {} are gone (retention?); refusing to skip them. Move the state directory aside to start from the earliest offset", first - 1)]
     RecordsGone {
