@@ -563,8 +563,6 @@ fn alert_outputs(config: &Config) -> anyhow::Result<AlertOutputs> {
 fn check_kafka(config: &Config, kafka: &KafkaInput, shutdown: &AtomicBool) -> anyhow::Result<()> {
     let consumer = crate::source::kafka::Detached::new(kafka.consumer("start-up check")?);
     let stop = || shutdown.load(Ordering::Relaxed);
-    let partitions = kafka.wait_for_partitions(&consumer, &stop)?;
-    info!(topic = %kafka.topic, partitions = partitions.len(), group = %kafka.group, "kafka input");
     // Output topics that are missing are created (issue 12 point 7).
     let outputs = [
         Some((&kafka.dlq_topic, &kafka.client, "--dlq-topic")),
@@ -577,16 +575,37 @@ fn check_kafka(config: &Config, kafka: &KafkaInput, shutdown: &AtomicBool) -> an
             .as_ref()
             .map(|a| (&a.topic, &a.client, "--alerts-topic")),
     ];
-    for (topic, client, flag) in outputs.into_iter().flatten() {
-        match require_topic(&consumer, topic) {
-            Ok(()) => {}
-            Err(KafkaSourceError::MissingTopic(_)) => {
-                crate::kafka::admin::create_missing(client, topic, flag)?;
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Ok(())
+    // One metadata request per topic, all at once: a broker far away costs one round trip
+    // at start, not four (issue 23 point 5).
+    let consumer = &consumer;
+    let (input, outputs) = std::thread::scope(|scope| {
+        let checks: Vec<_> = outputs
+            .into_iter()
+            .flatten()
+            .map(|(topic, client, flag)| {
+                scope.spawn(move || match require_topic(consumer, topic) {
+                    Ok(()) => Ok(()),
+                    Err(KafkaSourceError::MissingTopic(_)) => {
+                        crate::kafka::admin::create_missing(client, topic, flag)
+                    }
+                    Err(error) => Err(error.into()),
+                })
+            })
+            .collect();
+        let input = kafka.wait_for_partitions(consumer, &stop);
+        let outputs: Vec<anyhow::Result<()>> = checks
+            .into_iter()
+            .map(|check| {
+                check
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow!("checking an output topic panicked")))
+            })
+            .collect();
+        (input, outputs)
+    });
+    let partitions = input?;
+    info!(topic = %kafka.topic, partitions = partitions.len(), group = %kafka.group, "kafka input");
+    outputs.into_iter().collect()
 }
 
 /// Opens and checks the state directory; process 0 reads where to resume.

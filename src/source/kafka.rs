@@ -32,7 +32,7 @@ mod batch;
 mod delivered;
 mod resume;
 
-use self::batch::{last_fetched_end, Batch, PartitionQueue, Record};
+use self::batch::{Batch, PartitionQueue, Record};
 use self::delivered::Delivered;
 use self::resume::{ResumeGuard, Step};
 
@@ -56,6 +56,9 @@ use crate::kafka::{partitions, ClientLog};
 
 /// How often a worker looks for new partitions.
 const METADATA_EVERY: Duration = Duration::from_secs(5);
+
+/// Watermark requests a worker has in flight at once when it takes on partitions.
+const WATERMARKS_AT_ONCE: usize = 16;
 
 /// Metadata checks in a row that must miss the input topic before the job stops.
 const MISSING_CHECKS: u32 = 2;
@@ -370,15 +373,14 @@ impl KafkaSource {
     fn assign(&mut self, all: &[i32], resume: &BTreeMap<i32, i64>) -> KafkaResult<()> {
         let mut tpl = TopicPartitionList::new();
         let mut added = Vec::new();
-        for p in partitions_to_add(all, &self.owned, self.index, self.peers) {
+        let new = partitions_to_add(all, &self.owned, self.index, self.peers);
+        let watermarks = self.watermarks(&new)?;
+        for (p, (low, high)) in new.into_iter().zip(watermarks) {
             let offset = match resume.get(&p) {
                 Some(&o) => Offset::Offset(o),
                 None => Offset::Beginning,
             };
             tpl.add_partition_offset(&self.topic, p, offset)?;
-            let (low, high) =
-                self.consumer
-                    .fetch_watermarks(&self.topic, p, Duration::from_secs(10))?;
             if let Some(&o) = resume.get(&p) {
                 self.resumed_at.insert(p, o);
                 self.delivered.resume(p, o);
@@ -423,6 +425,34 @@ impl KafkaSource {
         }
         self.owned.extend(added);
         Ok(())
+    }
+
+    /// The low and high watermarks of `partitions`, in their order: the requests go out
+    /// [`WATERMARKS_AT_ONCE`] at a time, so that a start with many partitions on a broker
+    /// far away waits a few round trips, not one per partition.
+    fn watermarks(&self, partitions: &[i32]) -> KafkaResult<Vec<(i64, i64)>> {
+        let (consumer, topic) = (&*self.consumer, self.topic.as_str());
+        let mut found = Vec::with_capacity(partitions.len());
+        for chunk in partitions.chunks(WATERMARKS_AT_ONCE) {
+            std::thread::scope(|scope| {
+                let asks: Vec<_> = chunk
+                    .iter()
+                    .map(|&p| {
+                        scope.spawn(move || {
+                            consumer.fetch_watermarks(topic, p, Duration::from_secs(10))
+                        })
+                    })
+                    .collect();
+                for ask in asks {
+                    found.push(
+                        ask.join()
+                            .unwrap_or(Err(KafkaError::MetadataFetch(RDKafkaErrorCode::Fail)))?,
+                    );
+                }
+                Ok::<_, KafkaError>(())
+            })?;
+        }
+        Ok(found)
     }
 
     /// Whether `--until-end` is done: see [`reached_end`].
@@ -602,43 +632,6 @@ impl KafkaSource {
         Ok(())
     }
 
-    /// Stops when a partition's end, as the last fetch answered it, is below the position the
-    /// job has fetched up to: records the job read are no longer there, so the topic was
-    /// recreated or emptied under it. A broker that sees the position past its end answers
-    /// "offset out of range" (see [`Self::fail_if_gone`]); Tansu answers with no records and
-    /// its true end, so this asks librdkafka for the end it last heard (no request is made).
-    fn fail_if_behind_position(&self) -> Result<(), SourceError> {
-        let Ok(positions) = self.consumer.position() else {
-            return Ok(());
-        };
-        for &partition in &self.owned {
-            let Some(at) = positions
-                .find_partition(&self.topic, partition)
-                .and_then(|e| e.offset().to_raw())
-                .filter(|&at| at > 0)
-            else {
-                continue;
-            };
-            let Some(high) = last_fetched_end(&self.consumer, &self.topic, partition) else {
-                continue;
-            };
-            if high < at {
-                debug!(
-                    worker = self.index,
-                    partition,
-                    position = at,
-                    end = high,
-                    "partition ends before the job's position"
-                );
-                return Err(SourceError::OffsetGone {
-                    topic: self.topic.clone(),
-                    partition: Some(partition),
-                });
-            }
-        }
-        Ok(())
-    }
-
     fn log_error(&mut self, error: &KafkaError) {
         // A lost broker is logged once per outage by the client's context.
         if is_unreachable(error) || self.consumer.context().log.is_down() {
@@ -673,7 +666,6 @@ impl Source for KafkaSource {
                 Ok(Some(all)) => {
                     metadata_answered = true;
                     self.missing = 0;
-                    self.fail_if_behind_position()?;
                     self.assign(&all, &BTreeMap::new())
                         .map_err(SourceError::Kafka)?
                 }

@@ -18,10 +18,6 @@
 //!   or dropped: a [`Record`] borrows its payload from the batch, so no payload outlives its
 //!   message.
 //!
-//! - [`last_fetched_end`] reads the end of a partition as the last fetch response gave it
-//!   (`rd_kafka_get_watermark_offsets`: librdkafka's cached value, no request), which tells a
-//!   topic recreated under the job (see `KafkaSource::fail_if_behind_position`).
-//!
 //! A [`PartitionQueue`] holds a reference on the consumer: it must be dropped before the
 //! consumer is (`KafkaSource` declares its queues and its batch before its consumer).
 #![allow(unsafe_code)]
@@ -33,30 +29,6 @@ use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
-
-/// The end (high watermark) of `partition` of `topic` as the last fetch response from the
-/// broker gave it, without a request; `None` before any fetch answered.
-pub(super) fn last_fetched_end<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    topic: &str,
-    partition: i32,
-) -> Option<i64> {
-    let topic = CString::new(topic).ok()?;
-    let (mut low, mut high) = (-1_i64, -1_i64);
-    // SAFETY: the client pointer is valid while `consumer` lives; librdkafka writes the two
-    // offsets through the pointers, which point at live locals, and keeps neither.
-    let error = unsafe {
-        rdsys::rd_kafka_get_watermark_offsets(
-            consumer.client().native_ptr(),
-            topic.as_ptr(),
-            partition,
-            &mut low,
-            &mut high,
-        )
-    };
-    // librdkafka's "invalid offset" (-1001) until a fetch has answered.
-    (error == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
-}
 
 /// One partition's own queue.
 pub(super) struct PartitionQueue {
