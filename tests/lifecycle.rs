@@ -405,3 +405,67 @@ fn gh_12_a_reader_that_stops_reading_holds_memory_bounded() {
         "the run went on once its reports were read"
     );
 }
+
+/// Issue 26 point 2: `--alerts` onto the input (or a hard link to it) truncated the input,
+/// `--alerts` or `--rejects` onto the rules file overwrote the rules, and `--alerts` and
+/// `--rejects` in one file lost lines. Each is refused in one line, exit 1, before any file is
+/// created or truncated.
+#[test]
+fn gh_26_outputs_never_overwrite_the_inputs_the_rules_or_each_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    generate(&input, 12, 7, 0.2);
+    let link = dir.path().join("link.jsonl");
+    std::fs::hard_link(&input, &link).expect("hard link");
+    let rules = dir.path().join("rules.toml");
+    let (code, printed, err) = outcome(&["rules"]);
+    assert_eq!(code, Some(0), "{err}");
+    std::fs::write(&rules, printed).expect("rules file");
+    let shared = dir.path().join("out.jsonl");
+    let unshared = dir.path().join("sub/../out.jsonl");
+    std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
+    let (before, rules_before) = (
+        std::fs::read(&input).expect("read"),
+        std::fs::read(&rules).expect("read"),
+    );
+    let p = |path: &std::path::Path| path.to_str().expect("utf8").to_owned();
+    let cases: [(Vec<String>, &str); 5] = [
+        (vec!["--alerts".into(), p(&input)], "is the input file"),
+        (vec!["--alerts".into(), p(&link)], "is the input file"),
+        (
+            vec!["--rules".into(), p(&rules), "--alerts".into(), p(&rules)],
+            "is the --rules file",
+        ),
+        (
+            vec!["--rules".into(), p(&rules), "--rejects".into(), p(&rules)],
+            "is the --rules file",
+        ),
+        (
+            vec![
+                "--alerts".into(),
+                p(&shared),
+                "--rejects".into(),
+                p(&unshared),
+            ],
+            "are one file",
+        ),
+    ];
+    for (extra, says) in cases {
+        let mut args = vec!["run".to_owned(), "-i".into(), p(&input)];
+        args.extend(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, err) = outcome(&args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(says) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+        assert_eq!(std::fs::read(&input).expect("read"), before, "{args:?}");
+        assert_eq!(
+            std::fs::read(&rules).expect("read"),
+            rules_before,
+            "{args:?}"
+        );
+        assert!(!shared.exists(), "nothing was created: {args:?}");
+    }
+}

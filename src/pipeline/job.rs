@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -101,6 +101,7 @@ impl Job {
         out: Box<dyn Write + Send>,
         shutdown: Arc<AtomicBool>,
     ) -> anyhow::Result<Job> {
+        refuse_clobbering(&config)?;
         let mut checkpoints = None;
         let rules = config
             .rules
@@ -437,7 +438,7 @@ fn file_feed(
         }
     };
     if let Some(input) = identity.filter(FileId::is_regular) {
-        refuse_overwriting(input, &name, rejects)?;
+        refuse_overwriting(input, &name)?;
     }
     let rejects = match rejects {
         Some(path) => {
@@ -508,24 +509,87 @@ impl FileId {
     }
 }
 
-/// Refuses outputs that are the input file: `--rejects` naming it (under any name or link),
-/// and stdout redirected onto it (`>> input`), which would truncate or grow what is being read.
-fn refuse_overwriting(input: FileId, name: &str, rejects: Option<&PathBuf>) -> anyhow::Result<()> {
-    if let Some(path) = rejects {
-        let same = std::fs::metadata(path)
-            .ok()
-            .is_some_and(|m| FileId::of_metadata(&m) == input);
-        if same {
-            anyhow::bail!(
-                "--rejects {} is the input file {name}: writing rejects there would destroy the input; choose another file",
-                path.display()
-            );
-        }
-    }
+/// Refuses stdout redirected onto the input file (`>> input`), which would truncate or grow
+/// what is being read. (Output files onto it are refused earlier: [`refuse_clobbering`].)
+fn refuse_overwriting(input: FileId, name: &str) -> anyhow::Result<()> {
     if FileId::of_fd(std::io::stdout().as_fd()) == Some(input) {
         anyhow::bail!(
             "stdout is the input file {name}: reports written there would overwrite or grow the input; redirect stdout elsewhere"
         );
+    }
+    Ok(())
+}
+
+/// Which file a path names, for telling two paths of one file apart: its device and inode if
+/// it exists (links and other spellings of it included), else its absolute path (two outputs
+/// that will be created under one name).
+#[derive(Debug, PartialEq, Eq)]
+enum PathId {
+    File(u64, u64),
+    New(PathBuf),
+}
+
+impl PathId {
+    fn of(path: &Path) -> PathId {
+        match std::fs::metadata(path) {
+            Ok(m) => PathId::File(m.dev(), m.ino()),
+            // Its folder resolved (links, `..`), then its name.
+            Err(_) => {
+                let folder = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+                let resolved = match (folder.canonicalize(), path.file_name()) {
+                    (Ok(folder), Some(name)) => folder.join(name),
+                    _ => std::path::absolute(path).unwrap_or_else(|_| path.to_owned()),
+                };
+                PathId::New(resolved)
+            }
+        }
+    }
+}
+
+/// Refuses, before any file is created or truncated, an output file that is one of the files
+/// the job reads (the input, the rules file) or another output: `--alerts` onto the input
+/// would truncate it, onto the rules file overwrite the rules, and `--alerts` and `--rejects`
+/// in one file would lose lines of both (issue 26 point 2).
+fn refuse_clobbering(config: &Config) -> anyhow::Result<()> {
+    let mut read: Vec<(&str, &Path)> = Vec::new();
+    let mut written: Vec<(&str, &Path)> = Vec::new();
+    if let Input::File { path, rejects } = &config.input {
+        if let Some(path) = path {
+            read.push(("the input file", path));
+        }
+        if let Some(rejects) = rejects {
+            written.push(("--rejects", rejects));
+        }
+    }
+    if let Some(rules) = &config.rules_file {
+        read.push(("the --rules file", rules));
+    }
+    if let Some(AlertsOut::File(alerts)) = &config.alerts {
+        written.push(("--alerts", alerts));
+    }
+    let shown = |path: &Path| escape(&path.display().to_string()).into_owned();
+    for (i, &(flag, path)) in written.iter().enumerate() {
+        let id = PathId::of(path);
+        if let Some((what, other)) = read.iter().find(|(_, other)| PathId::of(other) == id) {
+            anyhow::bail!(
+                "{flag} {} is {what} {}: writing there would destroy it; choose another file",
+                shown(path),
+                shown(other)
+            );
+        }
+        if let Some((other_flag, other)) = written[..i]
+            .iter()
+            .find(|(_, other)| PathId::of(other) == id)
+        {
+            anyhow::bail!(
+                "{flag} {} and {other_flag} {} are one file: each would overwrite the other's lines; give them two files",
+                shown(path),
+                shown(other)
+            );
+        }
     }
     Ok(())
 }
