@@ -343,9 +343,15 @@ pub fn addresses(processes: usize, hostfile: Option<&PathBuf>) -> Result<Vec<Str
             .map(|i| format!("localhost:{}", 2101 + i))
             .collect());
     };
-    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Hostfile {
+    let limit = crate::small_file::SMALL_FILE_LIMIT;
+    let bytes =
+        crate::small_file::read_small(path, limit).map_err(|error| ConfigError::Hostfile {
+            path: path.clone(),
+            error,
+        })?;
+    let text = String::from_utf8(bytes).map_err(|_| ConfigError::Hostfile {
         path: path.clone(),
-        error,
+        error: std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8 text"),
     })?;
     let found = hostfile_addresses(&text, processes);
     if found.len() < processes {

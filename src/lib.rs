@@ -39,6 +39,7 @@ pub mod notify;
 pub mod pipeline;
 pub mod rules;
 pub(crate) mod sink;
+pub mod small_file;
 pub(crate) mod source;
 pub(crate) mod tally;
 pub mod watermark;

@@ -618,3 +618,35 @@ fn gh_8_the_tables_cover_every_flag_of_every_subcommand() {
         }
     }
 }
+
+/// Issue 26 point 3: `rules --rules /dev/zero` and `-h /dev/zero` read without limit (3 GB in
+/// 4 s). A rules file or a hostfile is read up to 1 MiB; more is one line naming the file,
+/// exit 1.
+#[test]
+fn gh_26_an_endless_rules_file_or_hostfile_is_one_line_not_gigabytes() {
+    for args in [
+        &["rules", "--rules", "/dev/zero"][..],
+        &["run", "-i", "/dev/null", "--rules", "/dev/zero"][..],
+        &[
+            "run",
+            "-n",
+            "2",
+            "-p",
+            "0",
+            "-h",
+            "/dev/zero",
+            "-i",
+            "/dev/null",
+        ][..],
+    ] {
+        let out = run_bounded(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.trim_end().lines().count() == 1
+                && err.contains("/dev/zero")
+                && err.contains("holds more than 1048576 bytes"),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -374,10 +374,12 @@ impl Rules {
             RulesSource::None => return Ok(None),
             RulesSource::File(path) => path,
         };
-        let bytes = std::fs::read(path).map_err(|error| RulesError::Read {
-            path: path.clone(),
-            error,
-        })?;
+        let limit = crate::small_file::SMALL_FILE_LIMIT;
+        let bytes =
+            crate::small_file::read_small(path, limit).map_err(|error| RulesError::Read {
+                path: path.clone(),
+                error,
+            })?;
         let invalid = |invalid| RulesError::Invalid {
             path: path.clone(),
             invalid: Box::new(invalid),
