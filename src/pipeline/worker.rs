@@ -124,6 +124,7 @@ impl<'w> WorkerLoop<'w> {
             rejects,
             offsets,
         );
+        writer.announce_epochs(index == 0);
         writer.restore(&resume.states, &resume.printed.alerts);
         writer.restore_watermarks(&owned(&resume.watermarks, index, peers));
         let start_epoch = config.grid.epoch_of(SystemTime::now());

@@ -19,6 +19,8 @@ use super::types::SensorName;
 pub(crate) struct EpochBatch {
     /// Some worker had a message in the epoch.
     pub(crate) reported: bool,
+    /// The epochs after this one up to here are reported too (`ReceivedThrough`).
+    pub(crate) reported_through: Option<Epoch>,
     /// Sum and count per device.
     pub(crate) readings: FastMap<String, (i64, i64)>,
     /// Sensors that read, by device.
@@ -43,6 +45,10 @@ impl EpochBatch {
             }
             Observation::Seen { device, guids } if diff > 0 => self.seen.push((device, guids)),
             Observation::Received if diff > 0 => self.reported = true,
+            Observation::ReceivedThrough { through } if diff > 0 => {
+                self.reported = true;
+                self.reported_through = self.reported_through.max(Some(through));
+            }
             Observation::Rules { checksum } if diff > 0 => self.rules.push(checksum),
             _ => {}
         }

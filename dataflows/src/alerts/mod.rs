@@ -31,7 +31,7 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::broadcast::Broadcast;
 use timely::dataflow::operators::vec::partition::Partition;
-use timely::dataflow::operators::{Concat, Exchange};
+use timely::dataflow::operators::{Capability, Concat, Exchange};
 use timely::dataflow::StreamVec;
 
 pub use types::{
@@ -68,6 +68,9 @@ pub fn alerts<'scope>(
         .unary_frontier(Pipeline, "AlertStates", move |_, _| {
             let mut engine = AlertEngine::new(rules, peers);
             let mut stash = BTreeMap::new();
+            // Runs of reported epochs that no observation of their own stands for: keyed by
+            // the next epoch to evaluate, with a capability from the run's start and its end.
+            let mut runs: BTreeMap<Epoch, (Capability<Epoch>, Epoch)> = BTreeMap::new();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
                     for (observation, time, diff) in data.drain(..) {
@@ -81,12 +84,32 @@ pub fn alerts<'scope>(
                         batch.add(observation, diff);
                     }
                 });
-                while let Some(entry) = stash.first_entry() {
-                    if frontier.less_equal(entry.key()) {
+                // The next epoch is the earlier of the next batch and the next epoch of a run.
+                loop {
+                    let next_batch = stash.keys().next().copied();
+                    let next_run = runs.keys().next().copied();
+                    let Some(epoch) = next_batch.into_iter().chain(next_run).min() else {
+                        break;
+                    };
+                    if frontier.less_equal(&epoch) {
                         break;
                     }
-                    let epoch = *entry.key();
-                    let (cap, batch) = entry.remove();
+                    let (cap, mut batch) = match stash.remove(&epoch) {
+                        Some(found) => found,
+                        None => {
+                            let (run_cap, _) = &runs[&epoch];
+                            (run_cap.delayed(&epoch), EpochBatch::default())
+                        }
+                    };
+                    if let Some((run_cap, through)) = runs.remove(&epoch) {
+                        batch.reported = true;
+                        if epoch < through {
+                            go_on(&mut runs, epoch + 1, through, &run_cap);
+                        }
+                    }
+                    if let Some(through) = batch.reported_through.take().filter(|t| *t > epoch) {
+                        go_on(&mut runs, epoch + 1, through, &cap);
+                    }
                     let transitions = engine.epoch(epoch, batch);
                     if !transitions.is_empty() {
                         output.session(&cap).give_iterator(transitions.into_iter());
@@ -94,4 +117,18 @@ pub fn alerts<'scope>(
                 }
             }
         })
+}
+
+/// A run of reported epochs goes on at `next` up to `through` (merged with one that is
+/// already there).
+fn go_on(
+    runs: &mut BTreeMap<Epoch, (Capability<Epoch>, Epoch)>,
+    next: Epoch,
+    through: Epoch,
+    cap: &Capability<Epoch>,
+) {
+    let (_, until) = runs
+        .entry(next)
+        .or_insert_with(|| (cap.delayed(&next), through));
+    *until = through.max(*until);
 }

@@ -35,6 +35,15 @@ pub enum Observation {
     /// The epoch had at least one message (valid, rejected or late) on the sending worker:
     /// it is *reported*, and alerts are evaluated at it. Sent to every worker.
     Received,
+    /// Processing time, after the clock skipped epochs (a stall, or the start): this epoch
+    /// and every one after it up to `through` are reported, as if each had its `Received`.
+    /// One observation for the run of them, not one per epoch: each epoch of its own would be
+    /// a timestamp that every worker's progress tracking hears of from every other (memory and
+    /// time in the square of the workers, issue 26 point 1). Sent to every worker.
+    ReceivedThrough {
+        /// The last epoch of the run.
+        through: Epoch,
+    },
     /// Restore: one device's readings in an epoch before the resume point.
     PastReadings {
         /// The epoch the readings belonged to.
@@ -81,6 +90,7 @@ impl Observation {
             | Observation::LastSeen { device, .. } => Some(device),
             Observation::Active(t) => Some(&t.device),
             Observation::Received
+            | Observation::ReceivedThrough { .. }
             | Observation::PastReported { .. }
             | Observation::Rules { .. } => None,
         }
