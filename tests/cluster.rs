@@ -464,3 +464,41 @@ fn gh_8_a_signal_to_any_process_stops_the_whole_cluster() {
         assert!(last["total_messages"].as_i64().unwrap_or(0) > 0, "{last}");
     }
 }
+
+/// Issue 26 point 4: two processes given different files both exited 0 with a report that
+/// matched neither. The files' sizes and first bytes are compared at the handshake: both
+/// stop with the same line. The same bytes under two paths (each process its own copy) agree.
+#[test]
+fn gh_26_processes_with_different_input_files_refuse_each_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, copy) = (
+        dir.path().join("a.jsonl"),
+        dir.path().join("b.jsonl"),
+        dir.path().join("copy-of-a.jsonl"),
+    );
+    common::generate(&a, 300, 1, 0.0);
+    common::generate(&b, 300, 2, 0.0);
+    std::fs::copy(&a, &copy).expect("copy");
+    let path = |p: &Path| p.to_str().expect("utf8").to_owned();
+    let (a, b, copy) = (path(&a), path(&b), path(&copy));
+    assert_refused(
+        &[],
+        &["-i", &a],
+        &["-i", &b],
+        &["process 1 runs with --input of ", "the same input"],
+    );
+    let hosts = hostfile(dir.path(), 2);
+    let outputs: Vec<Output> = [(0, &a), (1, &copy)]
+        .map(|(p, file)| spawn_process(p, 2, &hosts, &["-i", file, "--format", "json"]))
+        .into_iter()
+        .enumerate()
+        .map(|(p, child)| wait_within(child, Duration::from_secs(30), &format!("process {p}")))
+        .collect();
+    for out in &outputs {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -49,6 +49,35 @@ pub(crate) struct Disagreement {
     lower: (usize, String),
 }
 
+/// The bytes of an input file that tell copies apart cheaply: its first 64 KiB.
+const IDENTITY_BYTES: u64 = 64 * 1024;
+
+/// What an input file is, as processes compare it: a regular file's size and the CRC-32 of
+/// its first 64 KiB (the same file under two paths agrees, two files of one name do not);
+/// stdin, a pipe or a file that cannot be read only by their kind (the job names a file it
+/// cannot read later, in one line).
+fn file_identity(path: Option<&std::path::Path>) -> String {
+    use std::io::Read;
+    let Some(path) = path else {
+        return "--input - (stdin)".to_owned();
+    };
+    let regular = std::fs::metadata(path).ok().filter(|m| m.is_file());
+    let Some(meta) = regular else {
+        return "--input that is not a regular file".to_owned();
+    };
+    let mut head = Vec::new();
+    let read =
+        std::fs::File::open(path).and_then(|f| f.take(IDENTITY_BYTES).read_to_end(&mut head));
+    match read {
+        Ok(_) => format!(
+            "--input of {} bytes (CRC-32 of its first 64 KiB {:08x})",
+            meta.len(),
+            crc32fast::hash(&head)
+        ),
+        Err(_) => "--input that cannot be read".to_owned(),
+    }
+}
+
 impl Agreement {
     /// What this process must share with the others, from its validated configuration.
     pub(crate) fn of(config: &Config) -> Self {
@@ -108,8 +137,9 @@ impl Agreement {
                 ("--seed", format!("--seed {seed}")),
                 ("--scenario", format!("--scenario {scenarios}")),
             ]),
-            // Each process reads its own copy, which may live at another path.
-            Input::File { .. } => settings.push(("input", "--input".to_owned())),
+            // Each process reads its own copy, which may live at another path: the copies
+            // must be the same bytes (issue 26 point 4).
+            Input::File { path, .. } => settings.push(("input", file_identity(path.as_deref()))),
             Input::Kafka(kafka) => settings.extend([
                 ("input", format!("--topic {}", kafka.topic)),
                 ("--group", format!("--group {}", kafka.group)),
