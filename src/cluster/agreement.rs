@@ -348,7 +348,7 @@ mod tests {
         };
         let e = check(&base, &file).expect_err("input");
         assert!(
-            e.contains("runs with --input but process 0 with the demo fleet"),
+            e.contains("runs with --input - (stdin) but process 0 with the demo fleet"),
             "{e}"
         );
     }
