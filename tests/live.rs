@@ -527,3 +527,50 @@ fn gh_23_metrics_give_the_age_of_the_last_checkpoint_and_healthz_follows_it() {
     let (status, body) = get(&url, "/healthz");
     assert_eq!(status, 200, "{body}");
 }
+
+/// Issue 26 point 6: ~20,000 connections that never finished their headers took every file
+/// descriptor, and `/healthz` stopped answering. Now at most 256 connections are served at
+/// once (more are closed as they come) and a client that has not sent a whole header within
+/// 5 s is disconnected: 2,000 such clients leave the job's descriptors bounded, and once
+/// their time is up `/healthz` answers while they are still connected.
+#[test]
+fn gh_26_clients_that_never_finish_their_headers_cannot_take_the_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("fleet.jsonl");
+    common::generate(&input, 200, 3, 0.0);
+    let lines = std::fs::read(&input).expect("input");
+    let (job, url, _, _stdin) = steady_job(&lines, &[]);
+    wait_for("/healthz to be 200", || {
+        (get(&url, "/healthz").0 == 200).then_some(())
+    });
+    let at = authority(&url);
+    let stalled: Vec<TcpStream> = (0..2000)
+        .filter_map(|_| {
+            let mut s = TcpStream::connect(&at).ok()?;
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHo").ok()?;
+            Some(s)
+        })
+        .collect();
+    assert!(stalled.len() > 1000, "{} connected", stalled.len());
+    let descriptors = || {
+        std::fs::read_dir(format!("/proc/{}/fd", job.0.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    // Everything beyond the limit is closed as it is accepted (polled: the server takes them
+    // from its backlog a moment later).
+    let bounded = wait_for("the job's descriptors to stay bounded", || {
+        let n = descriptors();
+        (n > 0 && n < 256 + 100).then_some(n)
+    });
+    eprintln!(
+        "{bounded} descriptors with {} stalled clients",
+        stalled.len()
+    );
+    // The stalled clients' 5 s run out; the server answers again (while they stay connected).
+    wait_for("/healthz to answer again", || {
+        (try_get(&url, "/healthz")?.0 == 200).then_some(())
+    });
+    assert!(descriptors() < 256 + 100);
+    drop(stalled);
+}

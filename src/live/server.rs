@@ -64,11 +64,8 @@ impl Handle {
                             return;
                         }
                     };
-                    let serve = axum::serve(listener, router(shared));
                     tokio::select! {
-                        result = serve => if let Err(e) = result {
-                            warn!(error = %e, "--http: the server stopped");
-                        },
+                        () = serve(listener, router(shared)) => {}
                         _ = stopped => {}
                     }
                 });
@@ -77,6 +74,54 @@ impl Handle {
             })
             .context("--http: cannot start the server's thread")?;
         Ok(Handle { stop: Some(stop) })
+    }
+}
+
+/// Connections served at once; more are closed as they come. Each costs a file descriptor,
+/// which the job needs for its checkpoints and brokers: 20,000 clients that never finished
+/// their headers once took them all, and `/healthz` stopped answering (issue 26 point 6).
+const MAX_CONNECTIONS: usize = 256;
+
+/// A client that has not sent a request's whole header by then is disconnected.
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Accepts and serves connections, at most [`MAX_CONNECTIONS`] at once, each with a
+/// [`HEADER_TIMEOUT`]; returns only if the listener fails for good.
+async fn serve(listener: tokio::net::TcpListener, app: Router) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut refused_logged: Option<std::time::Instant> = None;
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors, or a connection reset before it was taken: wait a
+            // moment rather than spin.
+            Err(e) => {
+                warn!(error = %e, "--http: cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            if refused_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                warn!(
+                    limit = MAX_CONNECTIONS,
+                    "--http: connections at the limit; closing new ones (logged once a minute)"
+                );
+                refused_logged = Some(std::time::Instant::now());
+            }
+            drop(stream);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            // A client that goes away is no error of the server's.
+            let _ = connection.await;
+            drop(slot);
+        });
     }
 }
 
