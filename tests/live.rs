@@ -574,3 +574,52 @@ fn gh_26_clients_that_never_finish_their_headers_cannot_take_the_server() {
     assert!(descriptors() < 256 + 100);
     drop(stalled);
 }
+
+/// Issue 26 point 5 (bidi): a right-to-left override (U+202E) in a name reversed the text
+/// around it on the page. Names sit in `<bdi>` elements, isolated (`unicode-bidi: isolate`),
+/// on the tiles and in the alert lines.
+#[test]
+fn gh_26_a_bidi_override_in_a_name_reverses_only_the_name_on_the_page() {
+    let (_job, url, reports, stdin) = start_job(&[
+        "run",
+        "-i",
+        "-",
+        "--http",
+        "127.0.0.1:0",
+        "--epoch",
+        "200ms",
+        "--format",
+        "json",
+    ]);
+    let mut stdin = stdin.expect("stdin");
+    let name = "MRI\u{202e}1 evil";
+    // Far above any band: a `high` alert whose line names the device.
+    let line = json!({
+        "guid": "g\u{202e}1", "medicalimagingdevice": name,
+        "payload": {"data": {"humidity": 99.0}}
+    });
+    writeln!(stdin, "{line}").expect("write a line");
+    stdin.flush().expect("flush");
+    wait_for("a report with the line", || {
+        let report: Value = serde_json::from_str(&reports.recv_timeout(PATIENCE).ok()?).ok()?;
+        (report["total_messages"] == 1).then_some(())
+    });
+    let mut browser = Browser::start();
+    browser.call("Page.navigate", json!({"url": url}));
+    let isolated = wait_for("the device's tile and its alert line", || {
+        let found = browser.eval(
+            "[...document.querySelectorAll('.tile bdi.name, #active li bdi')]\
+             .map(b => [b.textContent, getComputedStyle(b).unicodeBidi])",
+        );
+        (found.as_array()?.len() >= 2).then_some(found)
+    });
+    for pair in isolated.as_array().expect("array") {
+        assert_eq!(pair[0], name, "{isolated}");
+        assert_eq!(pair[1], "isolate", "{isolated}");
+    }
+    assert!(
+        browser.errors.is_empty(),
+        "console errors: {:?}",
+        browser.errors
+    );
+}

@@ -405,8 +405,12 @@ impl Metrics {
     }
 }
 
-/// A label value escaped for the text format: backslash, double quote and line feed.
+/// A label value escaped for the text format: first as hygroflow prints any name (control and
+/// bidirectional characters as visible `\u{..}` escapes, see [`crate::escape`]), so that
+/// neither a raw ESC nor a U+202E reaches whoever reads `/metrics` in a terminal; then the
+/// text format's own escapes (backslash, double quote; no line feed is left).
 pub fn label_value(text: &str) -> String {
+    let text = crate::escape::escape(text);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -423,6 +427,17 @@ pub fn label_value(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::live::view::Totals;
+
+    #[test]
+    fn label_values_carry_no_control_or_bidirectional_character() {
+        assert_eq!(label_value("MRI1"), "MRI1");
+        assert_eq!(label_value("a\"b"), "a\\\"b");
+        assert_eq!(
+            label_value("x\u{1b}[31my\u{202e}z\n"),
+            r"x\\u{1b}[31my\\u{202e}z\\n"
+        );
+        assert_eq!(label_value(r"back\slash"), r"back\\\\slash");
+    }
 
     #[test]
     fn rejects_by_kind_follow_the_reports_cluster_wide_counts() {
@@ -458,7 +473,9 @@ mod tests {
         metrics.update(&update, 0.1, &[(name.to_owned(), Some(42.5))]);
         let text = metrics.encode();
         assert!(
-            text.contains(r#"hygroflow_device_sensors{device="CT1\"} 1\nhygroflow_fake 1\\"} 3"#),
+            text.contains(
+                r#"hygroflow_device_sensors{device="CT1\"} 1\\nhygroflow_fake 1\\\\"} 3"#
+            ),
             "{text}"
         );
         assert!(

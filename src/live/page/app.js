@@ -57,7 +57,7 @@ function sparkline(points, band) {
 function tile(d) {
   const node = el("article", "tile " + d.state);
   node.dataset.state = d.state;
-  node.appendChild(el("div", "name", d.device));
+  node.appendChild(el("bdi", "name", d.device));
   node.appendChild(el("div", "value", fmt(d.value)));
   node.appendChild(el("div", "state", LABELS[d.state] || d.state));
   const band = d.band ? "band " + (d.band[0] ?? "–") + "–" + (d.band[1] ?? "–") + "% RH" : "no rules";
@@ -67,24 +67,39 @@ function tile(d) {
   if (d.maintenance) {
     node.classList.add("maintenance");
     node.dataset.maintenance = "true";
-    node.appendChild(el("div", "maintenance", "in maintenance: " + d.maintenance));
+    const maintenance = el("div", "maintenance", "in maintenance: ");
+    maintenance.appendChild(el("bdi", null, d.maintenance));
+    node.appendChild(maintenance);
   }
   node.appendChild(sparkline(d.spark, d.band));
   return node;
 }
 
+// Names from the input sit in <bdi>: a right-to-left override (U+202E) in a name reverses
+// only the name, never the text around it.
 function alertLine(a) {
   const value = a.value === null ? "" : " value " + a.value.toFixed(2);
-  const sensor = a.sensor === null ? "" : " sensor " + a.sensor;
-  const text = a.time + "  " + a.device + " " + a.kind + " " + a.state + sensor + value + " (limit " + a.limit + ")";
-  const li = el("li", a.state, text);
+  const li = el("li", a.state, a.time + "  ");
+  li.appendChild(el("bdi", null, a.device));
+  li.appendChild(document.createTextNode(" " + a.kind + " " + a.state));
+  if (a.sensor !== null) {
+    li.appendChild(document.createTextNode(" sensor "));
+    li.appendChild(el("bdi", null, a.sensor));
+  }
+  li.appendChild(document.createTextNode(value + " (limit " + a.limit + ")"));
   li.dataset.device = a.device;
   li.dataset.kind = a.kind;
   if (a.shelved) li.appendChild(el("span", "shelved", " (shelved: maintenance)"));
   if (a.silenced) {
     li.dataset.silenced = "true";
-    const why = a.silenced.comment ? ": " + a.silenced.comment : "";
-    li.appendChild(el("span", "silenced", " silenced in Alertmanager by " + a.silenced.by + " until " + a.silenced.until + why));
+    const silenced = el("span", "silenced", " silenced in Alertmanager by ");
+    silenced.appendChild(el("bdi", null, a.silenced.by));
+    silenced.appendChild(document.createTextNode(" until " + a.silenced.until));
+    if (a.silenced.comment) {
+      silenced.appendChild(document.createTextNode(": "));
+      silenced.appendChild(el("bdi", null, a.silenced.comment));
+    }
+    li.appendChild(silenced);
   }
   return li;
 }
@@ -112,7 +127,10 @@ function render(s) {
       .sort((a, b) => a.device.localeCompare(b.device, "en", { numeric: true }));
     if (devices.length === 0) continue;
     const section = el("section", "group");
-    section.appendChild(el("h3", null, g + " (" + devices.length + ")"));
+    const heading = el("h3");
+    heading.appendChild(el("bdi", null, g));
+    heading.appendChild(document.createTextNode(" (" + devices.length + ")"));
+    section.appendChild(heading);
     const tiles = el("div", "tiles");
     tiles.replaceChildren(...devices.map(tile));
     section.appendChild(tiles);
