@@ -546,7 +546,7 @@ fn gh_26_clients_that_never_finish_their_headers_cannot_take_the_server() {
     let at = authority(&url);
     let stalled: Vec<TcpStream> = (0..2000)
         .filter_map(|_| {
-            let mut s = TcpStream::connect(&at).ok()?;
+            let mut s = TcpStream::connect(at).ok()?;
             s.write_all(b"GET /healthz HTTP/1.1\r\nHo").ok()?;
             Some(s)
         })
