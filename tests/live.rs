@@ -120,8 +120,9 @@ fn gh_11_the_live_page_shows_the_fleet_and_the_excursion_as_the_engine_raises_it
     );
 }
 
-#[test]
-fn gh_11_names_are_text_on_the_page_and_the_page_survives_a_restart() {
+/// A live job on stdin (`--http`, 200 ms epochs) that has reported one reading of sensor
+/// `guid` of `device`; its stdin stays open.
+fn job_with_one_reading(guid: &str, device: &str, humidity: f64) -> (Running, String, ChildStdin) {
     let (job, url, reports, stdin) = start_job(&[
         "run",
         "-i",
@@ -134,10 +135,9 @@ fn gh_11_names_are_text_on_the_page_and_the_page_survives_a_restart() {
         "json",
     ]);
     let mut stdin = stdin.expect("stdin");
-    let name = r#"<img src=x onerror="document.title='pwned'">"#;
     let line = json!({
-        "guid": "g1", "medicalimagingdevice": name,
-        "payload": {"data": {"humidity": 45.5}}
+        "guid": guid, "medicalimagingdevice": device,
+        "payload": {"data": {"humidity": humidity}}
     });
     writeln!(stdin, "{line}").expect("write a line");
     stdin.flush().expect("flush");
@@ -145,6 +145,13 @@ fn gh_11_names_are_text_on_the_page_and_the_page_survives_a_restart() {
         let report: Value = serde_json::from_str(&reports.recv_timeout(PATIENCE).ok()?).ok()?;
         (report["total_messages"] == 1).then_some(())
     });
+    (job, url, stdin)
+}
+
+#[test]
+fn gh_11_names_are_text_on_the_page_and_the_page_survives_a_restart() {
+    let name = r#"<img src=x onerror="document.title='pwned'">"#;
+    let (job, url, stdin) = job_with_one_reading("g1", name, 45.5);
     let mut browser = Browser::start();
     browser.call("Page.navigate", json!({"url": url}));
     let shown = wait_for("the device's tile", || {
@@ -580,30 +587,9 @@ fn gh_26_clients_that_never_finish_their_headers_cannot_take_the_server() {
 /// on the tiles and in the alert lines.
 #[test]
 fn gh_26_a_bidi_override_in_a_name_reverses_only_the_name_on_the_page() {
-    let (_job, url, reports, stdin) = start_job(&[
-        "run",
-        "-i",
-        "-",
-        "--http",
-        "127.0.0.1:0",
-        "--epoch",
-        "200ms",
-        "--format",
-        "json",
-    ]);
-    let mut stdin = stdin.expect("stdin");
     let name = "MRI\u{202e}1 evil";
     // Far above any band: a `high` alert whose line names the device.
-    let line = json!({
-        "guid": "g\u{202e}1", "medicalimagingdevice": name,
-        "payload": {"data": {"humidity": 99.0}}
-    });
-    writeln!(stdin, "{line}").expect("write a line");
-    stdin.flush().expect("flush");
-    wait_for("a report with the line", || {
-        let report: Value = serde_json::from_str(&reports.recv_timeout(PATIENCE).ok()?).ok()?;
-        (report["total_messages"] == 1).then_some(())
-    });
+    let (_job, url, _stdin) = job_with_one_reading("g\u{202e}1", name, 99.0);
     let mut browser = Browser::start();
     browser.call("Page.navigate", json!({"url": url}));
     let isolated = wait_for("the device's tile and its alert line", || {
