@@ -117,7 +117,11 @@ function render(s) {
   const active = document.getElementById("active");
   active.replaceChildren(...s.active.map(alertLine));
   if (s.active.length === 0) active.appendChild(el("li", "resolved", "none"));
-  document.getElementById("active-count").textContent = "(" + s.active.length + ")";
+  const total = s.active_total === undefined ? s.active.length : s.active_total;
+  document.getElementById("active-count").textContent = "(" + total + ")";
+  if (total > s.active.length) {
+    active.appendChild(el("li", "more", "… and " + (total - s.active.length).toLocaleString("en") + " more (all of them in the report's alerts_active)"));
+  }
   document.getElementById("recent").replaceChildren(...s.recent.map(alertLine));
   const groups = document.getElementById("groups");
   const sections = [];
@@ -135,6 +139,9 @@ function render(s) {
     tiles.replaceChildren(...devices.map(tile));
     section.appendChild(tiles);
     sections.push(section);
+  }
+  if (s.more_devices > 0) {
+    sections.push(el("p", "more", "… and " + s.more_devices.toLocaleString("en") + " more devices: the " + s.devices.length + " that need attention most are shown."));
   }
   groups.replaceChildren(...sections);
 }
