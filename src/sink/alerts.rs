@@ -190,7 +190,10 @@ pub struct AlertTopic {
     pub publisher: Publisher,
     /// The topic.
     pub topic: String,
-    /// Ids found in the topic at start.
+    /// Ids found in the topic at start: what a killed run published after its last
+    /// checkpoint, which this run replays. A run offers each transition once, so what it
+    /// publishes itself is not added (the set stayed as large as every transition of a
+    /// months-long run).
     pub published: HashSet<String>,
     /// Sent since the last flush.
     pub unflushed: bool,
@@ -386,7 +389,6 @@ impl AlertLog {
                         None,
                     );
                     topic.publisher.send(outgoing).map_err(io::Error::other)?;
-                    topic.published.insert(id);
                     topic.unflushed = true;
                 }
             }
@@ -461,7 +463,6 @@ impl AlertLog {
                     None,
                 );
                 topic.publisher.send(outgoing).map_err(io::Error::other)?;
-                topic.published.insert(line.id);
                 topic.unflushed = true;
             }
         }
