@@ -123,6 +123,12 @@ fn gh_11_the_live_page_shows_the_fleet_and_the_excursion_as_the_engine_raises_it
 /// A live job on stdin (`--http`, 200 ms epochs) that has reported one reading of sensor
 /// `guid` of `device`; its stdin stays open.
 fn job_with_one_reading(guid: &str, device: &str, humidity: f64) -> (Running, String, ChildStdin) {
+    job_with_readings(&[(guid.to_owned(), device.to_owned(), humidity)])
+}
+
+/// A live job on stdin (`--http`, 200 ms epochs) that has reported `readings`, each
+/// `(guid, device, humidity)`; its stdin stays open.
+fn job_with_readings(readings: &[(String, String, f64)]) -> (Running, String, ChildStdin) {
     let (job, url, reports, stdin) = start_job(&[
         "run",
         "-i",
@@ -135,15 +141,17 @@ fn job_with_one_reading(guid: &str, device: &str, humidity: f64) -> (Running, St
         "json",
     ]);
     let mut stdin = stdin.expect("stdin");
-    let line = json!({
-        "guid": guid, "medicalimagingdevice": device,
-        "payload": {"data": {"humidity": humidity}}
-    });
-    writeln!(stdin, "{line}").expect("write a line");
+    for (guid, device, humidity) in readings {
+        let line = json!({
+            "guid": guid, "medicalimagingdevice": device,
+            "payload": {"data": {"humidity": humidity}}
+        });
+        writeln!(stdin, "{line}").expect("write a line");
+    }
     stdin.flush().expect("flush");
-    wait_for("a report with the line", || {
+    wait_for("a report with every line", || {
         let report: Value = serde_json::from_str(&reports.recv_timeout(PATIENCE).ok()?).ok()?;
-        (report["total_messages"] == 1).then_some(())
+        (report["total_messages"] == readings.len()).then_some(())
     });
     (job, url, stdin)
 }
@@ -616,31 +624,13 @@ fn gh_26_a_bidi_override_in_a_name_reverses_only_the_name_on_the_page() {
 /// shows 200 tiles, that device among them, and says how many more there are.
 #[test]
 fn gh_26_many_devices_give_the_page_the_worst_200_and_a_count() {
-    let (_job, url, reports, stdin) = start_job(&[
-        "run",
-        "-i",
-        "-",
-        "--http",
-        "127.0.0.1:0",
-        "--epoch",
-        "200ms",
-        "--format",
-        "json",
-    ]);
-    let mut stdin = stdin.expect("stdin");
-    for i in 0..300 {
-        let humidity = if i == 250 { 95.0 } else { 45.0 };
-        let line = json!({
-            "guid": format!("g{i}"), "medicalimagingdevice": format!("MRI{i}"),
-            "payload": {"data": {"humidity": humidity}}
-        });
-        writeln!(stdin, "{line}").expect("write a line");
-    }
-    stdin.flush().expect("flush");
-    wait_for("a report with every line", || {
-        let report: Value = serde_json::from_str(&reports.recv_timeout(PATIENCE).ok()?).ok()?;
-        (report["total_messages"] == 300).then_some(())
-    });
+    let readings: Vec<(String, String, f64)> = (0..300)
+        .map(|i| {
+            let humidity = if i == 250 { 95.0 } else { 45.0 };
+            (format!("g{i}"), format!("MRI{i}"), humidity)
+        })
+        .collect();
+    let (_job, url, _stdin) = job_with_readings(&readings);
     let mut browser = Browser::start();
     browser.call("Page.navigate", json!({"url": url}));
     let shown = wait_for("200 tiles and the count of the rest", || {

@@ -83,7 +83,7 @@ impl Handle {
 const MAX_CONNECTIONS: usize = 256;
 
 /// A client that has not sent a request's whole header by then is disconnected.
-pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Accepts and serves connections, at most [`MAX_CONNECTIONS`] at once, each with a
 /// [`HEADER_TIMEOUT`]; returns only if the listener fails for good.

@@ -525,14 +525,14 @@ fn refuse_overwriting(input: FileId, name: &str) -> anyhow::Result<()> {
 /// that will be created under one name).
 #[derive(Debug, PartialEq, Eq)]
 enum PathId {
-    File(u64, u64),
+    File(FileId),
     New(PathBuf),
 }
 
 impl PathId {
     fn of(path: &Path) -> PathId {
         match std::fs::metadata(path) {
-            Ok(m) => PathId::File(m.dev(), m.ino()),
+            Ok(m) => PathId::File(FileId::of_metadata(&m)),
             // Its folder resolved (links, `..`), then its name.
             Err(_) => {
                 let folder = match path.parent() {
