@@ -5,7 +5,7 @@
 #
 # HYGROFLOW_BINARY is a build of the release that writes format VERSION (a worktree of its
 # commit, `cargo build`: version 1 at 228278e, version 2 at 3ad1496, version 3 from c034a3d
-# on). It starts a Tansu broker, produces tests/fixtures/upgrade/first.jsonl to the topic
+# to 509dbf1, version 4 from the commit that added the epoch log on). It starts a Tansu broker, produces tests/fixtures/upgrade/first.jsonl to the topic
 # `upgrade`, runs the job to the end of it in event time with a state directory, and keeps the
 # directory as tests/fixtures/upgrade/state-vVERSION. The test produces first.jsonl and
 # rest.jsonl to a fresh broker (the same offsets: one message a line), resumes from a copy of

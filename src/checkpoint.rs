@@ -13,6 +13,7 @@
 //! state-dir/
 //!   COMMITTED                 generation G, frontier F, workers P  (written last, atomically)
 //!   gen-G/w{worker}-e{epoch}.ckpt
+//!   gen-G/w{worker}-l{start}.log  per-epoch sums, appended at each checkpoint (`epoch_log`)
 //! ```
 //!
 //! When the dataflow's frontier passes `F`, every worker has closed every epoch before `F`
@@ -21,6 +22,10 @@
 //! the rows back into the dataflow as weighted records, and seeks each partition to the saved
 //! offset. A new run writes a new generation and deletes the old one once its own first commit
 //! is durable, so files of two runs are never mixed.
+//!
+//! The per-epoch sums are the one part that grows with the hour that windows and rate alerts
+//! look back over, so a checkpoint file does not hold them: it names how far into the
+//! worker's append-only epoch log they reach, and each checkpoint appends one epoch's rows.
 //!
 //! Every file is written to a temporary name, fsynced, renamed over and its directory fsynced,
 //! and starts with a header holding a format version, a CRC-32 and the body length. A file
@@ -35,10 +40,14 @@ use std::path::{Path, PathBuf};
 use hygroflow_dataflows::{Epoch, GuidKey, Transition};
 use serde::{Deserialize, Serialize};
 
+mod epoch_log;
+
+pub use epoch_log::{EpochLog, EpochRow, LogCut, LogRecord};
+
 /// The on-disk format version this hygroflow writes. It reads every version from
 /// [`OLDEST_VERSION`] on, migrating older files as it loads them (see [`Check::migrate`]);
 /// files of a newer version are refused with the version named.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest format version read: 1, the first hygroflow's.
 pub const OLDEST_VERSION: u32 = 1;
 const CHECKPOINT_MAGIC: &str = "hygroflow-checkpoint";
@@ -68,7 +77,7 @@ pub enum CheckpointError {
     #[error("--state-dir {0} is a file, not a directory")]
     NotADirectory(PathBuf),
     /// The state directory holds something hygroflow did not write.
-    #[error("unexpected entry {entry} in --state-dir {dir}: hygroflow keeps only COMMITTED and gen-N/wW-eE.ckpt there; move it away")]
+    #[error("unexpected entry {entry} in --state-dir {dir}: hygroflow keeps only COMMITTED, gen-N/wW-eE.ckpt and gen-N/wW-lE.log there; move it away")]
     Unexpected {
         /// The directory.
         dir: PathBuf,
@@ -137,12 +146,16 @@ pub struct WorkerState {
     /// Every sensor this worker has seen, by device: its key and the last epoch it read in.
     pub sensors: Vec<KnownSensors>,
     /// `(epoch, device, sum_micro, count)` of the recent epochs that windows and alerts still
-    /// need (the longest window, plus an hour for rate alerts).
-    #[serde(default)]
-    pub recent: Vec<(Epoch, String, i64, i64)>,
-    /// The recent epochs in which this worker had a message.
-    #[serde(default)]
+    /// need (the longest window, plus an hour for rate alerts). From format 4 on a file keeps
+    /// them in the worker's epoch log (`log`) and a load fills them in from there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent: Vec<EpochRow>,
+    /// The recent epochs in which this worker had a message (from format 4 on, in the log).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reported: Vec<Epoch>,
+    /// Format 4 on: where in the worker's epoch log `recent` and `reported` are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogCut>,
     /// Event time: `(partition, newest event time in ms)` of each partition this worker read,
     /// so that a restart closes the same epochs (absent in older files: none).
     #[serde(default)]
@@ -427,6 +440,8 @@ impl StateDir {
                     let body: CheckpointBody = read_framed(&path, CHECKPOINT_MAGIC)?;
                     self.check_input(&body.input)?;
                     self.check_settings(&body.settings)?;
+                } else if epoch_log::parse_log_name(&path).is_some() && path.is_file() {
+                    // A log is checked up to the length a checkpoint names, when it loads.
                 } else if !is_temporary(&path) {
                     return Err(self.unexpected(path));
                 }
@@ -475,7 +490,20 @@ impl StateDir {
                 });
             }
             self.check_input(&body.input)?;
-            for partition in body.state.offsets.keys() {
+            let mut state = body.state;
+            if let Some(cut) = state.log {
+                let log = gen_dir.join(epoch_log::log_name(worker, cut.start));
+                let rows = epoch_log::read(&log, &cut)?;
+                check_sums(rows.recent.iter().map(|(_, _, sum, count)| (*sum, *count))).map_err(
+                    |reason| CheckpointError::Corrupt {
+                        path: log.clone(),
+                        reason,
+                    },
+                )?;
+                state.recent.extend(rows.recent);
+                state.reported.extend(rows.reported);
+            }
+            for partition in state.offsets.keys() {
                 if restored
                     .workers
                     .iter()
@@ -487,7 +515,7 @@ impl StateDir {
                     });
                 }
             }
-            restored.workers.push((worker, body.state));
+            restored.workers.push((worker, state));
         }
         Ok(restored)
     }
@@ -584,6 +612,18 @@ impl StateDir {
         write_framed(&path, CHECKPOINT_MAGIC, &body)
     }
 
+    /// Starts worker `worker`'s epoch log at the checkpoint of `epoch`, holding `base`, the
+    /// rows still needed.
+    pub fn create_log(
+        &self,
+        generation: u64,
+        worker: usize,
+        epoch: Epoch,
+        base: &LogRecord,
+    ) -> Result<EpochLog, CheckpointError> {
+        EpochLog::create(&self.generation_dir(generation), worker, epoch, base)
+    }
+
     /// Process 0: records that every worker has checkpointed every epoch before
     /// `point.frontier`, and what the printer had done by then.
     pub fn commit(&self, point: &RestorePoint, printed: &Printed) -> Result<(), CheckpointError> {
@@ -612,10 +652,13 @@ impl StateDir {
         }
         let dir = self.generation_dir(point.generation);
         let mut files: Vec<(usize, Epoch, PathBuf)> = Vec::new();
+        let mut logs: Vec<(usize, Epoch, PathBuf)> = Vec::new();
         for entry in fs::read_dir(&dir).map_err(io_error(&dir))? {
             let path = entry.map_err(io_error(&dir))?.path();
             if let Some((w, e)) = parse_name(&path) {
                 files.push((w, e, path));
+            } else if let Some((w, e)) = epoch_log::parse_log_name(&path) {
+                logs.push((w, e, path));
             }
         }
         let workers: std::collections::BTreeSet<usize> = files.iter().map(|(w, _, _)| *w).collect();
@@ -625,11 +668,23 @@ impl StateDir {
                 .filter(|(w, e, _)| *w == worker && *e < point.frontier)
                 .map(|(_, e, _)| *e)
                 .max();
-            if let Some(keep) = keep {
-                for (_, _, path) in files.iter().filter(|(w, e, _)| *w == worker && *e < keep) {
-                    // Already gone is fine: pruning is only housekeeping.
-                    let _ = fs::remove_file(path);
-                }
+            let Some(keep) = keep else {
+                continue;
+            };
+            // The checkpoint kept names the newest log started at or before it; the files
+            // before it, and the logs before that one, no restart loads again.
+            let log = logs
+                .iter()
+                .filter(|(w, e, _)| *w == worker && *e <= keep)
+                .map(|(_, e, _)| *e)
+                .max();
+            let old_files = files.iter().filter(|(w, e, _)| *w == worker && *e < keep);
+            let old_logs = logs
+                .iter()
+                .filter(|(w, e, _)| *w == worker && log.is_some_and(|log| *e < log));
+            for (_, _, path) in old_files.chain(old_logs) {
+                // Already gone is fine: pruning is only housekeeping.
+                let _ = fs::remove_file(path);
             }
         }
         Ok(())
@@ -836,20 +891,25 @@ impl Check for CheckpointBody {
                 "a negative offset ({offset}) of partition {partition}"
             ));
         }
-        let max_micro = i128::from(hygroflow_dataflows::MICROS_PER_PERCENT) * 100;
         let sums = state.devices.iter().map(|(_, sum, count)| (*sum, *count));
         let recent = state.recent.iter().map(|(_, _, sum, count)| (*sum, *count));
         let pending = state.pending.iter().map(|(.., humidity)| (*humidity, 1));
-        for (sum, count) in sums.chain(recent).chain(pending) {
-            if count < 0 || sum < 0 || i128::from(sum) > i128::from(count) * max_micro {
-                return Err(format!(
-                    "device sums ({sum} micro-percent over {count} readings) that no readings \
-                     of 0 to 100 % RH add up to"
-                ));
-            }
-        }
-        Ok(())
+        check_sums(sums.chain(recent).chain(pending))
     }
+}
+
+/// Refuses `(sum_micro, count)` pairs that no readings of 0 to 100 % RH add up to.
+fn check_sums(sums: impl Iterator<Item = (i64, i64)>) -> Result<(), String> {
+    let max_micro = i128::from(hygroflow_dataflows::MICROS_PER_PERCENT) * 100;
+    for (sum, count) in sums {
+        if count < 0 || sum < 0 || i128::from(sum) > i128::from(count) * max_micro {
+            return Err(format!(
+                "device sums ({sum} micro-percent over {count} readings) that no readings \
+                 of 0 to 100 % RH add up to"
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Check for CommitBody {
@@ -884,6 +944,14 @@ pub(crate) fn decode_untrusted(bytes: &[u8]) {
         decode_framed::<CheckpointBody>(bytes, CHECKPOINT_MAGIC),
         decode_body::<CheckpointBody>(bytes, FORMAT_VERSION),
     ];
+    let whole = LogCut {
+        start: 0,
+        length: bytes.len() as u64,
+        first: 0,
+    };
+    if let Ok(rows) = epoch_log::decode(bytes, &whole) {
+        let _ = check_sums(rows.recent.iter().map(|(_, _, sum, count)| (*sum, *count)));
+    }
     for body in checkpoints.into_iter().flatten() {
         let restored = Restored {
             workers: vec![(body.worker, body.state)],
@@ -971,10 +1039,10 @@ mod tests {
         assert_eq!(commit.frontier, 41);
         // Newer: refused, naming the version; damaged old files too.
         let newer =
-            decode_framed::<CheckpointBody>(&framed(CHECKPOINT_MAGIC, 4, v2), CHECKPOINT_MAGIC)
+            decode_framed::<CheckpointBody>(&framed(CHECKPOINT_MAGIC, 5, v2), CHECKPOINT_MAGIC)
                 .expect_err("newer");
         assert!(
-            newer.contains("format version 4, written by a newer hygroflow"),
+            newer.contains("format version 5, written by a newer hygroflow"),
             "{newer}"
         );
         let bad = v2.replace(r#"["CT1","a",38]"#, r#"["CT1",38]"#);
@@ -985,7 +1053,7 @@ mod tests {
         let zero =
             decode_framed::<CheckpointBody>(&framed(CHECKPOINT_MAGIC, 0, v2), CHECKPOINT_MAGIC)
                 .expect_err("zero");
-        assert!(zero.contains("reads versions 1 to 3"), "{zero}");
+        assert!(zero.contains("reads versions 1 to 4"), "{zero}");
     }
 
     fn point(generation: u64, frontier: Epoch, workers: usize) -> RestorePoint {
@@ -1037,6 +1105,53 @@ mod tests {
         assert_eq!(files, 2);
         let restored = sd.load(&point(0, 13, 2), 0..2).expect("load");
         assert_eq!(restored.workers[0].1.devices, vec![("CT1".into(), 9, 2)]);
+    }
+
+    #[test]
+    fn per_epoch_sums_load_from_the_epoch_log_and_logs_no_restart_needs_are_pruned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sd = StateDir::open(dir.path(), "kafka:t").expect("open");
+        sd.start_generation(0).expect("gen");
+        let rows = |epochs: std::ops::Range<Epoch>| LogRecord {
+            recent: epochs.clone().map(|e| (e, "CT1".into(), 5, 1)).collect(),
+            reported: epochs.collect(),
+        };
+        let with_log = |cut: LogCut| WorkerState {
+            log: Some(cut),
+            ..state(&[("CT1", "a", 5, 1)], &[(0, 3)])
+        };
+        let mut log = sd.create_log(0, 0, 10, &rows(5..10)).expect("log");
+        log.append(&rows(10..11)).expect("append");
+        sd.write_worker(0, 0, 10, with_log(log.cut(6))).expect("w0");
+        // A compaction at epoch 11 starts a new log; epoch 10's checkpoint keeps the old one.
+        let mut log = sd.create_log(0, 0, 11, &rows(7..11)).expect("new log");
+        log.append(&rows(11..12)).expect("append");
+        sd.write_worker(0, 0, 11, with_log(log.cut(7)))
+            .expect("w0 later");
+        sd.commit(&point(0, 11, 1), &Printed::default())
+            .expect("commit");
+        sd.cleanup(&point(0, 11, 1)).expect("cleanup");
+        let state = sd.load(&point(0, 11, 1), 0..1).expect("load");
+        assert_eq!(state.workers[0].1.recent, rows(6..11).recent);
+        assert_eq!(state.workers[0].1.reported, rows(6..11).reported);
+        assert!(dir.path().join("gen-0/w0-l10.log").exists());
+        sd.commit(&point(0, 12, 1), &Printed::default())
+            .expect("commit");
+        sd.cleanup(&point(0, 12, 1)).expect("cleanup");
+        assert!(!dir.path().join("gen-0/w0-l10.log").exists());
+        let state = sd.load(&point(0, 12, 1), 0..1).expect("load");
+        assert_eq!(state.workers[0].1.recent, rows(7..12).recent);
+        sd.validate().expect("a log is no stranger");
+        // A log shorter than its checkpoint says is refused, named.
+        let path = dir.path().join("gen-0/w0-l11.log");
+        let bytes = fs::read(&path).expect("read");
+        fs::write(&path, &bytes[..bytes.len() - 1]).expect("truncate");
+        let e = sd.load(&point(0, 12, 1), 0..1).expect_err("truncated");
+        assert!(e.to_string().contains("w0-l11.log"), "{e}");
+        assert!(e.to_string().contains("truncated"), "{e}");
+        fs::remove_file(&path).expect("rm");
+        let e = sd.load(&point(0, 12, 1), 0..1).expect_err("missing");
+        assert!(e.to_string().contains("w0-l11.log"), "{e}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //!
 //! | point | where |
 //! |---|---|
+//! | `log-append` | a record of a worker's epoch log is half appended |
 //! | `checkpoint-write` | a worker's checkpoint file is half written (its temporary file) |
 //! | `marker-write` | the `COMMITTED` marker is half written (its temporary file) |
 //! | `after-marker` | the marker is durable; offsets not committed, reports not printed |
@@ -13,7 +14,8 @@
 //! | `after-release` | the committed reports are printed |
 
 /// The names of the points, for tests that pick one.
-pub const POINTS: [&str; 5] = [
+pub const POINTS: [&str; 6] = [
+    "log-append",
     "checkpoint-write",
     "marker-write",
     "after-marker",

@@ -424,7 +424,7 @@ fn random_kills_of_a_whole_cluster_resume_exactly() {
         let points: &[&'static str] = if faulty == 0 {
             &POINTS
         } else {
-            &["checkpoint-write", "after-offsets"]
+            &["log-append", "checkpoint-write", "after-offsets"]
         };
         let kill = if cfg!(debug_assertions) && round % 2 == 1 {
             Kill::At(points[rng.gen_range(0..points.len())], rng.gen_range(1..=6))

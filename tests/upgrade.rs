@@ -15,6 +15,9 @@ use serde_json::Value;
 
 use common::{hygroflow, json_lines};
 
+/// The format this hygroflow writes (`checkpoint::FORMAT_VERSION`): its fixture is the newest.
+const FORMAT_VERSION: u32 = 4;
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upgrade")
 }
@@ -94,7 +97,7 @@ fn gh_23_a_state_directory_of_each_released_format_resumes_exactly() {
         want["rejected_messages"].as_i64() > Some(0),
         "the input has bad lines: {want}"
     );
-    for version in 1..=3 {
+    for version in 1..=FORMAT_VERSION {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = dir.path().join("state");
         copy_dir(&fixtures().join(format!("state-v{version}")), &state);
@@ -109,7 +112,7 @@ fn gh_23_a_state_directory_of_each_released_format_resumes_exactly() {
         );
         let marker = std::fs::read_to_string(state.join("COMMITTED")).expect("marker");
         assert!(
-            marker.starts_with("hygroflow-commit 3 "),
+            marker.starts_with(&format!("hygroflow-commit {FORMAT_VERSION} ")),
             "migrated on: {marker:.40}"
         );
     }
@@ -120,12 +123,16 @@ fn gh_23_a_state_directory_of_a_newer_format_is_refused_with_the_version() {
     let broker = broker_with_input();
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state");
-    copy_dir(&fixtures().join("state-v3"), &state);
+    copy_dir(&fixtures().join(format!("state-v{FORMAT_VERSION}")), &state);
     let marker = state.join("COMMITTED");
     let text = std::fs::read_to_string(&marker).expect("marker");
     std::fs::write(
         &marker,
-        text.replacen("hygroflow-commit 3 ", "hygroflow-commit 4 ", 1),
+        text.replacen(
+            &format!("hygroflow-commit {FORMAT_VERSION} "),
+            &format!("hygroflow-commit {} ", FORMAT_VERSION + 1),
+            1,
+        ),
     )
     .expect("write");
     let out = hygroflow()
@@ -146,8 +153,10 @@ fn gh_23_a_state_directory_of_a_newer_format_is_refused_with_the_version() {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one line: {stderr}");
     assert!(
-        lines[0].contains("format version 4, written by a newer hygroflow")
-            && lines[0].contains("COMMITTED"),
+        lines[0].contains(&format!(
+            "format version {}, written by a newer hygroflow",
+            FORMAT_VERSION + 1
+        )) && lines[0].contains("COMMITTED"),
         "{stderr}"
     );
 }

@@ -28,7 +28,8 @@ use timely::dataflow::InputHandleVec;
 use timely::worker::Worker;
 
 use crate::checkpoint::{
-    old_workers_for, CheckpointError, Printed, RestorePoint, StateDir, WorkerState,
+    old_workers_for, CheckpointError, EpochLog, EpochRow, LogCut, LogRecord, Printed, RestorePoint,
+    StateDir, WorkerState,
 };
 use crate::tally::WorkerTally;
 
@@ -123,10 +124,18 @@ struct Totals {
     devices: BTreeMap<String, Tally>,
     counts: EpochCounts,
     /// `(epoch, device, sum, count)` of the last `kept` epochs, oldest first.
-    recent: VecDeque<(Epoch, String, i64, i64)>,
+    recent: VecDeque<EpochRow>,
     /// The last `kept` epochs in which this worker had a message.
     reported: VecDeque<Epoch>,
     kept: Arc<AtomicU64>,
+    /// The first epoch still kept: it only moves forward, also when a rules reload raises
+    /// `kept` (what was forgotten stays forgotten, in memory and in the log alike).
+    first: Epoch,
+    /// What was added to `recent` and `reported` since the last checkpoint.
+    unlogged: LogRecord,
+    /// The epoch log this run's checkpoints append to; `None` before the first, and after a
+    /// failed append (the next checkpoint starts a new one).
+    log: Option<EpochLog>,
 }
 
 impl Totals {
@@ -140,13 +149,45 @@ impl Totals {
 
     /// Forgets the recent epochs that are `kept` or more before `epoch`.
     fn expire(&mut self, epoch: Epoch) {
-        let first = (epoch + 1).saturating_sub(self.kept());
+        self.first = self.first.max((epoch + 1).saturating_sub(self.kept()));
+        let first = self.first;
         while self.recent.front().is_some_and(|(e, ..)| *e < first) {
             self.recent.pop_front();
         }
         while self.reported.front().is_some_and(|e| *e < first) {
             self.reported.pop_front();
         }
+    }
+
+    /// Makes what changed since the last checkpoint durable in the epoch log, starting a new
+    /// log (with every row still kept) before the first checkpoint and when the expired rows
+    /// outweigh the live ones; returns where the checkpoint of `epoch` finds its rows.
+    fn log_through(
+        &mut self,
+        dir: &StateDir,
+        (generation, worker): (u64, usize),
+        epoch: Epoch,
+    ) -> Result<LogCut, CheckpointError> {
+        let record = std::mem::take(&mut self.unlogged);
+        let live = self.recent.len() + self.reported.len();
+        let log = match self.log.take() {
+            Some(mut log) if !log.wants_compaction(live) => {
+                // On an error the log is dropped, its tail perhaps torn: the next checkpoint
+                // starts a new one with every row still kept.
+                log.append(&record)?;
+                log
+            }
+            _ => {
+                let base = LogRecord {
+                    recent: self.recent.iter().cloned().collect(),
+                    reported: self.reported.iter().copied().collect(),
+                };
+                dir.create_log(generation, worker, epoch, &base)?
+            }
+        };
+        let cut = log.cut(self.first);
+        self.log = Some(log);
+        Ok(cut)
     }
 
     fn add(&mut self, device: &str, (sum, count): Tally) {
@@ -289,7 +330,7 @@ impl Checkpointer {
             .filter(|(old, _)| mine.contains(old))
             .map(|(_, state)| state)
             .collect();
-        let mut recent: Vec<(Epoch, String, i64, i64)> = Vec::new();
+        let mut recent: Vec<EpochRow> = Vec::new();
         let mut reported: Vec<Epoch> = Vec::new();
         for state in &states {
             recent.extend(state.recent.iter().cloned());
@@ -317,9 +358,9 @@ impl Checkpointer {
     pub(crate) fn add_device(&mut self, epoch: Epoch, device: &str, sums: Tally) {
         self.totals.add(device, sums);
         if self.totals.kept() > 0 {
-            self.totals
-                .recent
-                .push_back((epoch, device.to_owned(), sums.0, sums.1));
+            let row = (epoch, device.to_owned(), sums.0, sums.1);
+            self.totals.unlogged.recent.push(row.clone());
+            self.totals.recent.push_back(row);
         }
     }
 
@@ -334,8 +375,16 @@ impl Checkpointer {
         self.totals.count(counts);
         if reported && self.totals.kept() > 0 {
             self.totals.reported.push_back(epoch);
+            self.totals.unlogged.reported.push(epoch);
         }
         self.totals.expire(epoch);
+        let started = std::time::Instant::now();
+        let log = if self.totals.kept() > 0 {
+            let at = (self.generation, self.worker);
+            Some(self.totals.log_through(&self.dir, at, epoch)?)
+        } else {
+            None
+        };
         let state = WorkerState {
             offsets: offsets.clone(),
             rejected: self.totals.counts.rejected,
@@ -349,12 +398,12 @@ impl Checkpointer {
                 .map(|(device, (sum, count))| (device.clone(), *sum, *count))
                 .collect(),
             sensors: tally.sensors(),
-            recent: self.totals.recent.iter().cloned().collect(),
-            reported: self.totals.reported.iter().copied().collect(),
+            recent: Vec::new(),
+            reported: Vec::new(),
+            log,
             watermarks: event_time.watermarks,
             pending: event_time.pending,
         };
-        let started = std::time::Instant::now();
         let written = self
             .dir
             .write_worker(self.generation, self.worker, epoch, state);

@@ -83,16 +83,23 @@ fn run_job(job: Job) -> anyhow::Result<Outcome> {
     )
     .map_err(|e| anyhow!("cannot start workers: {e}"))?;
     let mut outcome = Outcome::default();
-    let mut first_error = None;
+    let mut first_error: Option<anyhow::Error> = None;
     for result in guards.join() {
-        match result {
-            Ok(Ok(o)) => outcome.pipe_closed |= o.pipe_closed,
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
+        let error = match result {
+            Ok(Ok(o)) => {
+                outcome.pipe_closed |= o.pipe_closed;
+                continue;
             }
-            Err(panic) => {
-                first_error.get_or_insert(anyhow!("a worker failed: {panic}"));
-            }
+            Ok(Err(e)) => e,
+            Err(panic) => anyhow!("a worker failed: {panic}"),
+        };
+        // The cause, not a worker that stopped because of it, whatever their order.
+        let echo = |e: &anyhow::Error| e.is::<worker::AnotherWorkerFailed>();
+        if first_error
+            .as_ref()
+            .is_none_or(|first| echo(first) && !echo(&error))
+        {
+            first_error = Some(error);
         }
     }
     job.join_reader();

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{anyhow, Context};
+use anyhow::Context;
 use differential_dataflow::VecCollection;
 use hygroflow_dataflows::{Distinct, Epoch, Stat};
 use timely::container::CapacityContainerBuilder;
@@ -323,7 +323,7 @@ impl<'w> WorkerLoop<'w> {
         if self.job.failed() {
             // Read after the frontier: a failed worker's dropped dataflow releases the
             // frontier, and its state must not be committed as complete.
-            return Err(anyhow!("stopping: another worker failed"));
+            return Err(AnotherWorkerFailed.into());
         }
         // Reports and alerts first: an alert published to its topic before the checkpoint
         // that covers its epoch is never lost, and a replay does not publish it again.
@@ -415,3 +415,8 @@ fn collect_into<'scope>(
             },
         )
 }
+
+/// A worker stops because another failed: the job reports the other's error, not this.
+#[derive(Debug, thiserror::Error)]
+#[error("stopping: another worker failed")]
+pub(crate) struct AnotherWorkerFailed;
