@@ -266,7 +266,7 @@ pub struct RunArgs {
     )]
     pub seed: Option<u64>,
     /// Demo only: trouble to inject, comma-separated NAME[@START] (excursion, silence, drift,
-    /// outage; START from the run's start) or none [default: excursion@1m,silence@2m,drift@3m].
+    /// outage, soak; START from the run's start) or none [default: excursion@1m,silence@2m,drift@3m].
     #[arg(long = "scenario", value_name = "LIST", value_parser = scenario::parse)]
     pub scenarios: Option<Scenarios>,
 }
@@ -553,8 +553,9 @@ pub struct GenerateArgs {
     )]
     pub interval_ms: f64,
     /// Trouble to inject: comma-separated NAME[@START] (excursion, silence, drift, outage:
-    /// every sensor silent 6 minutes of every 30, whose slots write no line; START from the
-    /// first line's event time, e.g. excursion@5m) or none.
+    /// every sensor silent 6 minutes of every 30, whose slots write no line; soak: every 6
+    /// hours trouble of each kind, sensors and a device away for hours; START from the first
+    /// line's event time, e.g. excursion@5m) or none.
     #[arg(long = "scenario", default_value = "none", value_name = "LIST", value_parser = scenario::parse)]
     pub scenarios: Scenarios,
 }

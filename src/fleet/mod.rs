@@ -19,6 +19,7 @@
 //!   `i + peers`, ..., so together they cover every sensor once per cycle.
 
 pub mod scenario;
+pub mod soak;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -227,7 +228,7 @@ impl Generator {
             let sensor = self.fleet.rotation.sensor(self.slot);
             self.slot = self.slot.wrapping_add(self.stride);
             let device = usize::from(self.fleet.sensors[sensor]);
-            if !self.plan.silenced(device, event_ms) {
+            if !self.plan.silenced(sensor, device, event_ms) {
                 return Some((sensor, device));
             }
         }

@@ -12,6 +12,7 @@
 //! | `silence`   | SPECT1 | none of its sensors sends anything for 6 minutes             | `silent` after 5 minutes, resolved at the next reading |
 //! | `drift`     | MRI1   | rises 30 % RH per hour for 12 minutes (+6), then holds at +6 | `rate` (MRI: 5 % RH an hour), inside the band |
 //! | `outage`    | all    | nothing from any sensor for 6 minutes, every 30 minutes (a flaky network) | `silent` for every sensor, then resolved: an alarm flood |
+//! | `soak`      | several | every 6 hours an excursion, a silence, a drift up and back, sensors and a device away for hours ([`super::soak`]) | every kind, again and again: simulated weeks |
 //!
 //! While a sensor is silenced, its slot in the rotation goes to the next sensor that is not, so
 //! a stream keeps its rate and `generate --count` its number of lines. An outage silences every
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::soak::Soak;
 use super::Fleet;
 use crate::flags;
 
@@ -49,6 +51,8 @@ pub enum Kind {
     Drift,
     /// No sensor sends anything for 6 minutes of every 30: the alarm flood of a network outage.
     Outage,
+    /// Every six hours, trouble of each kind and sensors that come and go ([`super::soak`]).
+    Soak,
 }
 
 /// How often an outage recurs.
@@ -59,7 +63,13 @@ impl Kind {
     pub const ALL: [Kind; 3] = [Kind::Excursion, Kind::Silence, Kind::Drift];
 
     /// Every kind `--scenario` takes.
-    const NAMED: [Kind; 4] = [Kind::Excursion, Kind::Silence, Kind::Drift, Kind::Outage];
+    const NAMED: [Kind; 5] = [
+        Kind::Excursion,
+        Kind::Silence,
+        Kind::Drift,
+        Kind::Outage,
+        Kind::Soak,
+    ];
 
     /// The name `--scenario` takes.
     pub fn name(self) -> &'static str {
@@ -68,6 +78,7 @@ impl Kind {
             Kind::Silence => "silence",
             Kind::Drift => "drift",
             Kind::Outage => "outage",
+            Kind::Soak => "soak",
         }
     }
 
@@ -77,7 +88,7 @@ impl Kind {
             Kind::Excursion => "CT1",
             Kind::Silence => "SPECT1",
             Kind::Drift => "MRI1",
-            Kind::Outage => "every device",
+            Kind::Outage | Kind::Soak => "every device",
         }
     }
 
@@ -88,6 +99,7 @@ impl Kind {
             Kind::Silence => 2,
             Kind::Drift => 3,
             Kind::Outage => 10,
+            Kind::Soak => 0,
         };
         Duration::from_secs(60 * minutes)
     }
@@ -98,6 +110,7 @@ impl Kind {
             Kind::Excursion => 2 * MINUTE_MS,
             Kind::Silence | Kind::Outage => 6 * MINUTE_MS,
             Kind::Drift => 12 * MINUTE_MS,
+            Kind::Soak => super::soak::CYCLE_MS,
         }
     }
 
@@ -214,7 +227,7 @@ pub enum ScenarioError {
 
 /// What a list may hold, for error messages.
 const EXPECTED: &str =
-    "excursion, silence, drift or outage, comma-separated, each optionally @START \
+    "excursion, silence, drift, outage or soak, comma-separated, each optionally @START \
                         (e.g. excursion@5m,drift@90s), or none";
 
 impl FromStr for Scenarios {
@@ -276,6 +289,8 @@ struct Injection {
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
     injections: Vec<Injection>,
+    /// `soak`'s timetable.
+    soak: Option<Soak>,
     notes: Vec<String>,
 }
 
@@ -292,6 +307,14 @@ impl Plan {
             let name = kind.name();
             let start_ms = stream_start_ms
                 .saturating_add(i64::try_from(scenario.start.as_millis()).unwrap_or(i64::MAX));
+            if kind == Kind::Soak {
+                plan.soak = Soak::new(fleet, start_ms);
+                plan.notes.push(plan.soak.as_ref().map_or_else(
+                    || "scenario soak: no device has a sensor; nothing injected".to_owned(),
+                    Soak::note,
+                ));
+                continue;
+            }
             if kind == Kind::Outage {
                 let injection = Injection {
                     kind,
@@ -336,19 +359,27 @@ impl Plan {
 
     /// What the scenarios add to device `device`'s humidity at `event_ms`.
     pub fn offset(&self, device: usize, event_ms: i64) -> f64 {
+        let soak = self
+            .soak
+            .as_ref()
+            .map_or(0.0, |s| s.offset(device, event_ms));
         self.injections
             .iter()
             .filter(|i| i.device == device)
             .map(|i| i.kind.offset(event_ms.saturating_sub(i.start_ms)))
-            .sum()
+            .sum::<f64>()
+            + soak
     }
 
-    /// Whether device `device`'s sensors are silenced at `event_ms`.
-    pub fn silenced(&self, device: usize, event_ms: i64) -> bool {
-        self.injections.iter().any(|i| {
-            (i.device == device || i.kind == Kind::Outage)
-                && i.kind.silences(event_ms.saturating_sub(i.start_ms))
-        })
+    /// Whether sensor `sensor` of device `device` is silenced at `event_ms`.
+    pub fn silenced(&self, sensor: usize, device: usize, event_ms: i64) -> bool {
+        self.soak
+            .as_ref()
+            .is_some_and(|s| s.silences(sensor, device, event_ms))
+            || self.injections.iter().any(|i| {
+                (i.device == device || i.kind == Kind::Outage)
+                    && i.kind.silences(event_ms.saturating_sub(i.start_ms))
+            })
     }
 
     /// Whether an outage silences every sensor at `event_ms`.
@@ -377,6 +408,8 @@ impl Injection {
             Kind::Outage => format!(
                 "scenario {name}: none of the fleet's {sensors} sensors sends anything for 6 minutes of every 30, from {from}"
             ),
+            // Its note is the timetable's (`Soak::note`); it is never an injection.
+            Kind::Soak => format!("scenario {name} from {from}"),
             Kind::Drift => {
                 let total = kind.offset(kind.length_ms());
                 format!("scenario {name}: {device} rises {DRIFT_RH_PER_HOUR} % RH per hour from {from} to {to} (+{total} % RH), then holds at +{total} % RH")
@@ -435,7 +468,7 @@ mod tests {
         for (bad, says) in [
             (
                 "",
-                "an empty scenario: expected excursion, silence, drift or outage",
+                "an empty scenario: expected excursion, silence, drift, outage or soak",
             ),
             ("excursion,", "an empty scenario"),
             ("excursion,,drift", "an empty scenario"),
@@ -518,8 +551,8 @@ mod tests {
         let plan = Plan::new(&outage, &fleet, GENERATE_START_MS);
         let at = |minutes: i64| GENERATE_START_MS + minutes * MINUTE_MS;
         for device in 0..fleet.sensors_per_device().len() {
-            assert!(plan.silenced(device, at(1)) && plan.silenced(device, at(31)));
-            assert!(!plan.silenced(device, at(7)) && !plan.silenced(device, at(37)));
+            assert!(plan.silenced(0, device, at(1)) && plan.silenced(0, device, at(31)));
+            assert!(!plan.silenced(0, device, at(7)) && !plan.silenced(0, device, at(37)));
         }
         assert!(plan.outage(at(0)) && !plan.outage(at(6)));
         assert!(plan.notes()[0].starts_with("scenario outage: none of the fleet's 2100 sensors"));
@@ -537,11 +570,11 @@ mod tests {
         assert_eq!(plan.offset(ct1, at(3.0)), 0.0);
         assert_eq!(plan.offset(mri1, at(9.0)), 3.0);
         assert_eq!(plan.offset(mri1, at(60.0)), 6.0);
-        assert!(plan.silenced(spect1, at(2.0)) && !plan.silenced(spect1, at(8.0)));
+        assert!(plan.silenced(0, spect1, at(2.0)) && !plan.silenced(0, spect1, at(8.0)));
         for other in ["CT2", "MRI2", "SPECT2", "LINAC1", "PETCT1"] {
             for minutes in [0.0, 1.5, 2.5, 9.0, 60.0] {
                 assert_eq!(plan.offset(device(other), at(minutes)), 0.0);
-                assert!(!plan.silenced(device(other), at(minutes)));
+                assert!(!plan.silenced(0, device(other), at(minutes)));
             }
         }
         assert_eq!(
@@ -588,7 +621,7 @@ mod tests {
             ["scenario silence: SPECT1 holds every sensor of the fleet, so nothing would be sent; nothing injected"]
         );
         for device in 0..51 {
-            assert!(!plan.silenced(device, GENERATE_START_MS + 3 * MINUTE_MS));
+            assert!(!plan.silenced(0, device, GENERATE_START_MS + 3 * MINUTE_MS));
         }
     }
 }
