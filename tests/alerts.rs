@@ -257,6 +257,7 @@ mod oracle {
             rate_per_hour: rate.map(pct),
             window_ms: w * 1000,
             silence_ms: 10_000,
+            retire_ms: 86_400_000,
         };
         assert_eq!(rules.rule("CT1"), rule(Some("30"), "60", "1", None, 3));
         assert_eq!(rules.rule("CT9"), rule(Some("30"), "55", "0.5", None, 3));

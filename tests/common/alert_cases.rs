@@ -131,6 +131,7 @@ fn keys(set: &[(&str, &str)]) -> Keys {
             "rate_per_hour" => k.rate_per_hour = Some(pct(value)),
             "window" => k.window_s = Some(seconds()),
             "silence" => k.silence_s = Some(seconds()),
+            "retire_after" => k.retire_s = Some(seconds()),
             _ => panic!("no key {key}"),
         }
     }

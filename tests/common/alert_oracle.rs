@@ -13,7 +13,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde_json::{json, Value};
 
@@ -21,6 +21,8 @@ pub use super::alert_rules::{Rules, MICROS};
 
 /// The span of a rate, fixed by the spec.
 const HOUR_MS: i64 = 3_600_000;
+/// The longest window the oracle keeps sums for.
+const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// One valid reading.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,8 +162,11 @@ pub struct Alert {
     pub raised: bool,
     /// The value or rate that decided, in percent; `None` for silent.
     pub value: Option<f64>,
-    /// The threshold that decided, in percent (silent: the silence in seconds).
+    /// The threshold that decided, in percent (silent: the silence in seconds; retired: the
+    /// retirement in seconds).
     pub limit: f64,
+    /// `Some("retired")` for a silent sensor's retirement.
+    pub reason: Option<&'static str>,
 }
 
 /// Which alert: (device, kind, sensor or "").
@@ -176,7 +181,7 @@ impl Alert {
     /// The line the engine must write, with epochs `epoch_ms` long.
     pub fn to_json(&self, epoch_ms: i64) -> Value {
         let sensor = self.sensor.as_deref().unwrap_or("");
-        json!({
+        let mut line = json!({
             "id": format!("{}/{}/{sensor}/{}", self.device, self.kind.name(), self.epoch),
             "epoch": self.epoch,
             "time": format_time((self.epoch + 1) * epoch_ms),
@@ -186,7 +191,11 @@ impl Alert {
             "state": if self.raised { "raised" } else { "resolved" },
             "value": self.value,
             "limit": self.limit,
-        })
+        });
+        if let Some(reason) = self.reason {
+            line["reason"] = json!(reason);
+        }
+        line
     }
 }
 
@@ -245,6 +254,7 @@ impl Judge<'_> {
             raised: !is_active,
             value,
             limit: limit as f64 / scale,
+            reason: None,
         };
         if is_active {
             self.active.remove(&key);
@@ -279,8 +289,8 @@ pub fn recompute_with<'r>(
     }
     // device -> epoch -> (sum, count)
     let mut sums: BTreeMap<&str, BTreeMap<i64, Mean>> = BTreeMap::new();
-    // device -> (reported epoch, value there), for rates
-    let mut history: BTreeMap<&str, Vec<(i64, Mean)>> = BTreeMap::new();
+    // device -> (reported epoch, value there) of the last hour, for rates
+    let mut history: BTreeMap<&str, VecDeque<(i64, Mean)>> = BTreeMap::new();
     let mut last_seen: BTreeMap<(&str, &str), i64> = BTreeMap::new();
     let mut active: BTreeMap<Key, Alert> = BTreeMap::new();
     let mut outcome = Outcome::default();
@@ -295,9 +305,31 @@ pub fn recompute_with<'r>(
             .iter()
             .map(|r| (r.device.as_str(), r.guid.as_str()))
             .collect();
+        let mut retired: Vec<(&str, &str)> = Vec::new();
         for (&(device, guid), &seen) in &last_seen {
-            let silence = rules.rule(device).silence_ms;
+            let rule = rules.rule(device);
+            let silence = rule.silence_ms;
             let here = reading.contains(&(device, guid));
+            let key = (device.to_owned(), Kind::Silent, guid.to_owned());
+            // Silent since an earlier reported epoch, and for silence + retire_after.
+            if !here
+                && judge.active.contains_key(&key)
+                && (e - seen) * epoch_ms >= silence + rule.retire_ms
+            {
+                judge.active.remove(&key);
+                judge.changes.push(Alert {
+                    epoch: e,
+                    device: device.to_owned(),
+                    kind: Kind::Silent,
+                    sensor: Some(guid.to_owned()),
+                    raised: false,
+                    value: None,
+                    limit: rule.retire_ms as f64 / 1000.0,
+                    reason: Some("retired"),
+                });
+                retired.push((device, guid));
+                continue;
+            }
             let quiet = !here && (e - seen) * epoch_ms >= silence;
             let limit = (quiet, silence);
             let back = (here, silence);
@@ -309,6 +341,10 @@ pub fn recompute_with<'r>(
                 1000.0,
             );
         }
+        // A retired sensor that reads again is a new one.
+        for sensor in retired {
+            last_seen.remove(&sensor);
+        }
         for r in batch {
             let cell = sums
                 .entry(&r.device)
@@ -319,14 +355,22 @@ pub fn recompute_with<'r>(
             cell.1 += 1;
             last_seen.insert((&r.device, &r.guid), e);
         }
-        for (&device, epochs) in &sums {
+        for (&device, epochs) in sums.iter_mut() {
             let rule = rules.rule(device);
             assert_eq!(
                 rule.window_ms % epoch_ms,
                 0,
                 "{device}: window not in epochs"
             );
+            assert!(rule.window_ms <= DAY_MS, "{device}: a window over a day");
             let first = e - rule.window_ms / epoch_ms + 1;
+            // What no window reaches any more (the soak test's weeks).
+            while let Some(old) = epochs.first_entry() {
+                if *old.key() >= e - DAY_MS / epoch_ms {
+                    break;
+                }
+                old.remove();
+            }
             let v = epochs
                 .range(first..=e)
                 .fold(Mean(0, 0), |m, (_, c)| Mean(m.0 + c.0, m.1 + c.1));
@@ -347,9 +391,15 @@ pub fn recompute_with<'r>(
                 judge.judge(what, Some(v.percent()), raise, resolve, MICROS as f64);
             }
             let past = history.entry(device).or_default();
-            past.push((e, v));
+            past.push_back((e, v));
+            while past
+                .front()
+                .is_some_and(|(t, _)| (e - t) * epoch_ms >= HOUR_MS)
+            {
+                past.pop_front();
+            }
             if let Some(rate) = rule.rate_per_hour {
-                let hour = past.iter().filter(|(t, _)| (e - t) * epoch_ms < HOUR_MS);
+                let hour = past.iter();
                 let (mut max, mut min) = (v, v);
                 for &(_, m) in hour {
                     max = if max.below(m) { m } else { max };

@@ -36,6 +36,7 @@ pub struct Keys {
     pub rate_per_hour: Option<i64>,
     pub window_s: Option<i64>,
     pub silence_s: Option<i64>,
+    pub retire_s: Option<i64>,
 }
 
 impl Keys {
@@ -47,6 +48,7 @@ impl Keys {
             rate_per_hour: self.rate_per_hour.or(base.rate_per_hour),
             window_s: self.window_s.or(base.window_s),
             silence_s: self.silence_s.or(base.silence_s),
+            retire_s: self.retire_s.or(base.retire_s),
         }
     }
 
@@ -62,7 +64,12 @@ impl Keys {
                 out.push_str(&format!("{key} = {}\n", toml_percent(v)));
             }
         }
-        for (key, value) in [("window", self.window_s), ("silence", self.silence_s)] {
+        let durations = [
+            ("window", self.window_s),
+            ("silence", self.silence_s),
+            ("retire_after", self.retire_s),
+        ];
+        for (key, value) in durations {
             if let Some(s) = value {
                 out.push_str(&format!("{key} = \"{s}s\"\n"));
             }
@@ -87,6 +94,8 @@ pub struct Rule {
     pub rate_per_hour: Option<i64>,
     pub window_ms: i64,
     pub silence_ms: i64,
+    /// A silent sensor is retired once silent this long past its silence.
+    pub retire_ms: i64,
 }
 
 /// A device's modality: its id's leading ASCII letters, case-sensitive.
@@ -129,6 +138,7 @@ impl Rules {
             rate_per_hour: keys.rate_per_hour,
             window_ms: keys.window_s.unwrap_or(60) * 1000,
             silence_ms: keys.silence_s.unwrap_or(300) * 1000,
+            retire_ms: keys.retire_s.unwrap_or(86_400) * 1000,
         }
     }
 }
