@@ -501,12 +501,13 @@ fn corrupt_checkpoint_is_refused() {
         .find(|e| e.path().is_dir())
         .expect("a generation")
         .path();
+    // A checkpoint file (its epoch log's tail past every checkpoint's length is never read).
     let file = std::fs::read_dir(&generation)
         .expect("gen")
         .filter_map(Result::ok)
-        .next()
-        .expect("a checkpoint")
-        .path();
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "ckpt"))
+        .expect("a checkpoint");
     let mut bytes = std::fs::read(&file).expect("read");
     let n = bytes.len();
     bytes[n - 10] ^= 0x20;
