@@ -18,8 +18,10 @@ mod alert_rules;
 #[path = "common/broker.rs"]
 mod broker;
 mod common;
+#[path = "common/web.rs"]
+mod web;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -133,50 +135,11 @@ fn page_state(authority: &str) -> Value {
 }
 
 fn metric_series(url: &str) -> usize {
-    let (code, body) = http_get(url, "/metrics");
+    let (code, body) = web::get(&format!("http://{url}/"), "/metrics");
     assert_eq!(code, 200, "{body}");
     body.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .count()
-}
-
-fn http_get(authority: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(authority).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut text = String::new();
-    stream.read_to_string(&mut text).expect("answer");
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = if head.to_ascii_lowercase().contains("chunked") {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    (code, body)
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// `"epoch":N` at the start of a report line.
