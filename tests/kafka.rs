@@ -942,3 +942,158 @@ fn gh_12_a_state_dir_removed_while_running_is_one_line_naming_it() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// The log line in which a run says it read `topic` back (`dead-letter topic read back`, ...).
+fn read_back_line<'a>(stderr: &'a str, what: &str) -> &'a str {
+    stderr
+        .lines()
+        .find(|l| l.contains(what))
+        .unwrap_or_else(|| panic!("no {what:?} line: {stderr}"))
+}
+
+/// Issue 23 point 1: a restart reads its output topics back only from where its checkpoint
+/// says a restart may have sent something again, and stays exactly once, after a clean stop
+/// and after `kill -9`.
+#[test]
+fn gh_23_a_restart_reads_back_only_what_came_after_its_checkpoint() {
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    let first = broker.topic_with_readings("tail", 2, 4_000, 31, 0.05, &[]);
+    let state = first.dir.path().join("state");
+    let outputs = [
+        "--state-dir",
+        state.to_str().expect("utf8"),
+        "--dlq-topic",
+        "tail.dlq",
+        "--results-topic",
+        "tail.results",
+        "--alerts-topic",
+        "tail.alerts",
+    ];
+    let args = [
+        &["run", "-b", &brokers, "-t", "tail", "--format", "json"][..],
+        &["--until-end", "--epoch", "200ms", "-w", "2"],
+        &outputs,
+    ]
+    .concat();
+    let run_job = |fault: Option<&str>| {
+        let mut cmd = hygroflow();
+        cmd.env("RUST_LOG", "info").args(&args);
+        if let Some(fault) = fault {
+            cmd.env("HYGROFLOW_FAULT", fault);
+        }
+        cmd.output().expect("run")
+    };
+    let mut all = first.bytes.clone();
+    let produce_more = |all: &mut Vec<u8>, seed: u64| {
+        let path = first.dir.path().join(format!("more-{seed}.jsonl"));
+        generate(&path, 1_500, seed, 0.05);
+        let out = run(&[
+            "produce",
+            "-b",
+            &brokers,
+            "-t",
+            "tail",
+            path.to_str().expect("utf8"),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        all.extend(std::fs::read(&path).expect("read"));
+    };
+    let exactly_once = |all: &[u8], out: &std::process::Output| {
+        let expected = recompute(all);
+        let reports = json_lines(&out.stdout);
+        assert_report_matches(reports.last().expect("final report"), &expected);
+        assert_eq!(
+            read_all(&brokers, "tail.dlq").len() as i64,
+            expected.rejected_messages,
+            "each rejected message in the dead-letter topic once"
+        );
+        let results = read_all(&brokers, "tail.results");
+        let epochs: std::collections::BTreeSet<_> = results.iter().map(|r| r.key.clone()).collect();
+        assert_eq!(results.len(), epochs.len(), "no report published twice");
+        let alerts = read_all(&brokers, "tail.alerts");
+        let ids: std::collections::BTreeSet<String> = alerts
+            .iter()
+            .map(|r| {
+                let line: Value = serde_json::from_slice(&r.payload).expect("an alert line");
+                line["id"].as_str().expect("an id").to_owned()
+            })
+            .collect();
+        assert_eq!(alerts.len(), ids.len(), "no alert line published twice");
+        (reports.len(), alerts.len())
+    };
+
+    let out = run_job(None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, alerts) = exactly_once(&all, &out);
+    assert!(alerts > 0, "the built-in rules raise alerts on this feed");
+
+    // A clean stop committed everything it sent: the restart reads nothing back, from the
+    // ends the checkpoint recorded.
+    produce_more(&mut all, 32);
+    let out = run_job(None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for (what, found) in [
+        ("dead-letter topic read back", "letters=0"),
+        ("results topic read back", "reports=0"),
+        ("alerts topic read back", "already=0"),
+    ] {
+        let line = read_back_line(&stderr, what);
+        assert!(line.contains(found), "{line}");
+        assert!(
+            !line.contains("from={}"),
+            "read from recorded offsets: {line}"
+        );
+    }
+    exactly_once(&all, &out);
+
+    // Killed just after a commit, with reports and dead letters of later epochs possibly sent:
+    // the next run reads back what the killed run sent after its checkpoint, and no more
+    // than the topics got since the last clean run.
+    let before = (
+        read_all(&brokers, "tail.dlq").len(),
+        read_all(&brokers, "tail.results").len(),
+    );
+    produce_more(&mut all, 33);
+    let killed = run_job(Some("after-marker:2"));
+    assert!(!killed.status.success(), "killed by its fault point");
+    let out = run_job(None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let count = |line: &str, key: &str| -> usize {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {line}"))
+    };
+    let letters = count(
+        read_back_line(&stderr, "dead-letter topic read back"),
+        "letters=",
+    );
+    let reports = count(
+        read_back_line(&stderr, "results topic read back"),
+        "reports=",
+    );
+    let after = (
+        read_all(&brokers, "tail.dlq").len(),
+        read_all(&brokers, "tail.results").len(),
+    );
+    assert!(
+        letters <= after.0 - before.0,
+        "{letters} letters read back of {after:?} - {before:?}"
+    );
+    assert!(
+        reports <= after.1 - before.1,
+        "{reports} reports read back of {after:?} - {before:?}"
+    );
+    exactly_once(&all, &out);
+}

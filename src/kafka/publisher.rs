@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
-use rdkafka::message::OwnedHeaders;
+use rdkafka::message::{Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use tracing::warn;
 
 use super::redact::CreateError;
+use super::tail::Ends;
 use super::{ClientLog, ClientSettings};
 
 /// Attempts (each with librdkafka's own retries inside) before a message is given up as fatal.
@@ -78,10 +79,12 @@ pub enum PublishError {
     },
 }
 
-/// Collects failed deliveries so the owner can resend them; logs through [`ClientLog`].
+/// Collects failed deliveries so the owner can resend them, and records the offsets taken
+/// in [`Ends`]; logs through [`ClientLog`].
 pub struct PublishContext {
     log: ClientLog,
     failed: Mutex<Vec<(Arc<Outgoing>, KafkaError)>>,
+    ends: Ends,
 }
 
 super::log_through!(PublishContext, log);
@@ -92,7 +95,11 @@ impl ProducerContext for PublishContext {
     fn delivery(&self, result: &DeliveryResult<'_>, outgoing: Arc<Outgoing>) {
         match result {
             // Delivery reports come in order with the client's errors: this one is news.
-            Ok(_) => self.log.answered(),
+            Ok(message) => {
+                self.log.answered();
+                self.ends
+                    .reached(message.partition(), message.offset().saturating_add(1));
+            }
             Err((error, _)) => {
                 if let Ok(mut failed) = self.failed.lock() {
                     failed.push((outgoing, error.clone()));
@@ -109,11 +116,12 @@ pub struct Publisher {
 
 impl Publisher {
     /// A publisher to the brokers of `settings`, with its `-X` properties, named `client` in
-    /// its outage log lines.
-    pub fn new(settings: &ClientSettings, client: &str) -> Result<Self, PublishError> {
+    /// its outage log lines, recording each delivered message's offset in `ends`.
+    pub fn new(settings: &ClientSettings, client: &str, ends: Ends) -> Result<Self, PublishError> {
         let context = PublishContext {
             log: ClientLog::new(settings.redactor(), client),
             failed: Mutex::new(Vec::new()),
+            ends,
         };
         // Idempotent: within a run, librdkafka's own retries neither duplicate nor reorder a
         // dead letter, report or alert (up to 5 requests in flight). Tansu 0.6 grants the

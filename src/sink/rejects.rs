@@ -112,7 +112,7 @@ impl Rejects {
                 // Nothing is sent before the topic is read back.
                 let sent = sent.wait().map_err(RejectError::ReadBack)?;
                 if let Origin::Kafka { partition, offset } = record.origin {
-                    if sent.contains(&(partition, offset)) {
+                    if sent.keys.contains(&(partition, offset)) {
                         return Ok(());
                     }
                 }
@@ -184,6 +184,21 @@ impl Rejects {
                 self.unlogged_this_epoch += 1;
                 Ok(())
             }
+        }
+    }
+
+    /// With a dead-letter topic: where a restart from a checkpoint cut now, with the source
+    /// partitions' next offsets `offsets`, starts reading the topic back (`tail.rs`); `None`
+    /// otherwise.
+    pub fn resume_offsets(
+        &self,
+        offsets: &std::collections::BTreeMap<i32, i64>,
+    ) -> Option<Vec<(i32, i64)>> {
+        match &self.target {
+            DeadLetters::Topic { sent, .. } => {
+                Some(sent.resume_offsets(offsets)?.into_iter().collect())
+            }
+            _ => None,
         }
     }
 
