@@ -91,9 +91,9 @@ pub struct Held<K, P> {
 }
 
 impl<K: std::hash::Hash + Eq> Held<K, Epoch> {
-    /// The tail a sink keeps of it, resumed at frontier `resumed`.
-    pub fn into_tail(self, resumed: Epoch, ends: Ends) -> super::tail::EpochTail<K> {
-        super::tail::EpochTail::new((self.keys, self.known), resumed, ends)
+    /// The tail a sink keeps of it, resumed after epoch `reported` had been reported.
+    pub fn into_tail(self, reported: Option<Epoch>, ends: Ends) -> super::tail::EpochTail<K> {
+        super::tail::EpochTail::new((self.keys, self.known), reported, ends)
     }
 }
 
@@ -391,7 +391,6 @@ fn read_back(
     for id in ids {
         let reading =
             start_reading(&consumer, (topic, id), from.get(&id).copied()).map_err(kafka)?;
-        ends.reached(id, reading.from);
         assignment
             .add_partition_offset(topic, id, Offset::Offset(reading.from))
             .map_err(kafka)?;
@@ -409,7 +408,15 @@ fn read_back(
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Err(KafkaError::PartitionEOF(partition))) => {
-                open.remove(&partition);
+                // Where the partition ends: its position now, else where its reading began.
+                let position = consumer
+                    .position()
+                    .ok()
+                    .and_then(|p| p.find_partition(topic, partition)?.offset().to_raw())
+                    .filter(|o| *o >= 0);
+                if let Some(reading) = open.remove(&partition) {
+                    ends.reached(partition, position.unwrap_or(reading.from));
+                }
             }
             Some(Err(error)) => return Err(kafka(error)),
             Some(Ok(message)) => {
@@ -445,9 +452,6 @@ fn read_back(
 }
 
 /// Where to start reading `partition` back, resumed at `resume` (`None`: its beginning).
-/// A resume offset past the end the broker reports is read from that end's last record
-/// (Tansu reports the start of the last batch plus one, so the true end may lie beyond it;
-/// a topic recreated since holds less than the checkpoint knew).
 fn start_reading<C: rdkafka::consumer::ConsumerContext>(
     consumer: &BaseConsumer<C>,
     (topic, partition): (&str, i32),
@@ -456,15 +460,11 @@ fn start_reading<C: rdkafka::consumer::ConsumerContext>(
     let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
     let heard = Instant::now();
     Ok(match resume {
-        Some(wanted) if wanted > low => {
-            let wanted = wanted.min(high.saturating_sub(1).max(low));
-            Reading {
-                from: wanted,
-                guard: (wanted > low)
-                    .then(|| ResumeGuard::new(wanted, low).with_reported_end(high)),
-                heard,
-            }
-        }
+        Some(wanted) if wanted > low => Reading {
+            from: wanted,
+            guard: Some(ResumeGuard::new(wanted, low).with_reported_end(high)),
+            heard,
+        },
         _ => Reading {
             from: low,
             guard: None,

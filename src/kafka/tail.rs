@@ -101,31 +101,34 @@ impl<P: Ord + Copy> Known<P> {
 }
 
 /// The tail of an output topic whose messages belong to epochs (results, alerts), as its
-/// sink keeps it: what the topic held from its resume offsets on, the frontier this run
-/// resumed at (everything before it was published and acknowledged before that checkpoint
-/// was committed), and the ends its producer advances.
+/// sink keeps it: what the topic held from its resume offsets on, the last epoch reported
+/// before the checkpoint this run resumed from (everything up to it was published and
+/// acknowledged before that checkpoint was committed), and the ends its producer advances.
 #[derive(Debug)]
 pub struct EpochTail<K> {
     keys: HashSet<K>,
     known: Known<u64>,
-    resumed: u64,
+    reported: Option<u64>,
     ends: Ends,
 }
 
 impl<K: Hash + Eq> EpochTail<K> {
-    /// The tail of a topic that held `keys`, found at `known`, resumed at frontier `resumed`.
-    pub fn new((keys, known): (HashSet<K>, Known<u64>), resumed: u64, ends: Ends) -> Self {
+    /// The tail of a topic that held `keys`, found at `known`, resumed after epoch `reported`
+    /// had been reported (`None`: none had).
+    pub fn new((keys, known): (HashSet<K>, Known<u64>), reported: Option<u64>, ends: Ends) -> Self {
         EpochTail {
             keys,
             known,
-            resumed,
+            reported,
             ends,
         }
     }
 
-    /// Whether the message `key` of `epoch` is still to be published.
+    /// Whether the message `key` of `epoch` is still to be published: not in the topic's
+    /// tail, nor of an epoch reported before the checkpoint (a restart with nothing new ends
+    /// with that epoch's report again).
     pub fn is_new(&self, epoch: u64, key: &K) -> bool {
-        epoch >= self.resumed && !self.keys.contains(key)
+        self.reported.is_none_or(|last| epoch > last) && !self.keys.contains(key)
     }
 
     /// Where a restart from a checkpoint cut now, at `frontier`, starts reading back.

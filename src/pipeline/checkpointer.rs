@@ -78,10 +78,9 @@ impl Checkpoints {
         }
     }
 
-    /// Process 0: the frontier this run resumes at (0 without a checkpoint), and what the
-    /// printer had done then.
-    pub(crate) fn resumed(&self) -> (Epoch, &Printed) {
-        (self.marker.map_or(0, |m| m.frontier), &self.printed)
+    /// Process 0: what the printer had done at the checkpoint this run resumes from.
+    pub(crate) fn resumed(&self) -> &Printed {
+        &self.printed
     }
 }
 

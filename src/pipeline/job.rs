@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use anyhow::{anyhow, Context};
 use tracing::info;
 
-use hygroflow_dataflows::{AlertRules, Epoch};
+use hygroflow_dataflows::AlertRules;
 
 use crate::checkpoint::{Printed, Settings, StateDir};
 use crate::config::{AlertsOut, Config, Input, KafkaInput};
@@ -410,12 +410,13 @@ impl Job {
         if let Some(results) = &config.results {
             // Reports a killed run published after its last checkpoint are not published
             // again; the checkpoint says where they may lie.
-            let (resumed, from) = match &self.checkpoints {
+            let (reported, from) = match &self.checkpoints {
                 Some(checkpoints) => {
-                    let (frontier, printed) = checkpoints.resumed();
-                    (frontier, printed.results_from.clone().unwrap_or_default())
+                    let printed = checkpoints.resumed();
+                    let from = printed.results_from.clone().unwrap_or_default();
+                    (printed.last_reported, from)
                 }
-                None => (0, ResumeOffsets::new()),
+                None => (None, ResumeOffsets::new()),
             };
             let ends = Ends::default();
             let published = match published_epochs(&results.client, (&results.topic, &from, &ends))
@@ -427,7 +428,7 @@ impl Job {
             reporter = reporter.publish_to(
                 Publisher::new(&results.client, "results", ends.clone())?,
                 results.topic.clone(),
-                published.into_tail(resumed, ends),
+                published.into_tail(reported, ends),
             );
         }
         Ok(Some(reporter))
@@ -630,12 +631,9 @@ fn refuse_clobbering(config: &Config) -> anyhow::Result<()> {
 }
 
 /// Process 0 opens `--alerts FILE` and reads back `--alerts-topic` before any worker starts.
-/// `resumed`: with checkpoints, the frontier the run resumes at and what the printer had
-/// done then (where the topic is read back from).
-fn alert_outputs(
-    config: &Config,
-    resumed: Option<(Epoch, &Printed)>,
-) -> anyhow::Result<AlertOutputs> {
+/// `resumed`: with checkpoints, what the printer had done at the checkpoint the run resumes
+/// from (where the topic is read back from, the last epoch reported).
+fn alert_outputs(config: &Config, resumed: Option<&Printed>) -> anyhow::Result<AlertOutputs> {
     let mut outputs = AlertOutputs::default();
     if config.cluster.process != 0 {
         return Ok(outputs);
@@ -650,11 +648,12 @@ fn alert_outputs(
         outputs.file = Some(file);
     }
     if let Some(topic) = &config.alerts_topic {
-        let (frontier, from) = match resumed {
-            Some((frontier, printed)) => {
-                (frontier, printed.alerts_from.clone().unwrap_or_default())
-            }
-            None => (0, ResumeOffsets::new()),
+        let (reported, from) = match resumed {
+            Some(printed) => (
+                printed.last_reported,
+                printed.alerts_from.clone().unwrap_or_default(),
+            ),
+            None => (None, ResumeOffsets::new()),
         };
         let ends = Ends::default();
         let published = match published_ids(&topic.client, (&topic.topic, &from, &ends)) {
@@ -665,7 +664,7 @@ fn alert_outputs(
             read => read?,
         };
         info!(topic = %topic.topic, already = published.keys.len(), from = ?from, "alerts topic read back");
-        outputs.published = Some((published.into_tail(frontier, ends.clone()), ends));
+        outputs.published = Some((published.into_tail(reported, ends.clone()), ends));
     }
     Ok(outputs)
 }
