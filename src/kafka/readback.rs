@@ -168,15 +168,17 @@ impl SentLetters {
         self.answer.wait().as_ref().map_err(Arc::clone)
     }
 
-    /// The ends of the dead-letter topic this process knows, for its producers to advance.
-    pub fn ends(&self) -> Ends {
-        self.ends.clone()
-    }
-
-    /// Where a restart from a checkpoint cut now, with the next offsets `offsets` of the
-    /// source partitions, starts reading the dead letters back (waits for the read-back;
-    /// `None` when it failed: from the beginning).
-    pub fn resume_offsets(&self, offsets: &BTreeMap<i32, i64>) -> Option<ResumeOffsets> {
+    /// Where a restart from a worker's checkpoint cut now, with the next offsets `offsets` of
+    /// its source partitions, starts reading the dead letters back, `own` being the ends its
+    /// own producer has reached (waits for the read-back; `None` when it failed: from the
+    /// beginning). Each producer's own ends, not the process's: delivery reports come a
+    /// whole record batch at a time on the producer's thread, so its ends are where batches
+    /// end, and a read-back from there never starts inside one.
+    pub fn resume_offsets(
+        &self,
+        offsets: &BTreeMap<i32, i64>,
+        own: &Ends,
+    ) -> Option<ResumeOffsets> {
         let letters = self.wait().ok()?;
         let mut first = ResumeOffsets::new();
         for (&partition, &next) in offsets {
@@ -185,7 +187,12 @@ impl SentLetters {
                 .first_in((partition, next)..=(partition, i64::MAX));
             first = resume_offsets(&first, &found);
         }
-        Some(resume_offsets(&self.ends.now(), &first))
+        let mut ends = self.ends.now();
+        for (partition, end) in own.now() {
+            let at = ends.entry(partition).or_insert(end);
+            *at = (*at).max(end);
+        }
+        Some(resume_offsets(&ends, &first))
     }
 }
 
@@ -251,19 +258,24 @@ pub fn published_ids(
     (topic, from, ends): ReadFrom<'_>,
 ) -> Result<Held<String, Epoch>, ReadBackError> {
     let mut held = Held::default();
-    read_back(settings, ("--alerts-topic", topic), from, ends, |message| {
-        let id = message
-            .payload()
-            .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
-            .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned));
-        if let Some(id) = id {
-            if let Some(epoch) = epoch_of_id(&id) {
-                held.known
-                    .found(epoch, message.partition(), message.offset());
+    read_back(
+        settings,
+        ("--alerts-topic", topic),
+        from,
+        ends,
+        |message, start| {
+            let id = message
+                .payload()
+                .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
+                .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned));
+            if let Some(id) = id {
+                if let Some(epoch) = epoch_of_id(&id) {
+                    held.known.found(epoch, message.partition(), start);
+                }
+                held.keys.insert(id);
             }
-            held.keys.insert(id);
-        }
-    })?;
+        },
+    )?;
     Ok(held)
 }
 
@@ -279,28 +291,34 @@ pub fn dead_letters_sent(
     source: &str,
 ) -> Result<Letters, ReadBackError> {
     let mut held = Letters::default();
-    read_back(settings, ("--dlq-topic", topic), from, ends, |message| {
-        let Some(headers) = message.headers() else {
-            return;
-        };
-        let header = |key: &str| {
-            headers
-                .iter()
-                .find(|h| h.key == key)
-                .and_then(|h| h.value)
-                .and_then(|v| std::str::from_utf8(v).ok())
-        };
-        if header("hygroflow.source.topic") != Some(source) {
-            return;
-        }
-        let partition = header("hygroflow.source.partition").and_then(|p| p.parse().ok());
-        let offset = header("hygroflow.source.offset").and_then(|o| o.parse().ok());
-        if let (Some(partition), Some(offset)) = (partition, offset) {
-            held.keys.insert((partition, offset));
-            held.known
-                .found((partition, offset), message.partition(), message.offset());
-        }
-    })?;
+    read_back(
+        settings,
+        ("--dlq-topic", topic),
+        from,
+        ends,
+        |message, start| {
+            let Some(headers) = message.headers() else {
+                return;
+            };
+            let header = |key: &str| {
+                headers
+                    .iter()
+                    .find(|h| h.key == key)
+                    .and_then(|h| h.value)
+                    .and_then(|v| std::str::from_utf8(v).ok())
+            };
+            if header("hygroflow.source.topic") != Some(source) {
+                return;
+            }
+            let partition = header("hygroflow.source.partition").and_then(|p| p.parse().ok());
+            let offset = header("hygroflow.source.offset").and_then(|o| o.parse().ok());
+            if let (Some(partition), Some(offset)) = (partition, offset) {
+                held.keys.insert((partition, offset));
+                held.known
+                    .found((partition, offset), message.partition(), start);
+            }
+        },
+    )?;
     Ok(held)
 }
 
@@ -316,14 +334,13 @@ pub fn published_epochs(
         ("--results-topic", topic),
         from,
         ends,
-        |message| {
+        |message, start| {
             let epoch = message
                 .key()
                 .and_then(|k| std::str::from_utf8(k).ok())
                 .and_then(|k| k.parse::<u64>().ok());
             if let Some(epoch) = epoch {
-                held.known
-                    .found(epoch, message.partition(), message.offset());
+                held.known.found(epoch, message.partition(), start);
                 held.keys.insert(epoch);
             }
         },
@@ -333,8 +350,11 @@ pub fn published_epochs(
 
 /// One partition being read back.
 struct Reading {
-    /// Where its reading started (after clamping to what the broker holds).
+    /// Where its reading started (earlier, once the guard has stepped back): where a batch
+    /// begins, so a later restart that must read what was found here reads from there.
     from: i64,
+    /// After the last record read.
+    next: i64,
     /// The guard of a partition read from a resume offset, until it has found its place.
     guard: Option<ResumeGuard>,
     /// When it last heard anything.
@@ -342,14 +362,14 @@ struct Reading {
 }
 
 /// Reads every partition of `topic` (named by `flag`) from its offset in `from` (absent: its
-/// beginning) to its end-of-partition event, handing each message to `visit`, and advances
-/// `ends` to where each partition ended.
+/// beginning) to its end-of-partition event, handing each message to `visit` with the offset
+/// its partition was read from, and advances `ends` to where each partition ended.
 fn read_back(
     settings: &ClientSettings,
     (flag, topic): (&'static str, &str),
     from: &ResumeOffsets,
     ends: &Ends,
-    mut visit: impl FnMut(&BorrowedMessage<'_>),
+    mut visit: impl FnMut(&BorrowedMessage<'_>, i64),
 ) -> Result<(), ReadBackError> {
     let kafka = |error| ReadBackError::Kafka {
         flag,
@@ -415,7 +435,10 @@ fn read_back(
                     .and_then(|p| p.find_partition(topic, partition)?.offset().to_raw())
                     .filter(|o| *o >= 0);
                 if let Some(reading) = open.remove(&partition) {
-                    ends.reached(partition, position.unwrap_or(reading.from));
+                    ends.reached(
+                        partition,
+                        position.unwrap_or(reading.next.max(reading.from)),
+                    );
                 }
             }
             Some(Err(error)) => return Err(kafka(error)),
@@ -428,13 +451,14 @@ fn read_back(
                             Step::Deliver | Step::Skip | Step::GiveUp(_) => reading.guard = None,
                             Step::Seek(back) => {
                                 seek(&consumer, (topic, partition), back).map_err(kafka)?;
+                                reading.from = back;
                                 continue;
                             }
                         }
                     }
+                    reading.next = reading.next.max(offset.saturating_add(1));
+                    visit(&message, reading.from);
                 }
-                ends.reached(partition, offset.saturating_add(1));
-                visit(&message);
             }
         }
         // A resume offset inside the last batch: no record and no end from such a broker.
@@ -445,6 +469,7 @@ fn read_back(
             reading.heard = Instant::now();
             if let Some(back) = reading.guard.as_mut().and_then(ResumeGuard::on_silence) {
                 seek(&consumer, (topic, partition), back).map_err(kafka)?;
+                reading.from = back;
             }
         }
     }
@@ -462,11 +487,13 @@ fn start_reading<C: rdkafka::consumer::ConsumerContext>(
     Ok(match resume {
         Some(wanted) if wanted > low => Reading {
             from: wanted,
+            next: wanted,
             guard: Some(ResumeGuard::new(wanted, low).with_reported_end(high)),
             heard,
         },
         _ => Reading {
             from: low,
+            next: low,
             guard: None,
             heard,
         },
@@ -509,7 +536,10 @@ mod tests {
             matches!(*error, ReadBackError::Unanswered { .. }),
             "{error}"
         );
-        assert_eq!(sent.resume_offsets(&BTreeMap::from([(0, 5)])), None);
+        assert_eq!(
+            sent.resume_offsets(&BTreeMap::from([(0, 5)]), &Ends::default()),
+            None
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! killed run had sent of them. They all lie in the topic at or after a *resume offset* per
 //! partition that each checkpoint records, the lower of two bounds:
 //!
-//! - [`Ends`]: the highest offset (plus one) this process knows to be taken in each
-//!   partition, from its delivery reports and from the end its own read-back reached. Taken
+//! - [`Ends`]: the highest offset (plus one) known to be taken in each partition, from the
+//!   producer's own delivery reports and from the end the read-back at start reached. Taken
 //!   at the checkpoint's cut (the report thread has printed every epoch before the frontier
 //!   and none after it; a worker has flushed its dead letters and reads on only after its
 //!   file is written), it bounds everything sent after the cut: a message sent later is
@@ -38,8 +38,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// read from its beginning.
 pub type ResumeOffsets = BTreeMap<i32, i64>;
 
-/// The highest offset plus one this process knows to be taken in each partition of one
-/// output topic, shared by its producers (their delivery reports) and its read-back.
+/// The highest offset plus one known to be taken in each partition of one output topic, by a
+/// producer's delivery reports or by the read-back at start. Delivery reports come a whole
+/// record batch at a time, so a producer's own ends are where batches end (a broker that
+/// answers a fetch from inside a batch with the next one, as Tansu does, cannot skip part of
+/// what a read-back from there must see).
 #[derive(Clone, Debug, Default)]
 pub struct Ends(Arc<Mutex<ResumeOffsets>>);
 

@@ -381,15 +381,19 @@ impl Job {
                 rejects: Some(file),
                 ..
             } => DeadLetters::File(Arc::clone(file)),
-            Feed::Kafka(kafka, sent) => DeadLetters::Topic {
-                publisher: Box::new(Publisher::new(
-                    &kafka.client,
-                    &format!("worker {index} dead letters"),
-                    sent.ends(),
-                )?),
-                topic: kafka.dlq_topic.clone(),
-                sent: sent.clone(),
-            },
+            Feed::Kafka(kafka, sent) => {
+                let ends = Ends::default();
+                DeadLetters::Topic {
+                    publisher: Box::new(Publisher::new(
+                        &kafka.client,
+                        &format!("worker {index} dead letters"),
+                        ends.clone(),
+                    )?),
+                    topic: kafka.dlq_topic.clone(),
+                    sent: sent.clone(),
+                    ends,
+                }
+            }
             _ => DeadLetters::Log,
         })
     }

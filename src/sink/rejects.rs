@@ -17,6 +17,7 @@ use tracing::warn;
 
 use crate::kafka::publisher::{Outgoing, PublishError, Publisher};
 use crate::kafka::readback::{ReadBackError, SentLetters};
+use crate::kafka::tail::Ends;
 use crate::message::MessageError;
 use crate::source::{Origin, RawRecord};
 
@@ -59,6 +60,8 @@ pub enum DeadLetters {
         /// `(partition, offset)` of the rejects the topic already held at start: not sent
         /// again.
         sent: SentLetters,
+        /// The ends the producer has reached.
+        ends: Ends,
     },
 }
 
@@ -108,6 +111,7 @@ impl Rejects {
                 publisher,
                 topic,
                 sent,
+                ..
             } => {
                 // Nothing is sent before the topic is read back.
                 let sent = sent.wait().map_err(RejectError::ReadBack)?;
@@ -195,8 +199,8 @@ impl Rejects {
         offsets: &std::collections::BTreeMap<i32, i64>,
     ) -> Option<Vec<(i32, i64)>> {
         match &self.target {
-            DeadLetters::Topic { sent, .. } => {
-                Some(sent.resume_offsets(offsets)?.into_iter().collect())
+            DeadLetters::Topic { sent, ends, .. } => {
+                Some(sent.resume_offsets(offsets, ends)?.into_iter().collect())
             }
             _ => None,
         }
