@@ -112,6 +112,9 @@ impl ProducerContext for PublishContext {
 /// A producer that keeps every message until it is acknowledged.
 pub struct Publisher {
     producer: BaseProducer<PublishContext>,
+    /// Ends shared with the process's other producers of the same topic, advanced after each
+    /// poll (so by whole record batches: a batch's delivery reports are served together).
+    shared: Option<Ends>,
 }
 
 impl Publisher {
@@ -131,7 +134,29 @@ impl Publisher {
         let producer = settings
             .create(&settings.config(&defaults), context)
             .map_err(PublishError::Create)?;
-        Ok(Publisher { producer })
+        Ok(Publisher {
+            producer,
+            shared: None,
+        })
+    }
+
+    /// The same, also advancing `shared`, the ends of every producer of its topic in the
+    /// process: a message any of them sends later lies past them (tail.rs), so a worker that
+    /// has sent nothing yet still has a bound better than the start of the run.
+    pub fn sharing(self, shared: Ends) -> Self {
+        Publisher {
+            shared: Some(shared),
+            ..self
+        }
+    }
+
+    /// Hands this producer's ends, whole batches only, to the shared ones.
+    fn share(&self) {
+        if let Some(shared) = &self.shared {
+            for (partition, end) in self.producer.context().ends.now() {
+                shared.reached(partition, end);
+            }
+        }
     }
 
     /// Queues a message.
@@ -161,6 +186,7 @@ impl Publisher {
     /// Serves delivery callbacks and resends failed messages.
     pub fn poll(&mut self) -> Result<(), PublishError> {
         self.producer.poll(Duration::ZERO);
+        self.share();
         let failed = match self.producer.context().failed.lock() {
             Ok(mut failed) => std::mem::take(&mut *failed),
             Err(_) => Vec::new(),
@@ -202,6 +228,7 @@ impl Publisher {
             }
             // flush serves delivery callbacks while it waits.
             let _ = self.producer.flush(Duration::from_millis(100));
+            self.share();
             if last_warning.elapsed() >= Duration::from_secs(10) {
                 warn!(
                     in_flight = self.producer.in_flight_count(),

@@ -163,6 +163,14 @@ impl SentLetters {
         (SentLetters { answer, ends }, starter)
     }
 
+    /// The highest offsets known taken in the topic: by the read-back at start, and by every
+    /// dead-letter producer of the process that shares them ([`Publisher::sharing`]).
+    ///
+    /// [`Publisher::sharing`]: super::publisher::Publisher::sharing
+    pub fn ends(&self) -> Ends {
+        self.ends.clone()
+    }
+
     /// The dead letters already sent, once read back (this waits for it).
     pub fn wait(&self) -> Result<&Letters, Arc<ReadBackError>> {
         self.answer.wait().as_ref().map_err(Arc::clone)
@@ -171,9 +179,11 @@ impl SentLetters {
     /// Where a restart from a worker's checkpoint cut now, with the next offsets `offsets` of
     /// its source partitions, starts reading the dead letters back, `own` being the ends its
     /// own producer has reached (waits for the read-back; `None` when it failed: from the
-    /// beginning). Each producer's own ends, not the process's: delivery reports come a
-    /// whole record batch at a time on the producer's thread, so its ends are where batches
-    /// end, and a read-back from there never starts inside one.
+    /// beginning). The ends are also those every producer of the process shared after its
+    /// polls ([`SentLetters::ends`]): anything this worker sends after the cut lies past
+    /// them, and a worker that has sent nothing yet is not held at the start of the run.
+    /// They advance by whole record batches (a batch's delivery reports are served in one
+    /// poll), so a read-back from them never starts inside one.
     pub fn resume_offsets(
         &self,
         offsets: &BTreeMap<i32, i64>,

@@ -384,11 +384,14 @@ impl Job {
             Feed::Kafka(kafka, sent) => {
                 let ends = Ends::default();
                 DeadLetters::Topic {
-                    publisher: Box::new(Publisher::new(
-                        &kafka.client,
-                        &format!("worker {index} dead letters"),
-                        ends.clone(),
-                    )?),
+                    publisher: Box::new(
+                        Publisher::new(
+                            &kafka.client,
+                            &format!("worker {index} dead letters"),
+                            ends.clone(),
+                        )?
+                        .sharing(sent.ends()),
+                    ),
                     topic: kafka.dlq_topic.clone(),
                     sent: sent.clone(),
                     ends,
