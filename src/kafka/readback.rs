@@ -186,12 +186,22 @@ impl SentLetters {
     /// poll), so a read-back from them never starts inside one.
     pub fn resume_offsets(
         &self,
-        offsets: &BTreeMap<i32, i64>,
+        (offsets, owns): (&BTreeMap<i32, i64>, &dyn Fn(i32) -> bool),
         own: &Ends,
     ) -> Option<ResumeOffsets> {
         let letters = self.wait().ok()?;
         let mut first = ResumeOffsets::new();
-        for (&partition, &next) in offsets {
+        // Each source partition this worker reads: a partition it has not read from yet (not
+        // in `offsets`) is read from its start, so every letter of it found counts.
+        let partitions: std::collections::BTreeSet<i32> = letters
+            .keys
+            .iter()
+            .map(|(partition, _)| *partition)
+            .filter(|p| owns(*p))
+            .chain(offsets.keys().copied())
+            .collect();
+        for partition in partitions {
+            let next = offsets.get(&partition).copied().unwrap_or(i64::MIN);
             let found = letters
                 .known
                 .first_in((partition, next)..=(partition, i64::MAX));
@@ -546,9 +556,37 @@ mod tests {
             matches!(*error, ReadBackError::Unanswered { .. }),
             "{error}"
         );
+        let all = |_| true;
         assert_eq!(
-            sent.resume_offsets(&BTreeMap::from([(0, 5)]), &Ends::default()),
+            sent.resume_offsets((&BTreeMap::from([(0, 5)]), &all), &Ends::default()),
             None
+        );
+    }
+
+    #[test]
+    fn a_cut_is_held_by_the_letters_found_past_it_in_the_partitions_its_worker_reads() {
+        let (sent, _starter) =
+            SentLetters::after_restore(&ClientSettings::new("127.0.0.1:1", &[]), "d", "in");
+        let mut letters = Letters::default();
+        for (source, start) in [((1, 10), 100), ((1, 20), 100), ((3, 5), 40), ((2, 9), 7)] {
+            letters.keys.insert(source);
+            letters.known.found(source, 0, start);
+        }
+        assert!(sent.answer.set(Ok(letters)).is_ok());
+        sent.ends().reached(0, 500);
+        // Worker 1 of 2 reads partitions 1 and 3; it has not read from 3 yet.
+        let odd = |p: i32| p % 2 == 1;
+        let at = |offsets: &[(i32, i64)]| {
+            let offsets = offsets.iter().copied().collect();
+            sent.resume_offsets((&offsets, &odd), &Ends::default())
+        };
+        assert_eq!(at(&[(1, 15)]), Some(BTreeMap::from([(0, 40)])));
+        assert_eq!(at(&[(1, 15), (3, 6)]), Some(BTreeMap::from([(0, 100)])));
+        assert_eq!(at(&[(1, 25), (3, 6)]), Some(BTreeMap::from([(0, 500)])));
+        // Partition 2's letter is its reader's (worker 0) to hold.
+        assert_eq!(
+            at(&[(1, 25), (3, 6), (5, 0)]),
+            Some(BTreeMap::from([(0, 500)]))
         );
     }
 

@@ -375,7 +375,7 @@ impl Job {
     }
 
     /// Where worker `index` keeps rejected messages.
-    pub(crate) fn dead_letters(&self, index: usize) -> anyhow::Result<DeadLetters> {
+    pub(crate) fn dead_letters(&self, index: usize, peers: usize) -> anyhow::Result<DeadLetters> {
         Ok(match &self.feed {
             Feed::File {
                 rejects: Some(file),
@@ -395,6 +395,7 @@ impl Job {
                     topic: kafka.dlq_topic.clone(),
                     sent: sent.clone(),
                     ends,
+                    owner: (index, peers),
                 }
             }
             _ => DeadLetters::Log,

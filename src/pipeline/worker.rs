@@ -108,7 +108,7 @@ impl<'w> WorkerLoop<'w> {
             starter.start(resume.dead_letters_from.clone());
         }
         let source = job.source(index, peers, &resume.offsets)?;
-        let rejects = Rejects::new(job.config.input.name(), job.dead_letters(index)?);
+        let rejects = Rejects::new(job.config.input.name(), job.dead_letters(index, peers)?);
         let config = &job.config;
         // Only this worker's partitions: each partition's offset is in exactly one checkpoint.
         let offsets = owned(&resume.offsets, index, peers);

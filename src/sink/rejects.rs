@@ -62,6 +62,8 @@ pub enum DeadLetters {
         sent: SentLetters,
         /// The ends the producer has reached.
         ends: Ends,
+        /// This worker's index and the number of workers: which source partitions it reads.
+        owner: (usize, usize),
     },
 }
 
@@ -199,8 +201,15 @@ impl Rejects {
         offsets: &std::collections::BTreeMap<i32, i64>,
     ) -> Option<Vec<(i32, i64)>> {
         match &self.target {
-            DeadLetters::Topic { sent, ends, .. } => {
-                Some(sent.resume_offsets(offsets, ends)?.into_iter().collect())
+            DeadLetters::Topic {
+                sent, ends, owner, ..
+            } => {
+                let owns = |p| crate::source::kafka::owns_partition(p, owner.0, owner.1);
+                Some(
+                    sent.resume_offsets((offsets, &owns), ends)?
+                        .into_iter()
+                        .collect(),
+                )
             }
             _ => None,
         }
