@@ -40,6 +40,8 @@ use std::path::{Path, PathBuf};
 use hygroflow_dataflows::{Epoch, GuidKey, Transition};
 use serde::{Deserialize, Serialize};
 
+use crate::kafka::tail::ResumeOffsets;
+
 mod epoch_log;
 
 pub use epoch_log::{EpochLog, EpochRow, LogCut, LogRecord};
@@ -119,6 +121,11 @@ pub enum CheckpointError {
     },
 }
 
+/// Resume offsets as a file keeps them, in partition order.
+fn pairs(offsets: &ResumeOffsets) -> Vec<(i32, i64)> {
+    offsets.iter().map(|(p, o)| (*p, *o)).collect()
+}
+
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     move |error| CheckpointError::Io {
         path: path.to_owned(),
@@ -164,6 +171,10 @@ pub struct WorkerState {
     /// offsets are in `offsets`) whose epoch had not opened yet (absent in older files: none).
     #[serde(default)]
     pub pending: Vec<(Epoch, String, String, i64)>,
+    /// With a dead-letter topic: `(partition, offset)` from which a restart from this file
+    /// reads the topic back (`kafka/tail.rs`; absent in older files: from the beginning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letters_from: Option<Vec<(i32, i64)>>,
 }
 
 /// One device's sensors as a checkpoint stores them: the device's name, each sensor's guid
@@ -276,6 +287,13 @@ struct CommitBody {
     /// with its raising transition.
     #[serde(default)]
     undelivered: Vec<(Transition, Transition)>,
+    /// `--results-topic`: `(partition, offset)` from which a restart reads it back (absent:
+    /// from the beginning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    results_from: Option<Vec<(i32, i64)>>,
+    /// `--alerts-topic`: the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    alerts_from: Option<Vec<(i32, i64)>>,
 }
 
 /// What process 0's report printer had done when a frontier was committed; a restart goes on
@@ -292,6 +310,11 @@ pub struct Printed {
     /// `--alertmanager`: resolves logged before the frontier and not yet delivered, each
     /// with its raising transition (a restart delivers them).
     pub undelivered: Vec<(Transition, Transition)>,
+    /// `--results-topic`: where a restart starts reading it back, per partition (`None`, or
+    /// a partition left out: from the beginning).
+    pub results_from: Option<ResumeOffsets>,
+    /// `--alerts-topic`: the same.
+    pub alerts_from: Option<ResumeOffsets>,
 }
 
 /// Where a run resumes: process 0's `COMMITTED` marker, sent to every worker at start.
@@ -399,6 +422,8 @@ impl StateDir {
             last_reported: commit.last_reported,
             rules: commit.rules.or(setting),
             undelivered: commit.undelivered,
+            results_from: commit.results_from.map(|o| o.into_iter().collect()),
+            alerts_from: commit.alerts_from.map(|o| o.into_iter().collect()),
         })
     }
 
@@ -637,6 +662,8 @@ impl StateDir {
             last_reported: printed.last_reported,
             rules: printed.rules.clone(),
             undelivered: printed.undelivered.clone(),
+            results_from: printed.results_from.as_ref().map(pairs),
+            alerts_from: printed.alerts_from.as_ref().map(pairs),
         };
         write_framed(&self.dir.join(COMMITTED), COMMIT_MAGIC, &body)
     }
@@ -891,6 +918,7 @@ impl Check for CheckpointBody {
                 "a negative offset ({offset}) of partition {partition}"
             ));
         }
+        check_resume_offsets("dead letters", state.dead_letters_from.as_deref())?;
         let sums = state.devices.iter().map(|(_, sum, count)| (*sum, *count));
         let recent = state.recent.iter().map(|(_, _, sum, count)| (*sum, *count));
         let pending = state.pending.iter().map(|(.., humidity)| (*humidity, 1));
@@ -912,12 +940,24 @@ fn check_sums(sums: impl Iterator<Item = (i64, i64)>) -> Result<(), String> {
     Ok(())
 }
 
+/// Resume offsets of an output topic are never negative.
+fn check_resume_offsets(topic: &str, offsets: Option<&[(i32, i64)]>) -> Result<(), String> {
+    match offsets.unwrap_or_default().iter().find(|(_, o)| *o < 0) {
+        Some((partition, offset)) => Err(format!(
+            "a negative resume offset ({offset}) of partition {partition} of the {topic} topic"
+        )),
+        None => Ok(()),
+    }
+}
+
 impl Check for CommitBody {
     /// A raised alert's value is a humidity, or a change of one, as an exact fraction of
     /// counts of readings: a zero denominator would divide by zero when the restarted
     /// dataflow hashes the alert (gh-12, found while writing the checkpoint fuzz target). The
     /// denominator must be 1 to 2^63 - 1 and the value within ±100 % RH.
     fn check(&self) -> Result<(), String> {
+        check_resume_offsets("results", self.results_from.as_deref())?;
+        check_resume_offsets("alerts", self.alerts_from.as_deref())?;
         let percent = i128::from(hygroflow_dataflows::MICROS_PER_PERCENT) * 100;
         for alert in &self.alerts {
             let Some(value) = alert.value else {

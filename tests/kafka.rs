@@ -405,7 +405,26 @@ fn kill_9_and_restart_gives_the_uninterrupted_result() {
         expected.rejected_messages,
         "every reject"
     );
-    assert_eq!(letters.len(), distinct.len(), "no reject twice");
+    let mut first_at = HashMap::new();
+    let twice: Vec<(i64, i64)> = letters
+        .iter()
+        .filter_map(|l| {
+            let source = (
+                l.headers["hygroflow.source.partition"].clone(),
+                l.headers["hygroflow.source.offset"].clone(),
+            );
+            first_at
+                .insert(source, l.offset)
+                .map(|first| (first, l.offset))
+        })
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "no reject twice: {} sent again, (first, again) dead-letter offsets from {:?} to {:?}",
+        twice.len(),
+        twice.first(),
+        twice.last()
+    );
 
     // Reports exactly once too: the results topic holds one report per epoch, read back at
     // each start (gh-12 point 2).
@@ -941,4 +960,172 @@ fn gh_12_a_state_dir_removed_while_running_is_one_line_naming_it() {
         "one line naming the directory: {stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// The log line in which a run says it read `topic` back (`dead-letter topic read back`, ...).
+fn read_back_line<'a>(stderr: &'a str, what: &str) -> &'a str {
+    stderr
+        .lines()
+        .find(|l| l.contains(what))
+        .unwrap_or_else(|| panic!("no {what:?} line: {stderr}"))
+}
+
+/// Issue 23 point 1: a restart reads its output topics back only from where its checkpoint
+/// says a restart may have sent something again, and stays exactly once, after a clean stop
+/// and after `kill -9`.
+#[test]
+fn gh_23_a_restart_reads_back_only_what_came_after_its_checkpoint() {
+    let broker = Broker::start();
+    let brokers = broker.brokers();
+    // Rejects (sent without a key) spread over both partitions, not stuck to one by
+    // librdkafka's sticky partitioner: each worker sends dead letters.
+    let spread = ["-X", "sticky.partitioning.linger.ms=0"];
+    let first = broker.topic_with_readings("tail", 2, 4_000, 31, 0.05, &spread);
+    let state = first.dir.path().join("state");
+    // Bands narrow enough that the fleet's devices leave them within a run.
+    let rules = first.dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[defaults]\nlow = 45.0\nhigh = 55.0\nhysteresis = 0.5\nwindow = \"200ms\"\nsilence = \"1h\"\n",
+    )
+    .expect("write the rules");
+    let outputs = [
+        "--rules",
+        rules.to_str().expect("utf8"),
+        "--state-dir",
+        state.to_str().expect("utf8"),
+        "--dlq-topic",
+        "tail.dlq",
+        "--results-topic",
+        "tail.results",
+        "--alerts-topic",
+        "tail.alerts",
+    ];
+    let args = [
+        &["run", "-b", &brokers, "-t", "tail", "--format", "json"][..],
+        &["--until-end", "--epoch", "200ms", "-w", "2"],
+        &outputs,
+    ]
+    .concat();
+    let run_job = |fault: Option<&str>| {
+        let mut cmd = hygroflow();
+        cmd.env("RUST_LOG", "info").args(&args);
+        if let Some(fault) = fault {
+            cmd.env("HYGROFLOW_FAULT", fault);
+        }
+        cmd.output().expect("run")
+    };
+    let mut all = first.bytes.clone();
+    let produce_more = |all: &mut Vec<u8>, seed: u64| {
+        let path = first.dir.path().join(format!("more-{seed}.jsonl"));
+        generate(&path, 1_500, seed, 0.05);
+        let out = run(&[
+            "produce",
+            "-b",
+            &brokers,
+            "-t",
+            "tail",
+            path.to_str().expect("utf8"),
+            spread[0],
+            spread[1],
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        all.extend(std::fs::read(&path).expect("read"));
+    };
+    let exactly_once = |all: &[u8], out: &std::process::Output| {
+        let expected = recompute(all);
+        let reports = json_lines(&out.stdout);
+        assert_report_matches(reports.last().expect("final report"), &expected);
+        assert_eq!(
+            read_all(&brokers, "tail.dlq").len() as i64,
+            expected.rejected_messages,
+            "each rejected message in the dead-letter topic once"
+        );
+        let results = read_all(&brokers, "tail.results");
+        let epochs: std::collections::BTreeSet<_> = results.iter().map(|r| r.key.clone()).collect();
+        assert_eq!(results.len(), epochs.len(), "no report published twice");
+        let alerts = read_all(&brokers, "tail.alerts");
+        let ids: std::collections::BTreeSet<String> = alerts
+            .iter()
+            .map(|r| {
+                let line: Value = serde_json::from_slice(&r.payload).expect("an alert line");
+                line["id"].as_str().expect("an id").to_owned()
+            })
+            .collect();
+        assert_eq!(alerts.len(), ids.len(), "no alert line published twice");
+        (reports.len(), alerts.len())
+    };
+
+    let out = run_job(None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, alerts) = exactly_once(&all, &out);
+    assert!(alerts > 0, "the rules raise alerts on this feed");
+
+    let count = |line: &str, key: &str| -> usize {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {line}"))
+    };
+    let sizes = || ["tail.dlq", "tail.results", "tail.alerts"].map(|t| read_all(&brokers, t).len());
+    let read_back = |stderr: &str| {
+        [
+            ("dead-letter topic read back", "letters="),
+            ("results topic read back", "reports="),
+            ("alerts topic read back", "already="),
+        ]
+        .map(|(what, key)| {
+            let line = read_back_line(stderr, what);
+            assert!(
+                !line.contains("from={}"),
+                "read from recorded offsets: {line}"
+            );
+            count(line, key)
+        })
+    };
+
+    // A clean stop committed everything it sent: the restart reads no report and no alert
+    // back, and at most the dead letters the last run sent after a worker's last cut (another
+    // worker's letters acknowledged after it), never the history before.
+    let before = sizes();
+    produce_more(&mut all, 32);
+    let out = run_job(None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let [letters, reports, alerts] = read_back(&stderr);
+    assert_eq!((reports, alerts), (0, 0), "{stderr}");
+    assert!(
+        letters < before[0],
+        "{letters} of {before:?} letters read back: {stderr}"
+    );
+    exactly_once(&all, &out);
+
+    // Killed in the middle, with reports and dead letters of later epochs possibly sent: the
+    // next run reads back what the killed run sent after its checkpoint (and, as above, the
+    // last letters of the run before it), never the first run's history.
+    produce_more(&mut all, 33);
+    let killed = run_job(Some("checkpoint-write:3"));
+    assert!(!killed.status.success(), "killed by its fault point");
+    let out = run_job(None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let after = sizes();
+    for (read, (before, after)) in read_back(&stderr)
+        .into_iter()
+        .zip(before.into_iter().zip(after))
+    {
+        assert!(
+            read <= after - before,
+            "{read} read back of {before} -> {after}: {stderr}"
+        );
+    }
+    exactly_once(&all, &out);
 }

@@ -253,7 +253,13 @@ fn soak(hours: f64) {
             largest = largest.max(dir_bytes(&state));
         }
         let at = epoch - first;
-        if at >= tenth * (samples.len() as i64 + 1) && samples.len() < 9 {
+        // At each tenth, the last just before the end (the final report ends the job).
+        let next = match samples.len() {
+            n @ 0..9 => tenth * (n as i64 + 1),
+            9 => span - 1 - span / 1000,
+            _ => i64::MAX,
+        };
+        if at >= next {
             samples.push(take(at, epochs, largest));
             largest = 0;
         }
@@ -318,8 +324,8 @@ fn soak(hours: f64) {
             s.page_items.2,
         );
     }
-    assert_eq!(samples.len(), 9, "a sample at each tenth");
-    let (early, late) = (&samples[0], &samples[8]);
+    assert_eq!(samples.len(), 10, "a sample at each tenth");
+    let (early, late) = (&samples[0], &samples[9]);
     // Nothing grows with age. The first tenth is past the hour of rate history, so the state
     // is whole by then; the epoch log's size goes up and down with its compactions, so the
     // largest of the later tenths is compared with the largest of the first three.

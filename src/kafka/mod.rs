@@ -10,6 +10,7 @@ pub mod produce;
 pub(crate) mod publisher;
 pub(crate) mod readback;
 pub mod redact;
+pub(crate) mod tail;
 
 pub(crate) use client::log_through;
 pub(crate) use client::{enqueue, partitions, topic_partitions, ClientLog};

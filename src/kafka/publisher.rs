@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
-use rdkafka::message::OwnedHeaders;
+use rdkafka::message::{Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use tracing::warn;
 
 use super::redact::CreateError;
+use super::tail::Ends;
 use super::{ClientLog, ClientSettings};
 
 /// Attempts (each with librdkafka's own retries inside) before a message is given up as fatal.
@@ -78,10 +79,12 @@ pub enum PublishError {
     },
 }
 
-/// Collects failed deliveries so the owner can resend them; logs through [`ClientLog`].
+/// Collects failed deliveries so the owner can resend them, and records the offsets taken
+/// in [`Ends`]; logs through [`ClientLog`].
 pub struct PublishContext {
     log: ClientLog,
     failed: Mutex<Vec<(Arc<Outgoing>, KafkaError)>>,
+    ends: Ends,
 }
 
 super::log_through!(PublishContext, log);
@@ -92,7 +95,11 @@ impl ProducerContext for PublishContext {
     fn delivery(&self, result: &DeliveryResult<'_>, outgoing: Arc<Outgoing>) {
         match result {
             // Delivery reports come in order with the client's errors: this one is news.
-            Ok(_) => self.log.answered(),
+            Ok(message) => {
+                self.log.answered();
+                self.ends
+                    .reached(message.partition(), message.offset().saturating_add(1));
+            }
             Err((error, _)) => {
                 if let Ok(mut failed) = self.failed.lock() {
                     failed.push((outgoing, error.clone()));
@@ -105,15 +112,19 @@ impl ProducerContext for PublishContext {
 /// A producer that keeps every message until it is acknowledged.
 pub struct Publisher {
     producer: BaseProducer<PublishContext>,
+    /// Ends shared with the process's other producers of the same topic, advanced after each
+    /// poll (so by whole record batches: a batch's delivery reports are served together).
+    shared: Option<Ends>,
 }
 
 impl Publisher {
     /// A publisher to the brokers of `settings`, with its `-X` properties, named `client` in
-    /// its outage log lines.
-    pub fn new(settings: &ClientSettings, client: &str) -> Result<Self, PublishError> {
+    /// its outage log lines, recording each delivered message's offset in `ends`.
+    pub fn new(settings: &ClientSettings, client: &str, ends: Ends) -> Result<Self, PublishError> {
         let context = PublishContext {
             log: ClientLog::new(settings.redactor(), client),
             failed: Mutex::new(Vec::new()),
+            ends,
         };
         // Idempotent: within a run, librdkafka's own retries neither duplicate nor reorder a
         // dead letter, report or alert (up to 5 requests in flight). Tansu 0.6 grants the
@@ -123,7 +134,29 @@ impl Publisher {
         let producer = settings
             .create(&settings.config(&defaults), context)
             .map_err(PublishError::Create)?;
-        Ok(Publisher { producer })
+        Ok(Publisher {
+            producer,
+            shared: None,
+        })
+    }
+
+    /// The same, also advancing `shared`, the ends of every producer of its topic in the
+    /// process: a message any of them sends later lies past them (tail.rs), so a worker that
+    /// has sent nothing yet still has a bound better than the start of the run.
+    pub fn sharing(self, shared: Ends) -> Self {
+        Publisher {
+            shared: Some(shared),
+            ..self
+        }
+    }
+
+    /// Hands this producer's ends, whole batches only, to the shared ones.
+    fn share(&self) {
+        if let Some(shared) = &self.shared {
+            for (partition, end) in self.producer.context().ends.now() {
+                shared.reached(partition, end);
+            }
+        }
     }
 
     /// Queues a message.
@@ -153,6 +186,7 @@ impl Publisher {
     /// Serves delivery callbacks and resends failed messages.
     pub fn poll(&mut self) -> Result<(), PublishError> {
         self.producer.poll(Duration::ZERO);
+        self.share();
         let failed = match self.producer.context().failed.lock() {
             Ok(mut failed) => std::mem::take(&mut *failed),
             Err(_) => Vec::new(),
@@ -194,6 +228,7 @@ impl Publisher {
             }
             // flush serves delivery callbacks while it waits.
             let _ = self.producer.flush(Duration::from_millis(100));
+            self.share();
             if last_warning.elapsed() >= Duration::from_secs(10) {
                 warn!(
                     in_flight = self.producer.in_flight_count(),

@@ -15,6 +15,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
@@ -31,6 +32,7 @@ use crate::checkpoint::{
     old_workers_for, CheckpointError, EpochLog, EpochRow, LogCut, LogRecord, Printed, RestorePoint,
     StateDir, WorkerState,
 };
+use crate::kafka::tail::{self, ResumeOffsets};
 use crate::tally::WorkerTally;
 
 use super::writer::{EpochCounts, EventTimeState, Offsets};
@@ -42,6 +44,8 @@ pub(crate) struct Checkpoints {
     marker: Option<RestorePoint>,
     /// Lets the first local worker prepare the new generation before the others write to it.
     barrier: Barrier,
+    /// This process's workers.
+    local: Range<usize>,
     /// More than one process: a restart must keep the same number of workers.
     cluster: bool,
     /// Epochs of per-epoch sums each checkpoint keeps for windows and alerts (a rules reload
@@ -59,18 +63,24 @@ impl Checkpoints {
     pub(crate) fn new(
         dir: StateDir,
         (marker, printed): (Option<RestorePoint>, Printed),
-        local_workers: usize,
+        local: Range<usize>,
         cluster: bool,
         kept: Arc<AtomicU64>,
     ) -> Self {
         Checkpoints {
             dir,
             marker,
-            barrier: Barrier::new(local_workers),
+            barrier: Barrier::new(local.len()),
+            local,
             cluster,
             kept,
             printed,
         }
+    }
+
+    /// Process 0: what the printer had done at the checkpoint this run resumes from.
+    pub(crate) fn resumed(&self) -> &Printed {
+        &self.printed
     }
 }
 
@@ -116,6 +126,9 @@ pub(crate) struct Resume {
     pub(crate) watermarks: BTreeMap<i32, i64>,
     /// Worker 0: what the printer had done at the checkpoint's frontier.
     pub(crate) printed: Printed,
+    /// The first local worker: where this process reads its dead-letter topic back from (the
+    /// lowest over its checkpoint files; empty: from the beginning).
+    pub(crate) dead_letters_from: ResumeOffsets,
 }
 
 /// Cumulative counts a worker keeps for its checkpoints, and the recent epochs' sums.
@@ -292,7 +305,7 @@ impl Checkpointer {
             },
         };
         let mut resume = match restore {
-            Some(point) => checkpointer.load(&point, shared.cluster)?,
+            Some(point) => checkpointer.load(&point, shared)?,
             None => Resume::default(),
         };
         if worker.index() == 0 {
@@ -304,7 +317,12 @@ impl Checkpointer {
     /// Loads the old workers' files this worker needs, each once: the states it takes over,
     /// and (a single process restarted with another `-w`) the offsets of every partition,
     /// since a partition it now owns may sit in another old worker's file.
-    fn load(&mut self, point: &RestorePoint, cluster: bool) -> Result<Resume, CheckpointerError> {
+    fn load(
+        &mut self,
+        point: &RestorePoint,
+        shared: &Checkpoints,
+    ) -> Result<Resume, CheckpointerError> {
+        let cluster = shared.cluster;
         if cluster && point.workers != self.peers {
             return Err(CheckpointerError::Workers {
                 taken: point.workers,
@@ -312,12 +330,30 @@ impl Checkpointer {
             });
         }
         let mine: Vec<usize> = old_workers_for(self.worker, self.peers, point.workers).collect();
-        let needed = if cluster {
-            mine.clone()
+        // A cluster keeps its workers (checked above): this process's old workers are its
+        // workers now, whose files its first worker reads for where the dead letters resume.
+        let process: Vec<usize> = if cluster {
+            shared.local.clone().collect()
         } else {
             (0..point.workers).collect()
         };
+        let needed = if cluster && !self.first_local {
+            mine.clone()
+        } else {
+            process.clone()
+        };
         let loaded = self.dir.load(point, needed.into_iter())?;
+        let dead_letters_from = if self.first_local {
+            tail::lowest(
+                loaded
+                    .workers
+                    .iter()
+                    .filter(|(old, _)| process.contains(old))
+                    .map(|(_, w)| w.dead_letters_from.iter().flatten().copied().collect()),
+            )
+        } else {
+            ResumeOffsets::new()
+        };
         let offsets = loaded.offsets();
         let watermarks = loaded
             .workers
@@ -351,6 +387,7 @@ impl Checkpointer {
             offsets,
             watermarks,
             printed: Printed::default(),
+            dead_letters_from,
         })
     }
 
@@ -365,11 +402,12 @@ impl Checkpointer {
     }
 
     /// Writes this worker's checkpoint for the epoch it just closed (rule 1).
+    /// `dead_letters_from`: where a restart from it reads the dead-letter topic back.
     pub(crate) fn write(
         &mut self,
         epoch: Epoch,
         (counts, reported): (EpochCounts, bool),
-        offsets: &Offsets,
+        (offsets, dead_letters_from): (&Offsets, Option<Vec<(i32, i64)>>),
         (tally, event_time): (&WorkerTally, EventTimeState),
     ) -> Result<(), CheckpointError> {
         self.totals.count(counts);
@@ -403,6 +441,7 @@ impl Checkpointer {
             log,
             watermarks: event_time.watermarks,
             pending: event_time.pending,
+            dead_letters_from,
         };
         let written = self
             .dir

@@ -13,8 +13,6 @@ use std::thread::JoinHandle;
 use anyhow::{anyhow, Context};
 use tracing::info;
 
-use std::collections::HashSet;
-
 use hygroflow_dataflows::AlertRules;
 
 use crate::checkpoint::{Printed, Settings, StateDir};
@@ -23,7 +21,10 @@ use crate::epoch::TimeMode;
 use crate::escape::escape;
 use crate::fleet::{scenario::Plan, Fleet};
 use crate::kafka::publisher::Publisher;
-use crate::kafka::readback::{published_epochs, published_ids, ReadBackError, SentLetters};
+use crate::kafka::readback::{
+    published_epochs, published_ids, LetterStarter, ReadBackError, SentLetters,
+};
+use crate::kafka::tail::{Ends, EpochTail, ResumeOffsets};
 use crate::live::{Live, LiveFeed};
 use crate::sink::alerts::{AlertLog, AlertTopic};
 use crate::sink::rejects::{DeadLetterFile, DeadLetters};
@@ -81,6 +82,9 @@ pub(crate) struct Job {
     live: Option<Live>,
     /// The rules in force and those loaded since (`None`: alerts are off).
     rules: Option<Arc<LiveRules>>,
+    /// With checkpoints: starts reading the dead-letter topic back once the first local
+    /// worker knows where from.
+    letter_starter: Mutex<Option<LetterStarter>>,
 }
 
 /// Process 0's alert outputs, prepared before any worker starts.
@@ -88,8 +92,8 @@ pub(crate) struct Job {
 pub(crate) struct AlertOutputs {
     /// `--alerts FILE`, created or truncated.
     file: Option<std::fs::File>,
-    /// `--alerts-topic`: the ids already in the topic.
-    published: Option<HashSet<String>>,
+    /// `--alerts-topic`: the ids already in the topic, and its ends.
+    published: Option<(EpochTail<String>, Ends)>,
 }
 
 impl Job {
@@ -103,6 +107,7 @@ impl Job {
     ) -> anyhow::Result<Job> {
         refuse_clobbering(&config)?;
         let mut checkpoints = None;
+        let mut letter_starter = None;
         let rules = config
             .rules
             .as_ref()
@@ -143,8 +148,16 @@ impl Job {
                     }
                 };
                 check_kafka(&config, kafka, &shutdown)?;
-                // Dead letters exactly once: what a killed run sent is not sent again.
-                let sent = SentLetters::read_back(&kafka.client, &kafka.dlq_topic, &kafka.topic);
+                // Dead letters exactly once: what a killed run sent is not sent again. With
+                // checkpoints, from where the files this process resumes from say.
+                let (client, dlq, input) = (&kafka.client, &kafka.dlq_topic, &kafka.topic);
+                let sent = if checkpoints.is_some() {
+                    let (sent, starter) = SentLetters::after_restore(client, dlq, input);
+                    letter_starter = Some(starter);
+                    sent
+                } else {
+                    SentLetters::read_back(client, dlq, input)
+                };
                 Feed::Kafka(kafka.clone(), sent)
             }
         };
@@ -154,13 +167,15 @@ impl Job {
                 "reports are printed by process 0"
             );
         }
-        let alerts = alert_outputs(&config)?;
+        let resumed = checkpoints.as_ref().map(Checkpoints::resumed);
+        let alerts = alert_outputs(&config, resumed)?;
         match (&rules, &config.rules_file) {
             (Some(rules), Some(path)) => rules.watch_sighup(path.clone()),
             _ => super::reload::ignore_sighup(),
         }
         .context("waiting for SIGHUP")?;
         let mut job = Job::with_feed(config, feed, checkpoints, out, shutdown);
+        job.letter_starter = Mutex::new(letter_starter);
         job.rules = rules;
         if let Some(listener) = listener {
             let settings = crate::live::Settings {
@@ -199,8 +214,15 @@ impl Job {
             alerts: Mutex::new(Some(AlertOutputs::default())),
             live: None,
             rules: None,
+            letter_starter: Mutex::new(None),
         }
         .with_rules()
+    }
+
+    /// The first local worker, with checkpoints and a dead-letter topic: what starts its
+    /// read-back (dropped unstarted, it answers the waiting workers with an error).
+    pub(crate) fn take_letter_starter(&self) -> Option<LetterStarter> {
+        self.letter_starter.lock().ok().and_then(|mut s| s.take())
     }
 
     /// The rules of the configuration, unless already set.
@@ -267,9 +289,11 @@ impl Job {
         if let Some(rules) = &self.rules {
             log = log.with_rules(Arc::clone(rules), printed.rules.as_deref())?;
         }
-        if let (Some(topic), Some(published)) = (&self.config.alerts_topic, outputs.published) {
+        if let (Some(topic), Some((published, ends))) =
+            (&self.config.alerts_topic, outputs.published)
+        {
             log = log.with_topic(AlertTopic {
-                publisher: Publisher::new(&topic.client, "alerts")?,
+                publisher: Publisher::new(&topic.client, "alerts", ends)?,
                 topic: topic.topic.clone(),
                 published,
                 unflushed: false,
@@ -351,20 +375,29 @@ impl Job {
     }
 
     /// Where worker `index` keeps rejected messages.
-    pub(crate) fn dead_letters(&self, index: usize) -> anyhow::Result<DeadLetters> {
+    pub(crate) fn dead_letters(&self, index: usize, peers: usize) -> anyhow::Result<DeadLetters> {
         Ok(match &self.feed {
             Feed::File {
                 rejects: Some(file),
                 ..
             } => DeadLetters::File(Arc::clone(file)),
-            Feed::Kafka(kafka, sent) => DeadLetters::Topic {
-                publisher: Box::new(Publisher::new(
-                    &kafka.client,
-                    &format!("worker {index} dead letters"),
-                )?),
-                topic: kafka.dlq_topic.clone(),
-                sent: sent.clone(),
-            },
+            Feed::Kafka(kafka, sent) => {
+                let ends = Ends::default();
+                DeadLetters::Topic {
+                    publisher: Box::new(
+                        Publisher::new(
+                            &kafka.client,
+                            &format!("worker {index} dead letters"),
+                            ends.clone(),
+                        )?
+                        .sharing(sent.ends()),
+                    ),
+                    topic: kafka.dlq_topic.clone(),
+                    sent: sent.clone(),
+                    ends,
+                    owner: (index, peers),
+                }
+            }
             _ => DeadLetters::Log,
         })
     }
@@ -383,16 +416,27 @@ impl Job {
             (config.grid, config.window),
         );
         if let Some(results) = &config.results {
-            // Reports a killed run published after its last checkpoint are not published again.
-            let published = match published_epochs(&results.client, &results.topic) {
+            // Reports a killed run published after its last checkpoint are not published
+            // again; the checkpoint says where they may lie.
+            let (reported, from) = match &self.checkpoints {
+                Some(checkpoints) => {
+                    let printed = checkpoints.resumed();
+                    let from = printed.results_from.clone().unwrap_or_default();
+                    (printed.last_reported, from)
+                }
+                None => (None, ResumeOffsets::new()),
+            };
+            let ends = Ends::default();
+            let published = match published_epochs(&results.client, (&results.topic, &from, &ends))
+            {
                 Err(ReadBackError::Missing { .. }) => Default::default(),
                 read => read?,
             };
-            info!(topic = %results.topic, reports = published.len(), "results topic read back");
+            info!(topic = %results.topic, reports = published.keys.len(), from = ?from, "results topic read back");
             reporter = reporter.publish_to(
-                Publisher::new(&results.client, "results")?,
+                Publisher::new(&results.client, "results", ends.clone())?,
                 results.topic.clone(),
-                published,
+                published.into_tail(reported, ends),
             );
         }
         Ok(Some(reporter))
@@ -595,7 +639,9 @@ fn refuse_clobbering(config: &Config) -> anyhow::Result<()> {
 }
 
 /// Process 0 opens `--alerts FILE` and reads back `--alerts-topic` before any worker starts.
-fn alert_outputs(config: &Config) -> anyhow::Result<AlertOutputs> {
+/// `resumed`: with checkpoints, what the printer had done at the checkpoint the run resumes
+/// from (where the topic is read back from, the last epoch reported).
+fn alert_outputs(config: &Config, resumed: Option<&Printed>) -> anyhow::Result<AlertOutputs> {
     let mut outputs = AlertOutputs::default();
     if config.cluster.process != 0 {
         return Ok(outputs);
@@ -610,15 +656,23 @@ fn alert_outputs(config: &Config) -> anyhow::Result<AlertOutputs> {
         outputs.file = Some(file);
     }
     if let Some(topic) = &config.alerts_topic {
-        let published = match published_ids(&topic.client, &topic.topic) {
+        let (reported, from) = match resumed {
+            Some(printed) => (
+                printed.last_reported,
+                printed.alerts_from.clone().unwrap_or_default(),
+            ),
+            None => (None, ResumeOffsets::new()),
+        };
+        let ends = Ends::default();
+        let published = match published_ids(&topic.client, (&topic.topic, &from, &ends)) {
             Err(ReadBackError::Missing { .. }) => {
                 crate::kafka::admin::create_missing(&topic.client, &topic.topic, "--alerts-topic")?;
                 Default::default()
             }
             read => read?,
         };
-        info!(topic = %topic.topic, already = published.len(), "alerts topic read back");
-        outputs.published = Some(published);
+        info!(topic = %topic.topic, already = published.keys.len(), from = ?from, "alerts topic read back");
+        outputs.published = Some((published.into_tail(reported, ends.clone()), ends));
     }
     Ok(outputs)
 }
@@ -720,7 +774,7 @@ fn open_state_dir(
     Ok(Checkpoints::new(
         state,
         (marker, printed),
-        config.cluster.workers,
+        config.cluster.local_workers(),
         config.cluster.processes > 1,
         kept,
     ))

@@ -110,15 +110,22 @@ impl ReportPrinter {
         self
     }
 
-    /// What a checkpoint committed now records of the printer: the alerts raised and the
-    /// last epoch reported (by this run or, before its first report, the one it resumed).
-    pub(crate) fn printed(&self) -> Printed {
+    /// What a checkpoint committed now, at `frontier` (every epoch before it printed, none
+    /// after), records of the printer: the alerts raised, the last epoch reported (by this
+    /// run or, before its first report, the one it resumed), and where a restart reads the
+    /// results and alerts topics back.
+    pub(crate) fn printed(&self, frontier: Epoch) -> Printed {
         let log = self.alerts.as_ref().map(|(_, _, log)| log);
         Printed {
             alerts: self.active_alerts(),
             last_reported: self.last_reported.or(self.resumed),
             rules: log.and_then(AlertLog::rules_applied),
             undelivered: log.map(AlertLog::undelivered).unwrap_or_default(),
+            results_from: self
+                .reporter
+                .as_ref()
+                .and_then(|r| r.resume_offsets(frontier)),
+            alerts_from: log.and_then(|log| log.resume_offsets(frontier)),
         }
     }
 
@@ -380,7 +387,7 @@ mod tests {
             (Stat::TotalMessages(2), 11, 1),
             (Stat::TotalMessages(2), 12, -1),
         ]);
-        assert_eq!(printer.printed().last_reported, Some(10));
+        assert_eq!(printer.printed(0).last_reported, Some(10));
         printer.input_finished(0);
         printer.on_frontier(None).expect("prints");
         let text = String::from_utf8(out.0.lock().expect("lock").clone()).expect("utf8");
@@ -400,7 +407,7 @@ mod tests {
             "not the empty window at the wall clock's epoch"
         );
         assert_eq!(
-            printer.printed().last_reported,
+            printer.printed(0).last_reported,
             Some(10),
             "kept for the next restart"
         );

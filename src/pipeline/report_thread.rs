@@ -182,7 +182,7 @@ fn serve(
     let transitions: Transitions = Rc::new(RefCell::new(Vec::new()));
     let mut printer = make(Rc::clone(&collected), Rc::clone(&transitions));
     let lock = || status.lock().unwrap_or_else(|e| e.into_inner());
-    lock().printed = printer.printed();
+    lock().printed = printer.printed(0);
     while let Ok(message) = rx.recv() {
         match message {
             ToPrinter::InputFinished(open) => printer.input_finished(open),
@@ -202,7 +202,7 @@ fn serve(
                     Ok(readers) => {
                         status.gone |= readers == Readers::Gone;
                         status.printed_before = frontier.unwrap_or(Epoch::MAX);
-                        status.printed = printer.printed();
+                        status.printed = printer.printed(frontier.unwrap_or(Epoch::MAX));
                     }
                     Err(error) => {
                         status.error = Some(error);

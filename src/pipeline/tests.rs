@@ -134,7 +134,7 @@ fn run(topic: &Arc<MemoryTopic>, config: Config, state: Option<&Path>) -> Run {
         Checkpoints::new(
             dir,
             (marker, Default::default()),
-            config.cluster.workers,
+            config.cluster.local_workers(),
             false,
             Default::default(),
         )

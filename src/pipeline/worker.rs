@@ -94,6 +94,8 @@ impl<'w> WorkerLoop<'w> {
         let stop_link = (job.config.cluster.processes > 1).then(|| StopLink::new(worker));
         let first_local = index == job.config.cluster.local_workers().start;
         let stop = || job.stopped();
+        // Taken first: if this worker fails before starting it, it answers the others.
+        let letter_starter = first_local.then(|| job.take_letter_starter()).flatten();
         let (checkpointer, resume) = match job.checkpoints() {
             Some(shared) => {
                 let (checkpointer, resume) =
@@ -102,8 +104,11 @@ impl<'w> WorkerLoop<'w> {
             }
             None => (None, Resume::default()),
         };
+        if let Some(starter) = letter_starter {
+            starter.start(resume.dead_letters_from.clone());
+        }
         let source = job.source(index, peers, &resume.offsets)?;
-        let rejects = Rejects::new(job.config.input.name(), job.dead_letters(index)?);
+        let rejects = Rejects::new(job.config.input.name(), job.dead_letters(index, peers)?);
         let config = &job.config;
         // Only this worker's partitions: each partition's offset is in exactly one checkpoint.
         let offsets = owned(&resume.offsets, index, peers);

@@ -574,10 +574,11 @@ impl EpochWriter {
         self.rejects.end_epoch()?;
         if let Some(journal) = journal {
             let event_time = self.event_time_state();
+            let dead_letters_from = self.rejects.resume_offsets(&self.offsets);
             journal.write(
                 self.open,
                 (counts, reported),
-                &self.offsets,
+                (&self.offsets, dead_letters_from),
                 (&self.tally, event_time),
             )?;
         }

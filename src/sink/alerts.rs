@@ -5,7 +5,7 @@
 //! report. With `--alerts-topic`, ids already in the topic (read back at start) are not
 //! published again, so a restart that replays an epoch repeats none of its alerts there.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 
@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use crate::epoch::{rfc3339, EpochGrid};
 use crate::kafka::publisher::{Outgoing, Publisher};
+use crate::kafka::tail::{EpochTail, ResumeOffsets};
 use crate::pipeline::reload::{rules_name, LiveRules};
 use crate::rules::Rules;
 
@@ -191,10 +192,9 @@ pub struct AlertTopic {
     /// The topic.
     pub topic: String,
     /// Ids found in the topic at start: what a killed run published after its last
-    /// checkpoint, which this run replays. A run offers each transition once, so what it
-    /// publishes itself is not added (the set stayed as large as every transition of a
-    /// months-long run).
-    pub published: HashSet<String>,
+    /// checkpoint, which this run replays (a run offers each transition once, so what it
+    /// publishes itself is not added), and where a restart starts reading it back.
+    pub published: EpochTail<String>,
     /// Sent since the last flush.
     pub unflushed: bool,
 }
@@ -380,8 +380,7 @@ impl AlertLog {
                 }
             }
             if let Some(topic) = &mut self.topic {
-                let id = id(t);
-                if !topic.published.contains(&id) {
+                if topic.published.is_new(t.epoch, &id(t)) {
                     let outgoing = Outgoing::new(
                         topic.topic.clone(),
                         Some(t.device.as_bytes().to_vec()),
@@ -455,7 +454,7 @@ impl AlertLog {
         let start = lines.len();
         serde_json::to_writer(&mut *lines, &line)?;
         if let Some(topic) = &mut self.topic {
-            if !topic.published.contains(&line.id) {
+            if topic.published.is_new(epoch, &line.id) {
                 let outgoing = Outgoing::new(
                     topic.topic.clone(),
                     Some(b"rules".to_vec()),
@@ -468,6 +467,12 @@ impl AlertLog {
         }
         lines.push(b'\n');
         Ok(())
+    }
+
+    /// With `--alerts-topic`: where a restart from a checkpoint cut now, at `frontier`,
+    /// starts reading it back.
+    pub fn resume_offsets(&self, frontier: Epoch) -> Option<ResumeOffsets> {
+        Some(self.topic.as_ref()?.published.resume_offsets(frontier))
     }
 
     /// Waits until every published transition is acknowledged (before a checkpoint commits

@@ -17,6 +17,7 @@ use tracing::warn;
 
 use crate::kafka::publisher::{Outgoing, PublishError, Publisher};
 use crate::kafka::readback::{ReadBackError, SentLetters};
+use crate::kafka::tail::Ends;
 use crate::message::MessageError;
 use crate::source::{Origin, RawRecord};
 
@@ -59,6 +60,10 @@ pub enum DeadLetters {
         /// `(partition, offset)` of the rejects the topic already held at start: not sent
         /// again.
         sent: SentLetters,
+        /// The ends the producer has reached.
+        ends: Ends,
+        /// This worker's index and the number of workers: which source partitions it reads.
+        owner: (usize, usize),
     },
 }
 
@@ -108,11 +113,12 @@ impl Rejects {
                 publisher,
                 topic,
                 sent,
+                ..
             } => {
                 // Nothing is sent before the topic is read back.
                 let sent = sent.wait().map_err(RejectError::ReadBack)?;
                 if let Origin::Kafka { partition, offset } = record.origin {
-                    if sent.contains(&(partition, offset)) {
+                    if sent.keys.contains(&(partition, offset)) {
                         return Ok(());
                     }
                 }
@@ -184,6 +190,28 @@ impl Rejects {
                 self.unlogged_this_epoch += 1;
                 Ok(())
             }
+        }
+    }
+
+    /// With a dead-letter topic: where a restart from a checkpoint cut now, with the source
+    /// partitions' next offsets `offsets`, starts reading the topic back (`tail.rs`); `None`
+    /// otherwise.
+    pub fn resume_offsets(
+        &self,
+        offsets: &std::collections::BTreeMap<i32, i64>,
+    ) -> Option<Vec<(i32, i64)>> {
+        match &self.target {
+            DeadLetters::Topic {
+                sent, ends, owner, ..
+            } => {
+                let owns = |p| crate::source::kafka::owns_partition(p, owner.0, owner.1);
+                Some(
+                    sent.resume_offsets((offsets, &owns), ends)?
+                        .into_iter()
+                        .collect(),
+                )
+            }
+            _ => None,
         }
     }
 

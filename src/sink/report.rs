@@ -15,6 +15,7 @@ use crate::config::ReportFormat;
 use crate::epoch::{rfc3339, spark_time, EpochGrid, Window};
 use crate::escape::Escaped;
 use crate::kafka::publisher::{Outgoing, Publisher};
+use crate::kafka::tail::{EpochTail, ResumeOffsets};
 use crate::sink::alerts::{percent, Active, AlertLine};
 
 pub use snapshot::Snapshot;
@@ -149,8 +150,9 @@ pub struct Reporter {
     window: Window,
     line: Vec<u8>,
     results_topic: Option<(Publisher, String)>,
-    /// Epochs whose reports the results topic already held at start: not published again.
-    published: std::collections::HashSet<Epoch>,
+    /// The epochs whose reports the results topic held at start (not published again), and
+    /// where a restart starts reading it back.
+    published: Option<EpochTail<Epoch>>,
 }
 
 impl Reporter {
@@ -169,7 +171,7 @@ impl Reporter {
             window,
             line: Vec::with_capacity(4096),
             results_topic: None,
-            published: std::collections::HashSet::new(),
+            published: None,
         }
     }
 
@@ -178,11 +180,17 @@ impl Reporter {
         mut self,
         publisher: Publisher,
         topic: String,
-        published: std::collections::HashSet<Epoch>,
+        published: EpochTail<Epoch>,
     ) -> Self {
         self.results_topic = Some((publisher, topic));
-        self.published = published;
+        self.published = Some(published);
         self
+    }
+
+    /// With `--results-topic`: where a restart from a checkpoint cut now, at `frontier`,
+    /// starts reading it back.
+    pub fn resume_offsets(&self, frontier: Epoch) -> Option<ResumeOffsets> {
+        Some(self.published.as_ref()?.resume_offsets(frontier))
     }
 
     /// Waits until every published report is acknowledged.
@@ -242,7 +250,10 @@ impl Reporter {
 
     fn write(&mut self, epoch: Epoch, snapshot: &Snapshot, active: &[&Active]) -> io::Result<()> {
         let on = (&self.grid, self.window);
-        let fresh = !self.published.contains(&epoch);
+        let fresh = self
+            .published
+            .as_ref()
+            .is_some_and(|p| p.is_new(epoch, &epoch));
         self.line.clear();
         if let (Some((publisher, topic)), true) = (&mut self.results_topic, fresh) {
             let report = JsonReport::new(epoch, on, snapshot, ActiveLine::logged(active));

@@ -30,7 +30,7 @@
 
 mod batch;
 mod delivered;
-mod resume;
+pub(crate) mod resume;
 
 use self::batch::{Batch, PartitionQueue, Record};
 use self::delivered::Delivered;
@@ -64,7 +64,7 @@ const WATERMARKS_AT_ONCE: usize = 16;
 const MISSING_CHECKS: u32 = 2;
 /// A partition resumed from a checkpoint that hears nothing this long, not even its end, is
 /// fetched again from earlier (see `kafka/resume.rs`).
-const GUARD_SILENCE: Duration = Duration::from_secs(1);
+pub(crate) const GUARD_SILENCE: Duration = Duration::from_secs(1);
 /// How often the same kind of broker error is logged.
 const LOG_EVERY: Duration = Duration::from_secs(5);
 /// Messages taken from a partition's queue at a time (see `batch.rs`).
