@@ -55,26 +55,61 @@ fn rules() -> Rules {
     }
 }
 
-/// One sample, at the end of a tenth of the simulated span. The state directory holds, besides
-/// the committed checkpoint and its epoch log, the files of the epochs written and not yet
-/// committed: as many as the replay runs ahead of the dataflow's frontier.
+/// One sample, at the end of a tenth of the simulated span; the last at the job's exit, from
+/// `getrusage`'s children usage (peak RSS only), when the page is already closed. The
+/// state directory holds, besides the committed checkpoint and its epoch log, the files of the
+/// epochs written and not yet committed: as many as the replay runs ahead of the frontier.
 #[derive(Debug, Default, Clone)]
 struct Sample {
     /// Simulated hours from the first epoch.
     hours: f64,
     /// Epochs reported so far.
     epochs: u64,
-    /// VmHWM, kB.
+    /// VmHWM, kB (at the end: `ru_maxrss`, the same figure).
     peak_rss_kb: u64,
     /// The largest the state directory was in this tenth, bytes.
     state_bytes: u64,
-    /// Bytes written per epoch (one checkpoint each) in this tenth.
-    per_checkpoint: u64,
+    /// Bytes written per epoch (one checkpoint each) in this tenth; not known at the exit.
+    per_checkpoint: Option<u64>,
+    /// The live page, while the job runs.
+    page: Option<Page>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Page {
     /// Series on `/metrics`.
     series: usize,
     /// The page's state event, bytes, and its tiles, active alerts and recent transitions.
-    page_bytes: usize,
-    page_items: (usize, usize, usize),
+    bytes: usize,
+    items: (usize, usize, usize),
+}
+
+/// What the kernel knows of the job at its exit.
+struct Exit {
+    success: bool,
+    /// `ru_maxrss`, kB.
+    peak_rss_kb: u64,
+}
+
+/// Waits for the job, for its resource usage: the children's usage after its wait less the one
+/// before (the peak RSS is the largest of the children waited for, so it is the job's when it went up;
+/// the job is by far the largest child this test waits for).
+fn wait_with_usage(job: &mut std::process::Child) -> Exit {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let usage = || getrusage(UsageWho::RUSAGE_CHILDREN).expect("getrusage");
+    let before = usage();
+    let status = job.wait().expect("the job ends");
+    let after = usage();
+    assert!(
+        after.max_rss() > before.max_rss(),
+        "the job's peak RSS ({} kB) is not above the other children's ({} kB)",
+        after.max_rss(),
+        before.max_rss()
+    );
+    Exit {
+        success: status.success(),
+        peak_rss_kb: u64::try_from(after.max_rss()).unwrap_or(0),
+    }
 }
 
 fn proc_field(pid: u32, file: &str, field: &str) -> u64 {
@@ -236,12 +271,15 @@ fn soak(hours: f64) {
             epochs,
             peak_rss_kb: proc_field(pid, "status", "VmHWM"),
             state_bytes: largest,
-            per_checkpoint,
-            series: metric_series(&url),
-            page_bytes: page.to_string().len(),
-            page_items: (count("devices"), count("active"), count("recent")),
+            per_checkpoint: Some(per_checkpoint),
+            page: Some(Page {
+                series: metric_series(&url),
+                bytes: page.to_string().len(),
+                items: (count("devices"), count("active"), count("recent")),
+            }),
         }
     };
+    let mut last_at = 0;
     for line in stdout.lines().map_while(Result::ok) {
         let Some(epoch) = epoch_of(&line) else {
             continue;
@@ -253,18 +291,23 @@ fn soak(hours: f64) {
             largest = largest.max(dir_bytes(&state));
         }
         let at = epoch - first;
-        // At each tenth, the last just before the end (the final report ends the job).
-        let next = match samples.len() {
-            n @ 0..9 => tenth * (n as i64 + 1),
-            9 => span - 1 - span / 1000,
-            _ => i64::MAX,
-        };
-        if at >= next {
+        last_at = at;
+        // At each of the first nine tenths; the tenth is the job's exit, below.
+        if at >= tenth * (samples.len() as i64 + 1) && samples.len() < 9 {
             samples.push(take(at, epochs, largest));
             largest = 0;
         }
     }
-    let status = job.wait().expect("the job ends");
+    largest = largest.max(dir_bytes(&state));
+    let exit = wait_with_usage(&mut job);
+    samples.push(Sample {
+        hours: (last_at as f64 * EPOCH_MS as f64) / 3_600_000.0,
+        epochs,
+        peak_rss_kb: exit.peak_rss_kb,
+        state_bytes: largest,
+        per_checkpoint: None,
+        page: None,
+    });
     let mut files: Vec<String> = walk(&state)
         .into_iter()
         .map(|(path, len)| {
@@ -277,7 +320,7 @@ fn soak(hours: f64) {
     files.sort();
     eprintln!("state directory at the end: {files:?}");
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(status.success(), "{status}: {log_text}");
+    assert!(exit.success, "the job failed: {log_text}");
 
     // The alert log, against the oracle.
     let readings = alert_oracle::parse_input(&std::fs::read(&input).expect("input"));
@@ -310,18 +353,28 @@ fn soak(hours: f64) {
     eprintln!("| simulated hours | epochs | peak RSS | state dir (largest) | written per checkpoint | metric series | page state (tiles, active, recent) |");
     eprintln!("|---|---|---|---|---|---|---|");
     for s in &samples {
+        let page = s
+            .page
+            .as_ref()
+            .map_or("(at exit: page closed) | -".into(), |p| {
+                format!(
+                    "{} | {:.1} kB ({}, {}, {})",
+                    p.series,
+                    p.bytes as f64 / 1e3,
+                    p.items.0,
+                    p.items.1,
+                    p.items.2
+                )
+            });
+        let written = s
+            .per_checkpoint
+            .map_or("-".into(), |w| format!("{:.1} kB", w as f64 / 1e3));
         eprintln!(
-            "| {:.1} | {} | {:.1} MB | {:.0} kB | {:.1} kB | {} | {:.1} kB ({}, {}, {}) |",
+            "| {:.1} | {} | {:.1} MB | {:.0} kB | {written} | {page} |",
             s.hours,
             s.epochs,
             s.peak_rss_kb as f64 / 1024.0,
             s.state_bytes as f64 / 1e3,
-            s.per_checkpoint as f64 / 1e3,
-            s.series,
-            s.page_bytes as f64 / 1e3,
-            s.page_items.0,
-            s.page_items.1,
-            s.page_items.2,
         );
     }
     assert_eq!(samples.len(), 10, "a sample at each tenth");
@@ -351,30 +404,32 @@ fn soak(hours: f64) {
     );
     let early_write = samples[1..3]
         .iter()
-        .map(|s| s.per_checkpoint)
+        .filter_map(|s| s.per_checkpoint)
         .max()
         .unwrap_or(0);
     let late_write = samples[3..]
         .iter()
-        .map(|s| s.per_checkpoint)
+        .filter_map(|s| s.per_checkpoint)
         .max()
         .unwrap_or(0);
     assert!(
         late_write * 10 <= early_write * 12,
         "{late_write} bytes per checkpoint later, {early_write} early"
     );
-    let early_series = samples[..3].iter().map(|s| s.series).max().unwrap_or(0);
+    let pages: Vec<&Page> = samples.iter().filter_map(|s| s.page.as_ref()).collect();
+    assert_eq!(pages.len(), 9, "the page at each of the first nine tenths");
+    let early_series = pages[..3].iter().map(|p| p.series).max().unwrap_or(0);
     assert!(
-        samples.iter().all(|s| s.series <= early_series),
+        pages.iter().all(|p| p.series <= early_series),
         "metric series: {:?}",
-        samples.iter().map(|s| s.series).collect::<Vec<_>>()
+        pages.iter().map(|p| p.series).collect::<Vec<_>>()
     );
     // The page's list of recent transitions fills to its 30 in the first hours.
-    let early_page = samples[..3].iter().map(|s| s.page_bytes).max().unwrap_or(0);
+    let early_page = pages[..3].iter().map(|p| p.bytes).max().unwrap_or(0);
     assert!(
-        samples.iter().all(|s| s.page_bytes * 4 <= early_page * 5),
+        pages.iter().all(|p| p.bytes * 4 <= early_page * 5),
         "page state: {:?}",
-        samples.iter().map(|s| s.page_bytes).collect::<Vec<_>>()
+        pages.iter().map(|p| p.bytes).collect::<Vec<_>>()
     );
 }
 
