@@ -10,7 +10,8 @@
 #
 # The dead letters are sent by a real run over that many malformed lines; the alert lines are
 # lines in the alert log's format, of epochs before the job's, produced into the alerts topic
-# (a run raises a few dozen transitions a day, not 100,000 in a minute). Needs a release build
+# (a run raises a few dozen transitions a day, not 100,000 in a minute), before the run that
+# writes the checkpoint, as a year of history would be. Needs a release build
 # (cargo build --release), python3 and tansu (scripts/install-tansu.sh). Prints one line per
 # restart and the medians.
 set -euo pipefail
@@ -38,7 +39,6 @@ history() {
     done
     "$bin" generate --count "$letters" --seed 1 --bad-fraction 1 > "$dir/bad.jsonl"
     "$bin" produce -b "$brokers" -t "$name.in" "$dir/bad.jsonl"
-    run_job "$name" > /dev/null
     python3 - "$alerts" > "$dir/alerts.jsonl" <<'PY'
 import json, sys
 for i in range(int(sys.argv[1])):
@@ -48,6 +48,9 @@ for i in range(int(sys.argv[1])):
         "kind": "high", "state": "raised", "value": 71.5, "limit": 70.0}))
 PY
     "$bin" produce -b "$brokers" -t "$name.alerts" "$dir/alerts.jsonl"
+    # The history is in the topics before the run whose checkpoint the restarts start from,
+    # as it is for a monitor that has run for a year: that run reads it all back once.
+    run_job "$name" > /dev/null
 }
 
 run_job() {
