@@ -194,9 +194,8 @@ impl SentLetters {
         // Each source partition this worker reads: a partition it has not read from yet (not
         // in `offsets`) is read from its start, so every letter of it found counts.
         let partitions: std::collections::BTreeSet<i32> = letters
-            .keys
-            .iter()
-            .map(|(partition, _)| *partition)
+            .known
+            .partitions()
             .filter(|p| owns(*p))
             .chain(offsets.keys().copied())
             .collect();

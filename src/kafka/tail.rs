@@ -103,6 +103,19 @@ impl<P: Ord + Copy> Known<P> {
     }
 }
 
+impl Known<(i32, i64)> {
+    /// The source partitions of the messages known by `(source partition, offset)`: one
+    /// lookup per partition, not a look at every message.
+    pub fn partitions(&self) -> impl Iterator<Item = i32> + '_ {
+        let mut from = Some((i32::MIN, i64::MIN));
+        std::iter::from_fn(move || {
+            let (&(partition, _), _) = self.first.range(from?..).next()?;
+            from = partition.checked_add(1).map(|next| (next, i64::MIN));
+            Some(partition)
+        })
+    }
+}
+
 /// The tail of an output topic whose messages belong to epochs (results, alerts), as its
 /// sink keeps it: what the topic held from its resume offsets on, the last epoch reported
 /// before the checkpoint this run resumed from (everything up to it was published and
@@ -173,6 +186,16 @@ pub fn lowest(all: impl IntoIterator<Item = ResumeOffsets>) -> ResumeOffsets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_source_partitions_of_known_letters_each_once() {
+        let mut known = Known::default();
+        assert_eq!(known.partitions().count(), 0);
+        for (source, start) in [((3, 5), 1), ((3, 9), 2), ((-1, 0), 3), ((i32::MAX, 7), 4)] {
+            known.found(source, 0, start);
+        }
+        assert_eq!(known.partitions().collect::<Vec<_>>(), [-1, 3, i32::MAX]);
+    }
 
     #[test]
     fn ends_only_move_forward() {
