@@ -91,9 +91,8 @@ struct Exit {
     peak_rss_kb: u64,
 }
 
-/// Waits for the job, for its resource usage: the children's usage after its wait less the one
-/// before (the peak RSS is the largest of the children waited for, so it is the job's when it went up;
-/// the job is by far the largest child this test waits for).
+/// Waits for the job, for its peak RSS: `RUSAGE_CHILDREN`'s is the largest of the children
+/// waited for, so it is the job's when the job's wait raised it (asserted).
 fn wait_with_usage(job: &mut std::process::Child) -> Exit {
     use nix::sys::resource::{getrusage, UsageWho};
     let usage = || getrusage(UsageWho::RUSAGE_CHILDREN).expect("getrusage");
